@@ -1,0 +1,187 @@
+"""`POST /api/flux`: verify, validate and durably enqueue one Flux event.
+
+The order matters: size cap, then the signature over the raw bytes, then parsing. A 2xx is given
+only after Service Bus acknowledged the message; anything else is a 4xx naming the caller's
+problem, or a 503 (Flux retries 5xx) when we could not queue.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from opentelemetry import propagate
+from pydantic import ValidationError
+
+from connector import envelope
+from connector.events import FluxEvent
+from connector.queue import MessageSender, OutgoingMessage, QueueUnavailableError
+from connector.settings import Settings
+from connector.signature import SignatureError, verify
+
+logger = logging.getLogger(__name__)
+
+MAX_BODY_BYTES = 1024 * 1024
+RETRY_AFTER_SECONDS = "5"
+# Cluster and environment names end up in session ids, table keys and status names.
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}")
+
+
+@dataclass(frozen=True)
+class Reply:
+    status: int
+    body: dict[str, Any]
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Request:
+    method: str
+    body: bytes
+    headers: Mapping[str, str]  # case-insensitive in practice (azure.functions)
+    params: Mapping[str, str]
+
+
+class RejectedError(Exception):
+    def __init__(self, status: int, error: str, **details: Any) -> None:
+        super().__init__(error)
+        self.reply = Reply(status, {"error": error, **details})
+
+
+class Ingest:
+    def __init__(
+        self,
+        settings: Settings,
+        sender: MessageSender,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self._settings = settings
+        self._sender = sender
+        self._clock = clock
+
+    def handle(self, request: Request) -> Reply:
+        try:
+            event, cluster, env = self._admit(request)
+        except RejectedError as rejected:
+            logger.warning(
+                "ingest.rejected",
+                extra={"status": rejected.reply.status, "error": rejected.reply.body["error"]},
+            )
+            return rejected.reply
+        return self._enqueue(request.body, event, cluster, env)
+
+    def _admit(self, request: Request) -> tuple[FluxEvent, str, str]:
+        if request.method.upper() != "POST":
+            raise RejectedError(405, "method not allowed: use POST")
+        self._check_signature(request)
+        event = parse_event(request.body)
+        cluster = _origin("cluster", event, request.params, self._settings.default_cluster)
+        env = _origin("env", event, request.params, self._settings.default_env)
+        return event, cluster, env
+
+    def _check_signature(self, request: Request) -> None:
+        keys = self._settings.hmac_keys
+        if not keys and not self._settings.flux_allow_unsigned:
+            raise RejectedError(
+                503,
+                "webhook not configured: set FLUX_HMAC_KEY "
+                "(or FLUX_ALLOW_UNSIGNED=true for local trials only)",
+            )
+        if len(request.body) > MAX_BODY_BYTES:
+            raise RejectedError(413, f"body larger than {MAX_BODY_BYTES} bytes")
+        header = request.headers.get("x-signature")
+        if not keys or (header is None and self._settings.flux_allow_unsigned):
+            return
+        try:
+            verify(header, request.body, keys)
+        except SignatureError as exc:
+            raise RejectedError(401, f"unauthorized: {exc}") from None
+
+    def _enqueue(self, body: bytes, event: FluxEvent, cluster: str, env: str) -> Reply:
+        message = build_message(body, event, cluster, env, self._clock())
+        try:
+            self._sender.send(message)
+        except QueueUnavailableError as exc:
+            logger.exception(
+                "ingest.queue_unavailable",
+                extra={"message_id": message.message_id, "cause": str(exc)},
+            )
+            return Reply(
+                503,
+                {"error": "queue unavailable, retry later"},
+                {"Retry-After": RETRY_AFTER_SECONDS},
+            )
+        obj = event.involved_object
+        logger.info(
+            "ingest.accepted",
+            extra={
+                "message_id": message.message_id,
+                "cluster": cluster,
+                "env": env,
+                "object": f"{obj.kind}/{obj.namespace}/{obj.name}",
+                "reason": event.reason,
+            },
+        )
+        return Reply(202, {"id": message.message_id})
+
+
+def parse_event(body: bytes) -> FluxEvent:
+    """Validate a Flux event; 400 for a body that is not a JSON object, 422 naming bad fields."""
+    try:
+        return FluxEvent.model_validate_json(body)
+    except ValidationError as exc:
+        errors = exc.errors(include_url=False, include_input=False, include_context=False)
+        if any(e["type"] == "json_invalid" for e in errors):
+            raise RejectedError(400, "body is not valid JSON") from None
+        if any(e["type"] == "model_type" and not e["loc"] for e in errors):
+            raise RejectedError(400, "body must be a JSON object") from None
+        fields = [
+            {"field": ".".join(str(p) for p in e["loc"]), "problem": e["msg"]} for e in errors
+        ]
+        names = ", ".join(f["field"] for f in fields)
+        raise RejectedError(422, f"invalid Flux event: {names}", fields=fields) from None
+
+
+def _origin(key: str, event: FluxEvent, params: Mapping[str, str], default: str) -> str:
+    """Cluster or environment: event metadata, else query parameter, else the setting."""
+    value = event.meta(key) or params.get(key) or default
+    if not value:
+        raise RejectedError(
+            422,
+            f"event has no {key}: set it in the Flux Alert's eventMetadata, "
+            f"as the ?{key}= query parameter, or in the connector's default setting",
+            fields=[{"field": f"metadata.{key}", "problem": "missing"}],
+        )
+    if not _NAME.fullmatch(value):
+        raise RejectedError(
+            422,
+            f"invalid {key}: use letters, digits, '.', '_' or '-' (at most 63 characters)",
+            fields=[{"field": f"metadata.{key}", "problem": "invalid characters or length"}],
+        )
+    return value
+
+
+def build_message(
+    body: bytes, event: FluxEvent, cluster: str, env: str, received_at: datetime
+) -> OutgoingMessage:
+    obj = event.involved_object
+    properties = {
+        "cluster": cluster,
+        "env": env,
+        "kind": obj.kind,
+        "namespace": obj.namespace,
+        "name": obj.name,
+        "reason": event.reason,
+        "severity": event.severity,
+    }
+    propagate.inject(properties)  # traceparent/tracestate, continued by the processor
+    return OutgoingMessage(
+        body=envelope.encode(cluster, env, received_at, body),
+        message_id=envelope.message_id(cluster, env, body),
+        session_id=envelope.session_id(cluster, obj),
+        application_properties=properties,
+    )

@@ -1,0 +1,139 @@
+"""The connector's configuration: every app setting it reads, typed and read once.
+
+App settings arrive as environment variables (Azure Functions app settings, or
+`local.settings.json` under Core Tools). The names below are the contract with
+`local.settings.sample.json`, the Bicep template and the README.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+
+from pydantic import BaseModel, ConfigDict, Field, Json, SecretStr, ValidationError
+
+# Names of settings read by the Functions host itself (bindings, storage), not by our code.
+HOST_SETTINGS = (
+    "AzureWebJobsStorage",
+    "FUNCTIONS_WORKER_RUNTIME",
+)
+
+
+class EnvironmentSpec(BaseModel):
+    """What one environment is made of: the clusters (and objects) that must be healthy."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    clusters: tuple[str, ...] = ()
+    objects: tuple[str, ...] = ()
+
+
+class SettingsError(ValueError):
+    """A setting is missing or malformed; the message names it and never echoes its value."""
+
+
+class Settings(BaseModel):
+    """All settings. Field aliases are the app setting names."""
+
+    model_config = ConfigDict(frozen=True, populate_by_name=True, extra="ignore")
+
+    # --- Ingest -------------------------------------------------------------------------
+    flux_hmac_keys: SecretStr | None = Field(default=None, alias="FLUX_HMAC_KEY")
+    flux_allow_unsigned: bool = Field(default=False, alias="FLUX_ALLOW_UNSIGNED")
+    default_cluster: str = Field(default="", alias="DEFAULT_CLUSTER")
+    default_env: str = Field(default="", alias="DEFAULT_ENV")
+
+    # --- Service Bus --------------------------------------------------------------------
+    servicebus_queue: str = Field(default="flux-events", alias="SERVICEBUS_QUEUE")
+    servicebus_connection: SecretStr | None = Field(default=None, alias="ServiceBusConnection")
+    servicebus_namespace: str = Field(
+        default="", alias="ServiceBusConnection__fullyQualifiedNamespace"
+    )
+    servicebus_client_id: str = Field(default="", alias="ServiceBusConnection__clientId")
+
+    # --- State store (Azure Table) ------------------------------------------------------
+    webjobs_storage: SecretStr | None = Field(default=None, alias="AzureWebJobsStorage")
+    webjobs_storage_account: str = Field(default="", alias="AzureWebJobsStorage__accountName")
+    state_storage: SecretStr | None = Field(default=None, alias="STATE_STORAGE")
+    state_storage_account_url: str = Field(default="", alias="STATE_STORAGE__accountUrl")
+    state_table_prefix: str = Field(default="gitops", alias="STATE_TABLE_PREFIX")
+
+    # --- Identity -----------------------------------------------------------------------
+    azure_client_id: str = Field(default="", alias="AZURE_CLIENT_ID")
+
+    # --- Azure DevOps -------------------------------------------------------------------
+    azdo_org_url: str = Field(default="", alias="AZDO_ORG_URL")
+    azdo_project: str = Field(default="", alias="AZDO_PROJECT")
+    azdo_gitops_repo: str = Field(default="", alias="AZDO_GITOPS_REPO")
+    azdo_pr_repo: str = Field(default="", alias="AZDO_PR_REPO")
+    azdo_pat: SecretStr | None = Field(default=None, alias="AZDO_PAT")
+    azdo_dry_run: bool = Field(default=False, alias="AZDO_DRY_RUN")
+    azdo_hook_secret: SecretStr | None = Field(default=None, alias="AZDO_HOOK_SECRET")
+    azdo_api_version: str = Field(default="7.1", alias="AZDO_API_VERSION")
+    status_genre: str = Field(default="flux", alias="STATUS_GENRE")
+    status_target_url: str = Field(default="", alias="STATUS_TARGET_URL")
+
+    # --- Environments and gates ---------------------------------------------------------
+    environments: Json[dict[str, EnvironmentSpec]] = Field(
+        default_factory=dict, alias="ENVIRONMENTS"
+    )
+    gate_timeout_minutes: int = Field(default=60, ge=1, le=72 * 60, alias="GATE_TIMEOUT_MINUTES")
+    gate_failure_grace_seconds: int = Field(
+        default=0, ge=0, le=24 * 3600, alias="GATE_FAILURE_GRACE_SECONDS"
+    )
+    pr_number_patterns: Json[list[str]] = Field(
+        default_factory=lambda: [r"^Merged PR (\d+):", r"^Merge pull request (\d+) from"],
+        alias="PR_NUMBER_PATTERNS",
+    )
+    legacy_callback_environment: str = Field(default="", alias="LEGACY_CALLBACK_ENVIRONMENT")
+    gate_use_job_token: bool = Field(default=False, alias="GATE_USE_JOB_TOKEN")
+
+    # --- Spektate and subscribers -------------------------------------------------------
+    spektate_storage: SecretStr | None = Field(default=None, alias="SPEKTATE_STORAGE")
+    spektate_storage_account_url: str = Field(default="", alias="SPEKTATE_STORAGE__accountUrl")
+    spektate_table: str = Field(default="flux", alias="SPEKTATE_TABLE")
+    spektate_deployments_table: str = Field(default="", alias="SPEKTATE_DEPLOYMENTS_TABLE")
+    spektate_partition_key: str = Field(default="", alias="SPEKTATE_PARTITION_KEY")
+    subscribers: Json[list[str]] = Field(default_factory=list, alias="SUBSCRIBERS")
+    subscribers_hmac_key: SecretStr | None = Field(default=None, alias="SUBSCRIBERS_HMAC_KEY")
+
+    # --- Telemetry ----------------------------------------------------------------------
+    appinsights_connection_string: str = Field(
+        default="", alias="APPLICATIONINSIGHTS_CONNECTION_STRING"
+    )
+    otlp_endpoint: str = Field(default="", alias="OTEL_EXPORTER_OTLP_ENDPOINT")
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        source = os.environ if environ is None else environ
+        # Empty strings mean "not set", as in the portal where a setting can exist but be blank.
+        values = {k: v for k, v in source.items() if v != ""}
+        try:
+            return cls.model_validate(values)
+        except ValidationError as exc:
+            raise SettingsError(_describe(exc)) from None
+
+    @property
+    def hmac_keys(self) -> tuple[bytes, ...]:
+        """The accepted HMAC keys (rotation: comma-separated). Keys are raw bytes, not trimmed."""
+        if self.flux_hmac_keys is None:
+            return ()
+        return tuple(k.encode() for k in self.flux_hmac_keys.get_secret_value().split(",") if k)
+
+    @property
+    def pr_repo(self) -> str:
+        return self.azdo_pr_repo or self.azdo_gitops_repo
+
+
+def _describe(exc: ValidationError) -> str:
+    """Name each bad setting and the problem, without echoing the (possibly secret) value."""
+    parts = []
+    for err in exc.errors(include_input=False, include_url=False):
+        name = ".".join(str(p) for p in err["loc"])
+        parts.append(f"{name}: {err['msg']}")
+    return "invalid settings: " + "; ".join(parts)
+
+
+def setting_names() -> frozenset[str]:
+    """Every app setting name the connector's code reads (used by the infra tests)."""
+    return frozenset(f.alias for f in Settings.model_fields.values() if f.alias)

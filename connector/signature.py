@@ -1,0 +1,50 @@
+"""HMAC signatures as notification-controller's `generic-hmac` provider makes them.
+
+`X-Signature: <algo>=<lowercase hex HMAC(key, raw body)>`. Flux sends sha256 only; sha1, sha224,
+sha384 and sha512 are accepted like Flux's own documented verifier does, in case that changes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections.abc import Iterable
+
+ALGORITHMS = {
+    "sha1": hashlib.sha1,
+    "sha224": hashlib.sha224,
+    "sha256": hashlib.sha256,
+    "sha384": hashlib.sha384,
+    "sha512": hashlib.sha512,
+}
+
+
+class SignatureError(Exception):
+    """The request is not signed by a holder of a configured key. The message says why."""
+
+
+def sign(key: bytes, body: bytes, algorithm: str = "sha256") -> str:
+    """The `X-Signature` header value for `body` (used by tests and outgoing webhooks)."""
+    return f"{algorithm}={hmac.new(key, body, ALGORITHMS[algorithm]).hexdigest()}"
+
+
+def verify(header: str | None, body: bytes, keys: Iterable[bytes]) -> None:
+    """Raise SignatureError unless `header` is a valid signature of `body` under one of `keys`."""
+    if not header:
+        raise SignatureError("missing X-Signature header")
+    algorithm, sep, digest = header.strip().partition("=")
+    algorithm = algorithm.strip().lower()
+    if not sep or algorithm not in ALGORITHMS:
+        raise SignatureError("X-Signature must be '<sha256|sha384|sha512|sha1>=<hex>'")
+    try:
+        expected = bytes.fromhex(digest.strip())
+    except ValueError:
+        raise SignatureError("X-Signature digest is not hexadecimal") from None
+    hash_factory = ALGORITHMS[algorithm]
+    # Check every key, without stopping early, so timing reveals nothing about which key matched.
+    matched = False
+    for key in keys:
+        actual = hmac.new(key, body, hash_factory).digest()
+        matched |= hmac.compare_digest(actual, expected)
+    if not matched:
+        raise SignatureError("X-Signature does not match the body")

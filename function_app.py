@@ -1,0 +1,31 @@
+"""Azure Functions wiring only: each trigger hands its input to one entry point in `connector`."""
+
+import azure.functions as func
+
+from connector import entrypoints
+
+app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
+
+
+@app.function_name("flux")
+@app.route(route="flux", auth_level=func.AuthLevel.FUNCTION)
+def flux(req: func.HttpRequest) -> func.HttpResponse:
+    """Flux notification-controller webhook (generic / generic-hmac)."""
+    return entrypoints.flux(req)
+
+
+@app.function_name("health")
+@app.route(route="health", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+def health(req: func.HttpRequest) -> func.HttpResponse:
+    return entrypoints.health(req)
+
+
+@app.function_name("process")
+@app.service_bus_queue_trigger(
+    arg_name="msg",
+    queue_name="%SERVICEBUS_QUEUE%",
+    connection="ServiceBusConnection",
+    is_sessions_enabled=True,
+)
+def process(msg: func.ServiceBusMessage) -> None:
+    entrypoints.process(msg)

@@ -1,0 +1,73 @@
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+
+import azure.functions as func
+import pytest
+
+from connector import bootstrap
+from connector.bootstrap import Container
+from connector.settings import Settings
+from connector.signature import sign
+from tests.recording_sender import RecordingSender
+
+EVENTS = Path(__file__).parent / "events"
+HMAC_KEY = b"test-hmac-key-0123456789"
+
+
+def event_bytes(name: str) -> bytes:
+    return (EVENTS / f"{name}.json").read_bytes()
+
+
+def all_event_names() -> list[str]:
+    return sorted(p.stem for p in EVENTS.glob("*.json"))
+
+
+def flux_request(
+    body: bytes,
+    *,
+    key: bytes | None = HMAC_KEY,
+    headers: Mapping[str, str] | None = None,
+    params: Mapping[str, str] | None = None,
+    method: str = "POST",
+) -> func.HttpRequest:
+    all_headers = {"Content-Type": "application/json", "Gotk-Component": "kustomize-controller"}
+    if key is not None:
+        all_headers["X-Signature"] = sign(key, body)
+    all_headers.update(headers or {})
+    return func.HttpRequest(
+        method=method,
+        url="http://localhost:7071/api/flux",
+        headers=all_headers,
+        params=dict(params or {}),
+        route_params={},
+        body=body,
+    )
+
+
+BASE_SETTINGS = {
+    "FLUX_HMAC_KEY": HMAC_KEY.decode(),
+    "DEFAULT_CLUSTER": "dev-1",
+    "DEFAULT_ENV": "dev",
+    "SERVICEBUS_QUEUE": "flux-events",
+}
+
+
+@pytest.fixture
+def sender() -> RecordingSender:
+    return RecordingSender()
+
+
+@pytest.fixture
+def install(sender: RecordingSender) -> Iterator[object]:
+    """Install a container built from the given settings (plus overrides) for the app to use."""
+
+    def _install(settings: Mapping[str, str] | None = None, **overrides: object) -> Container:
+        values = dict(BASE_SETTINGS if settings is None else settings)
+        container = Container(Settings.from_env(values), **{"sender": sender, **overrides})
+        bootstrap.override(container)
+        return container
+
+    yield _install
+    bootstrap.override(None)
