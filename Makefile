@@ -30,7 +30,7 @@ typecheck: install
 	$(BIN)/mypy
 
 unit: install
-	$(BIN)/pytest
+	$(BIN)/pytest -q
 
 test: lint typecheck unit
 

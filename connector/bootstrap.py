@@ -15,7 +15,11 @@ from connector.settings import Settings, SettingsError
 if TYPE_CHECKING:
     from azure.core.credentials import TokenCredential
 
+    from connector.devops import AzureDevOpsClient, DryRunAzureDevOps
+    from connector.processing import Processor
     from connector.queue import MessageSender
+    from connector.statuses import StatusPublisher
+    from connector.store import TableStore
 
 
 class Container:
@@ -55,6 +59,71 @@ class Container:
         return ServiceBusMessageSender(
             s.servicebus_queue, namespace=s.servicebus_namespace, credential=self.credential
         )
+
+    @cached_property
+    def store(self) -> TableStore:
+        from connector.store import TableStore, connect
+
+        s = self.settings
+        if s.state_storage is not None:
+            service = connect(connection_string=s.state_storage.get_secret_value())
+        elif s.state_storage_account_url:
+            service = connect(account_url=s.state_storage_account_url, credential=self.credential)
+        elif s.webjobs_storage is not None:
+            service = connect(connection_string=s.webjobs_storage.get_secret_value())
+        elif s.webjobs_storage_account:
+            url = f"https://{s.webjobs_storage_account}.table.core.windows.net"
+            service = connect(account_url=url, credential=self.credential)
+        else:
+            raise SettingsError(
+                "state storage not configured: set AzureWebJobsStorage, STATE_STORAGE or "
+                "STATE_STORAGE__accountUrl"
+            )
+        return TableStore(service, prefix=s.state_table_prefix)
+
+    @cached_property
+    def devops(self) -> AzureDevOpsClient | DryRunAzureDevOps:
+        from connector.devops import AzureDevOpsClient, DryRunAzureDevOps
+
+        s = self.settings
+        if not (s.azdo_org_url and s.azdo_project):
+            raise SettingsError("Azure DevOps not configured: set AZDO_ORG_URL and AZDO_PROJECT")
+        if s.azdo_dry_run:
+            return DryRunAzureDevOps(s.azdo_org_url, s.azdo_project, api_version=s.azdo_api_version)
+        if s.azdo_pat is not None:
+            return AzureDevOpsClient(
+                s.azdo_org_url,
+                s.azdo_project,
+                pat=s.azdo_pat.get_secret_value(),
+                api_version=s.azdo_api_version,
+            )
+        return AzureDevOpsClient(
+            s.azdo_org_url,
+            s.azdo_project,
+            credential=self.credential,
+            api_version=s.azdo_api_version,
+        )
+
+    @cached_property
+    def statuses(self) -> StatusPublisher:
+        from connector.statuses import StatusPublisher
+
+        s = self.settings
+        if not s.azdo_gitops_repo:
+            raise SettingsError("manifests repository not configured: set AZDO_GITOPS_REPO")
+        return StatusPublisher(
+            self.devops,
+            self.store,
+            repository=s.azdo_gitops_repo,
+            genre=s.status_genre,
+            target_url=s.status_target_url,
+        )
+
+    @cached_property
+    def processor(self) -> Processor:
+        from connector.processing import Processor
+
+        return Processor(self.settings, self.store, self.statuses, listeners=())
 
 
 _lock = threading.Lock()

@@ -246,7 +246,7 @@ def _path_segments(path: str) -> tuple[str, ...] | None:
 def _collection_of(url: str) -> _Collection | None:
     """Canonical identity of the organisation/collection a URL points into, or None if unsafe."""
     try:
-        parts = urlsplit(url.strip())
+        parts = urlsplit(url)
         port = parts.port
     except ValueError:
         return None
@@ -258,13 +258,15 @@ def _collection_of(url: str) -> _Collection | None:
     # Credentials travel in clear over http, tolerable only to this machine (tests, local fakes).
     if scheme != "https" and not (scheme == "http" and _is_loopback(host)):
         return None
-    # Both Services URL forms name the same organisation; map them to dev.azure.com/{org}.
-    if host in _SERVICES_HOSTS:
-        return _Collection("https", "dev.azure.com", 443, segments[:1]) if segments else None
+    port = port or _DEFAULT_PORTS[scheme]
     legacy = _LEGACY_HOST.fullmatch(host)
-    if legacy:
-        return _Collection("https", "dev.azure.com", 443, (legacy.group(1),))
-    return _Collection(scheme, host, port or _DEFAULT_PORTS[scheme], segments)
+    if host in _SERVICES_HOSTS or legacy:
+        # Both Services URL forms name the same organisation: map them to dev.azure.com/{org}.
+        organization = legacy.group(1) if legacy else (segments[0] if segments else None)
+        if port != 443 or not organization:
+            return None
+        return _Collection("https", "dev.azure.com", 443, (organization,))
+    return _Collection(scheme, host, port, segments)
 
 
 def same_organization(url: str, org_url: str) -> bool:
@@ -558,19 +560,23 @@ class _RetryEveryMethod(RetryPolicy[HttpRequest, HttpResponse]):
         return None if retry_after is None else min(retry_after, float(self.backoff_max))
 
 
+def _auth_policy(pat: str | None, credential: TokenCredential | None) -> Any:
+    if (pat is None) == (credential is None):
+        raise ValueError("pass exactly one of pat or credential")
+    if credential is not None:
+        return BearerTokenCredentialPolicy(credential, ORG_SCOPE)
+    if not pat:
+        raise ValueError("pat must not be empty")
+    return _PatPolicy(pat)
+
+
 def _policies(
     *,
-    pat: str | None,
-    credential: TokenCredential | None,
+    auth: Any,
     retry_total: int,
     retry_backoff_factor: float,
     retry_backoff_max: float,
 ) -> list[Any]:
-    auth: Any = (
-        BearerTokenCredentialPolicy(credential, ORG_SCOPE)
-        if credential is not None
-        else _PatPolicy(pat or "")
-    )
     logging_policy: HttpLoggingPolicy = HttpLoggingPolicy(
         http_logging_level=logging.DEBUG, additional_allowed_query_params=_LOGGABLE_QUERY
     )
@@ -620,10 +626,7 @@ class AzureDevOpsClient:
         read_timeout: float = 30,
         transport: HttpTransport | None = None,  # type: ignore[type-arg]
     ) -> None:
-        if (pat is None) == (credential is None):
-            raise ValueError("pass exactly one of pat or credential")
-        if pat is not None and not pat:
-            raise ValueError("pat must not be empty")
+        auth = _auth_policy(pat, credential)
         if _collection_of(org_url) is None:
             raise ValueError("org_url must be an https URL (http only for loopback hosts)")
         self._routes = _Routes(org_url, project, api_version)
@@ -635,8 +638,7 @@ class AzureDevOpsClient:
         self._client: PipelineClient[HttpRequest, HttpResponse] = PipelineClient(
             base_url=org_url,
             policies=_policies(
-                pat=pat,
-                credential=credential,
+                auth=auth,
                 retry_total=retry_total,
                 retry_backoff_factor=retry_backoff_factor,
                 retry_backoff_max=retry_backoff_max,

@@ -71,3 +71,43 @@ def install(sender: RecordingSender) -> Iterator[object]:
 
     yield _install
     bootstrap.override(None)
+
+
+@pytest.fixture(scope="session")
+def azurite_connection() -> Iterator[str]:
+    from tests.azurite import azurite_tables
+
+    with azurite_tables() as conn:
+        yield conn
+
+
+@pytest.fixture
+def table_store(azurite_connection: str, request: pytest.FixtureRequest):
+    """A TableStore on Azurite with tables unique to this test."""
+    import re
+    import uuid
+
+    from connector.store import TableStore, connect
+
+    prefix = "t" + re.sub(r"[^a-z0-9]", "", request.node.name.lower())[:20] + uuid.uuid4().hex[:8]
+    return TableStore(connect(connection_string=azurite_connection), prefix=prefix)
+
+
+@pytest.fixture
+def azdo():
+    from tests.fakes.azdo_server import FakeAzureDevOps
+    from tests.world import PAT, REPO
+
+    with FakeAzureDevOps(pat=PAT) as fake:
+        fake.add_repository(REPO)
+        yield fake
+
+
+@pytest.fixture
+def world(azdo, table_store):
+    from tests.world import World
+
+    w = World(azdo=azdo, store=table_store)
+    w.configure()
+    yield w
+    bootstrap.override(None)

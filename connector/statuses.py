@@ -1,0 +1,120 @@
+"""Azure DevOps commit statuses on the manifests commit: what to post, and posting it once.
+
+Contexts: `<cluster>/<kind>/<namespace>/<name>` per object and `env/<env>` per environment, under
+the genre from `STATUS_GENRE`. Descriptions change with the phase only, so a rollout costs one
+`pending` and one final write per context; the ledger in the state store remembers what was posted,
+so nothing is read back from Azure DevOps and nothing is posted twice.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from connector.devops import CommitStatus, PermanentAzureDevOpsError, StatusWriter
+from connector.store import StatusLedger
+from connector.tracking import EnvironmentResult, ObjectRef, ObjectState, Phase
+
+logger = logging.getLogger(__name__)
+
+DESCRIPTION_LIMIT = 250
+_STATE = {Phase.PROGRESSING: "pending", Phase.SUCCEEDED: "succeeded", Phase.FAILED: "failed"}
+
+
+@dataclass(frozen=True)
+class DesiredStatus:
+    context: str
+    state: str
+    description: str
+
+
+def object_status(cluster: str, obj: ObjectRef, state: ObjectState) -> DesiredStatus:
+    if state.phase == Phase.SUCCEEDED:
+        description = "healthy"
+    elif state.phase == Phase.FAILED:
+        description = f"{state.reason}: {state.summary}"
+    else:
+        description = "reconciling"
+    return DesiredStatus(f"{cluster}/{obj}", _STATE[state.phase], _cap(description))
+
+
+def environment_status(result: EnvironmentResult) -> DesiredStatus:
+    failed = result.failed_cluster
+    if result.phase == Phase.SUCCEEDED:
+        description = f"healthy in {len(result.clusters)} of {len(result.clusters)} clusters"
+    elif failed is not None:
+        obj, state = failed.failed[0]
+        description = f"{failed.cluster}: {obj}: {state.reason}: {state.summary}"
+    else:
+        description = "deploying"
+    return DesiredStatus(f"env/{result.env}", _STATE[result.phase], _cap(description))
+
+
+def _cap(text: str) -> str:
+    return text if len(text) <= DESCRIPTION_LIMIT else text[: DESCRIPTION_LIMIT - 1] + "…"
+
+
+class StatusPublisher:
+    def __init__(
+        self,
+        writer: StatusWriter,
+        ledger: StatusLedger,
+        *,
+        repository: str,
+        genre: str = "flux",
+        target_url: str = "",
+    ) -> None:
+        self._writer = writer
+        self._ledger = ledger
+        self._repository = repository
+        self._genre = genre
+        self._target_url = target_url
+
+    def publish(self, commit: str, desired: DesiredStatus, **url_fields: str) -> bool:
+        """Post `desired` unless it is already posted (or being posted). True when posted."""
+        if not self._ledger.claim_status(
+            commit, desired.context, desired.state, desired.description
+        ):
+            return False
+        status = CommitStatus(
+            state=desired.state,
+            description=desired.description,
+            genre=self._genre,
+            name=desired.context,
+            target_url=self._url(commit, url_fields),
+        )
+        try:
+            self._writer.post_commit_status(self._repository, commit, status)
+        except PermanentAzureDevOpsError as exc:
+            # Cannot succeed on retry (e.g. the commit is not in this repository): record, go on.
+            logger.warning(
+                "status.refused",
+                extra={
+                    "commit": commit,
+                    "context": desired.context,
+                    "status_code": exc.status_code,
+                    "error": exc.message,
+                },
+            )
+        except Exception:
+            self._ledger.release_status(commit, desired.context)
+            raise
+        self._ledger.confirm_status(commit, desired.context)
+        logger.info(
+            "status.posted",
+            extra={"commit": commit, "context": desired.context, "state": desired.state},
+        )
+        return True
+
+    def _url(self, commit: str, fields: dict[str, str]) -> str | None:
+        if not self._target_url:
+            return None
+        values = _Blank(commit=commit, **fields)
+        return self._target_url.format_map(values)
+
+
+class _Blank(dict[str, str]):
+    """Template values; unknown placeholders become empty instead of raising."""
+
+    def __missing__(self, key: str) -> str:
+        return ""

@@ -1,0 +1,354 @@
+"""Deployment state in Azure Table Storage, written with optimistic concurrency (ETags).
+
+Tables (prefix from `STATE_TABLE_PREFIX`):
+- `<p>deployments`: PartitionKey = commit; RowKey = `obj|<env>|<cluster>|<kind>|<ns>|<name>` for an
+  object's state on that commit, `status|<context name>` for the last commit status we wrote.
+- `<p>objects`: PartitionKey = `<env>|<cluster>`; RowKey = `<kind>|<ns>|<name>`: the object's
+  current and previous commit (learns which objects a cluster has, and which are behind).
+- `<p>processed`: one row per processed message id (duplicate deliveries end here).
+
+Every read-modify-write is `get → compute → update(If-Match: etag)` or `create` (fails if the row
+exists), retried from the read on a conflict, so concurrent instances cannot lose an update.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+from urllib.parse import quote, unquote
+
+from azure.core import MatchConditions
+from azure.core.exceptions import (
+    ResourceExistsError,
+    ResourceModifiedError,
+    ResourceNotFoundError,
+)
+
+from connector.tracking import (
+    ObjectRef,
+    ObjectState,
+    Observation,
+    Phase,
+    Verdict,
+    transition,
+)
+
+if TYPE_CHECKING:
+    from azure.data.tables import TableClient, TableServiceClient
+
+logger = logging.getLogger(__name__)
+
+NO_COMMIT = "-"
+MAX_ATTEMPTS = 20
+# A status claimed but never confirmed (the writer crashed) may be claimed again after this.
+CLAIM_TIMEOUT = timedelta(minutes=2)
+
+T = TypeVar("T")
+
+
+class ConcurrencyError(Exception):
+    """Too many concurrent writers on one row; transient, the message will be redelivered."""
+
+
+def key(*parts: str) -> str:
+    """A Table key from parts: `/ \\ # ?`, control characters and our separator are escaped."""
+    return "|".join(quote(p, safe="-._~:@") for p in parts)
+
+
+def unkey(text: str) -> list[str]:
+    return [unquote(p) for p in text.split("|")]
+
+
+@dataclass(frozen=True)
+class Recorded:
+    verdict: Verdict
+    state: ObjectState | None
+
+
+@dataclass(frozen=True)
+class ObjectPointer:
+    """Where an object of a cluster was last seen: its current and previous commit."""
+
+    obj: ObjectRef
+    commit: str
+    previous_commit: str | None
+    time: datetime
+
+
+@dataclass(frozen=True)
+class StatusRecord:
+    state: str
+    description: str
+    claimed_at: datetime
+    confirmed: bool
+
+
+class DeploymentStore(Protocol):
+    def is_processed(self, message_id: str) -> bool: ...
+    def mark_processed(self, message_id: str) -> None: ...
+    def record(self, obs: Observation) -> Recorded: ...
+    def commit_states(
+        self, commit: str, env: str | None = None
+    ) -> dict[tuple[str, str], dict[ObjectRef, ObjectState]]: ...
+    def cluster_objects(self, env: str) -> dict[str, dict[ObjectRef, ObjectPointer]]: ...
+
+
+class StatusLedger(Protocol):
+    def claim_status(self, commit: str, context: str, state: str, description: str) -> bool: ...
+    def confirm_status(self, commit: str, context: str) -> None: ...
+    def release_status(self, commit: str, context: str) -> None: ...
+
+
+class TableStore:
+    """Both protocols on one storage account. Tables are created on first use."""
+
+    def __init__(self, service: TableServiceClient, prefix: str = "gitops") -> None:
+        self._service = service
+        self._prefix = prefix
+        self._tables: dict[str, TableClient] = {}
+        self._lock = threading.Lock()
+
+    # --- tables -------------------------------------------------------------------------------
+
+    def table(self, name: str) -> TableClient:
+        with self._lock:
+            client = self._tables.get(name)
+            if client is None:
+                client = self._service.create_table_if_not_exists(self._prefix + name)
+                self._tables[name] = client
+            return client
+
+    # --- duplicates ---------------------------------------------------------------------------
+
+    def is_processed(self, message_id: str) -> bool:
+        try:
+            self.table("processed").get_entity(*_processed_key(message_id), select=["RowKey"])
+        except ResourceNotFoundError:
+            return False
+        return True
+
+    def mark_processed(self, message_id: str) -> None:
+        partition, row = _processed_key(message_id)
+        entity = {"PartitionKey": partition, "RowKey": row, "at": _now()}
+        # Exists already: another delivery finished first, with the same outcome.
+        with contextlib.suppress(ResourceExistsError):
+            self.table("processed").create_entity(entity)
+
+    # --- object state -------------------------------------------------------------------------
+
+    def record(self, obs: Observation) -> Recorded:
+        row = key("obj", obs.env, obs.cluster, obs.obj.kind, obs.obj.namespace, obs.obj.name)
+        result: Recorded = _update(
+            self.table("deployments"),
+            obs.commit or NO_COMMIT,
+            row,
+            lambda entity: _apply(entity, obs),
+        )
+        if obs.commit and not obs.is_source and result.verdict != Verdict.STALE:
+            self._point(obs, obs.commit)
+        return result
+
+    def _point(self, obs: Observation, commit: str) -> None:
+        """Move the object's pointer to this commit (if it is newer than the one recorded)."""
+
+        def change(entity: dict[str, Any] | None) -> tuple[dict[str, Any] | None, None]:
+            if entity is not None and datetime.fromisoformat(entity["time"]) > obs.time:
+                return None, None
+            if entity is not None and entity["commit"] == commit:
+                return None, None
+            previous = entity["commit"] if entity is not None else ""
+            return {"commit": commit, "previous": previous, "time": _iso(obs.time)}, None
+
+        _update(
+            self.table("objects"),
+            key(obs.env, obs.cluster),
+            key(obs.obj.kind, obs.obj.namespace, obs.obj.name),
+            change,
+        )
+
+    def commit_states(
+        self, commit: str, env: str | None = None
+    ) -> dict[tuple[str, str], dict[ObjectRef, ObjectState]]:
+        """Object states on a commit, grouped by (env, cluster)."""
+        low, high = (key("obj", env) + "|", key("obj", env) + "}") if env else ("obj|", "obj}")
+        result: dict[tuple[str, str], dict[ObjectRef, ObjectState]] = {}
+        for entity in _query_range(self.table("deployments"), commit, low, high):
+            _, e, cluster, kind, ns, name = unkey(entity["RowKey"])
+            result.setdefault((e, cluster), {})[ObjectRef(kind, ns, name)] = _state(entity)
+        return result
+
+    def cluster_objects(self, env: str) -> dict[str, dict[ObjectRef, ObjectPointer]]:
+        """Every object seen with a commit in each cluster of an environment."""
+        low, high = key(env) + "|", key(env) + "}"
+        table = self.table("objects")
+        query = "PartitionKey ge @low and PartitionKey lt @high"
+        result: dict[str, dict[ObjectRef, ObjectPointer]] = {}
+        for entity in table.query_entities(query, parameters={"low": low, "high": high}):
+            _, cluster = unkey(entity["PartitionKey"])
+            obj = ObjectRef(*unkey(entity["RowKey"]))
+            result.setdefault(cluster, {})[obj] = ObjectPointer(
+                obj,
+                entity["commit"],
+                entity["previous"] or None,
+                datetime.fromisoformat(entity["time"]),
+            )
+        return result
+
+    # --- status ledger ------------------------------------------------------------------------
+
+    def claim_status(self, commit: str, context: str, state: str, description: str) -> bool:
+        """Claim the right to post (state, description) on a context. False when it is already
+        posted, or being posted by another instance."""
+
+        def change(entity: dict[str, Any] | None) -> tuple[dict[str, Any] | None, bool]:
+            if entity is not None and (entity["state"], entity["description"]) == (
+                state,
+                description,
+            ):
+                age = datetime.now(UTC) - datetime.fromisoformat(entity["claimed_at"])
+                if entity["confirmed"] or age < CLAIM_TIMEOUT:
+                    return None, False
+            claim = {"state": state, "description": description, "claimed_at": _now()}
+            return {**claim, "confirmed": False}, True
+
+        claimed: bool = _update(self.table("deployments"), commit, key("status", context), change)
+        return claimed
+
+    def confirm_status(self, commit: str, context: str) -> None:
+        self._set_confirmed(commit, context, confirmed=True)
+
+    def release_status(self, commit: str, context: str) -> None:
+        """Give up a claim whose post failed, so that the redelivery posts again."""
+        with contextlib.suppress(ResourceNotFoundError):
+            self.table("deployments").delete_entity(commit, key("status", context))
+
+    def status_records(self, commit: str) -> dict[str, StatusRecord]:
+        """The commit statuses we recorded for a commit, by context name."""
+        records = {}
+        for entity in _query_range(self.table("deployments"), commit, "status|", "status}"):
+            records[unkey(entity["RowKey"])[1]] = StatusRecord(
+                entity["state"],
+                entity["description"],
+                datetime.fromisoformat(entity["claimed_at"]),
+                bool(entity["confirmed"]),
+            )
+        return records
+
+    def _set_confirmed(self, commit: str, context: str, *, confirmed: bool) -> None:
+        def change(entity: dict[str, Any] | None) -> tuple[dict[str, Any] | None, None]:
+            if entity is None or entity["confirmed"] == confirmed:
+                return None, None
+            return {**_data(entity), "confirmed": confirmed}, None
+
+        _update(self.table("deployments"), commit, key("status", context), change)
+
+
+# --- helpers ------------------------------------------------------------------------------------
+
+
+def _apply(
+    entity: dict[str, Any] | None, obs: Observation
+) -> tuple[dict[str, Any] | None, Recorded]:
+    current = _state(entity) if entity is not None else None
+    verdict, new = transition(current, obs)
+    if new is None or new == current:
+        return None, Recorded(verdict, new)
+    return _row(new), Recorded(verdict, new)
+
+
+def _update(
+    table: TableClient,
+    partition: str,
+    row: str,
+    change: Callable[[dict[str, Any] | None], tuple[dict[str, Any] | None, T]],
+) -> T:
+    """Optimistic read-modify-write of one row. `change` returns (new data or None, result)."""
+    for _ in range(MAX_ATTEMPTS):
+        entity: dict[str, Any] | None
+        try:
+            found = table.get_entity(partition, row)
+            entity, etag = dict(found), found.metadata["etag"]
+        except ResourceNotFoundError:
+            entity, etag = None, None
+        data, result = change(_data(entity) if entity is not None else None)
+        if data is None:
+            return result
+        body = {"PartitionKey": partition, "RowKey": row, **data}
+        try:
+            if entity is None:
+                table.create_entity(body)
+            else:
+                table.update_entity(
+                    body,
+                    etag=etag,
+                    match_condition=MatchConditions.IfNotModified,
+                )
+        except (ResourceExistsError, ResourceModifiedError):
+            continue  # someone else wrote first: read again and recompute
+        return result
+    raise ConcurrencyError(f"row {partition}/{row} kept changing under us")
+
+
+def _processed_key(message_id: str) -> tuple[str, str]:
+    row = key(message_id)
+    return row[:2], row
+
+
+def _query_range(table: TableClient, partition: str, low: str, high: str) -> Iterator[Any]:
+    query = "PartitionKey eq @pk and RowKey ge @low and RowKey lt @high"
+    return iter(table.query_entities(query, parameters={"pk": partition, "low": low, "high": high}))
+
+
+def _data(entity: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in entity.items() if k not in ("PartitionKey", "RowKey")}
+
+
+def _state(entity: dict[str, Any]) -> ObjectState:
+    failed_since = entity.get("failed_since") or None
+    return ObjectState(
+        phase=Phase(entity["phase"]),
+        reason=entity["reason"],
+        summary=entity["summary"],
+        time=datetime.fromisoformat(entity["time"]),
+        first_seen=datetime.fromisoformat(entity["first_seen"]),
+        failed_since=datetime.fromisoformat(failed_since) if failed_since else None,
+    )
+
+
+def _row(state: ObjectState) -> dict[str, Any]:
+    return {
+        "phase": state.phase.value,
+        "reason": state.reason,
+        "summary": state.summary,
+        "time": _iso(state.time),
+        "first_seen": _iso(state.first_seen),
+        "failed_since": _iso(state.failed_since) if state.failed_since else "",
+    }
+
+
+def _iso(value: datetime) -> str:
+    return value.astimezone(UTC).isoformat()
+
+
+def _now() -> str:
+    return _iso(datetime.now(UTC))
+
+
+def connect(
+    *,
+    connection_string: str | None = None,
+    account_url: str | None = None,
+    credential: Any = None,
+) -> TableServiceClient:
+    from azure.data.tables import TableServiceClient
+
+    if connection_string:
+        return TableServiceClient.from_connection_string(connection_string)
+    if account_url:
+        return TableServiceClient(endpoint=account_url, credential=credential)
+    raise ValueError("table storage needs a connection string or an account URL")

@@ -1,0 +1,212 @@
+"""The pure deployment model: classification, transitions and roll-ups."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from connector import envelope
+from connector.events import FluxEvent, commit_from_revision
+from connector.tracking import (
+    ObjectRef,
+    ObjectState,
+    Observation,
+    Phase,
+    Verdict,
+    classify,
+    cluster_result,
+    environment_result,
+    observe,
+    transition,
+)
+from tests.conftest import all_event_names, event_bytes
+from tests.strategies import flux_event_dicts
+
+SHA = "c8925188500a55dad9563388e537a03dcdded446"
+T0 = datetime(2026, 5, 14, 9, 0, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("revision", "commit"),
+    [
+        (f"main@sha1:{SHA}", SHA),
+        (f"feature/x@sha1:{SHA}", SHA),
+        (f"refs/pull/42/head@sha1:{SHA}", SHA),
+        (f"v1.4.2@sha1:{SHA}", SHA),
+        (f"sha1:{SHA}", SHA),
+        (f"main/{SHA}", SHA),
+        (f"HEAD/{SHA}", SHA),
+        (f"v1.4.2/{SHA}", SHA),
+        ("latest@sha256:" + "ab" * 32, None),
+        ("sha256:" + "ab" * 32, None),
+        ("6.7.1", None),
+        ("6.7.1+" + SHA[:12], None),
+        (f"main@sha1:{SHA.upper()}", None),
+        (f"main@sha1:{SHA[:39]}", None),
+        ("", None),
+    ],
+)
+def test_commit_from_revision_follows_flux_rules(revision, commit):
+    assert commit_from_revision(revision) == commit
+
+
+def test_commit_prefers_commit_then_origin_revision_then_revision():
+    other = "1" * 40
+    base = FluxEvent.model_validate_json(event_bytes("kustomization-oci-origin"))
+    assert base.commit == SHA  # originRevision wins over an OCI digest revision
+    with_commit = base.model_copy(update={"metadata": {**base.metadata, "commit": other}})
+    assert with_commit.commit == other
+    prefixed = base.model_copy(
+        update={"metadata": {"kustomize.toolkit.fluxcd.io/revision": f"main@sha1:{other}"}}
+    )
+    assert prefixed.commit == other
+
+
+EXPECTED = {
+    "kustomization-succeeded": (Phase.SUCCEEDED, SHA, True),
+    "kustomization-progressing-changeset": (Phase.PROGRESSING, SHA, True),
+    "kustomization-health-passed": (Phase.PROGRESSING, SHA, True),
+    "kustomization-health-failed": (Phase.FAILED, SHA, True),
+    "kustomization-reconciliation-failed": (Phase.FAILED, SHA, True),
+    "kustomization-dependency-not-ready": (Phase.PROGRESSING, SHA, True),
+    "kustomization-legacy-revision": (Phase.SUCCEEDED, SHA, True),
+    "kustomization-oci-origin": (Phase.SUCCEEDED, SHA, True),
+    "kustomization-with-cluster-env": (Phase.SUCCEEDED, SHA, True),
+    "kustomization-access-denied": (Phase.FAILED, None, False),
+    "helmrelease-upgrade-succeeded": (Phase.SUCCEEDED, None, False),
+    "helmrelease-upgrade-failed": (Phase.FAILED, None, False),
+    "helmrelease-legacy-info": (Phase.SUCCEEDED, None, False),
+    "helmrelease-drift-detected": (Phase.FAILED, None, False),
+    "gitrepository-new-artifact": (Phase.SUCCEEDED, SHA, False),
+    "gitrepository-auth-failed": (Phase.FAILED, None, False),
+    "ocirepository-new-artifact": (Phase.SUCCEEDED, None, False),
+    "imagepolicy-unknown-kind": (Phase.SUCCEEDED, None, False),
+    "flux-test-vector": (None, None, False),
+}
+
+
+def test_every_reference_event_is_covered():
+    assert set(EXPECTED) == set(all_event_names())
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_reference_events_map_to_phase_commit_and_status(name):
+    phase, commit, sets_status = EXPECTED[name]
+    env = envelope.decode(envelope.encode("c", "e", T0, event_bytes(name)))
+    obs = observe(env, "m")
+    assert (obs.phase, obs.commit, obs.sets_status) == (phase, commit, sets_status)
+
+
+@pytest.mark.parametrize(
+    ("reason", "severity", "phase"),
+    [
+        ("SomethingNew", "error", Phase.FAILED),
+        ("SomethingNew", "info", None),
+        ("DependencyNotReady", "info", Phase.PROGRESSING),
+        ("HealthCheckCanceled", "info", Phase.PROGRESSING),
+        ("RollbackSucceeded", "info", Phase.FAILED),
+        ("UninstallSucceeded", "info", Phase.PROGRESSING),
+        ("InstallSucceeded", "info", Phase.SUCCEEDED),
+        ("TestFailed", "error", Phase.FAILED),
+        ("error", "error", Phase.FAILED),
+    ],
+)
+def test_unknown_reasons_never_crash_and_severity_decides(reason, severity, phase):
+    raw = FluxEvent.model_validate_json(event_bytes("kustomization-succeeded"))
+    assert classify(raw.model_copy(update={"reason": reason, "severity": severity})) == phase
+
+
+@given(flux_event_dicts())
+def test_classification_is_total(event):
+    from tests.flux_encoding import go_json
+
+    parsed = FluxEvent.model_validate_json(go_json(event))
+    assert classify(parsed) in (None, *Phase)
+
+
+def obs(phase: Phase | None, at: datetime, reason: str = "r") -> Observation:
+    return Observation("c", "e", ObjectRef("Kustomization", "ns", "apps"), SHA, phase, reason,
+                       "summary", at, "m", is_source=False)
+
+
+def state(phase: Phase, at: datetime = T0) -> ObjectState:
+    return ObjectState(phase, "r", "s", at, at)
+
+
+@pytest.mark.parametrize(
+    ("current", "incoming", "verdict", "result"),
+    [
+        (None, Phase.PROGRESSING, Verdict.CHANGED, Phase.PROGRESSING),
+        (None, Phase.SUCCEEDED, Verdict.CHANGED, Phase.SUCCEEDED),
+        (Phase.PROGRESSING, Phase.PROGRESSING, Verdict.UNCHANGED, Phase.PROGRESSING),
+        (Phase.PROGRESSING, Phase.SUCCEEDED, Verdict.CHANGED, Phase.SUCCEEDED),
+        (Phase.SUCCEEDED, Phase.SUCCEEDED, Verdict.UNCHANGED, Phase.SUCCEEDED),
+        (Phase.SUCCEEDED, Phase.PROGRESSING, Verdict.UNCHANGED, Phase.SUCCEEDED),
+        (Phase.FAILED, Phase.PROGRESSING, Verdict.UNCHANGED, Phase.FAILED),
+        (Phase.SUCCEEDED, Phase.FAILED, Verdict.CHANGED, Phase.FAILED),
+        (Phase.FAILED, Phase.SUCCEEDED, Verdict.CHANGED, Phase.SUCCEEDED),
+        (Phase.SUCCEEDED, None, Verdict.IGNORED, Phase.SUCCEEDED),
+    ],
+)
+def test_transitions(current, incoming, verdict, result):
+    before = state(current) if current else None
+    got, after = transition(before, obs(incoming, T0 + timedelta(seconds=5)))
+    assert got == verdict
+    assert after is not None
+    assert after.phase == result
+
+
+def test_older_events_are_stale_and_change_nothing():
+    current = state(Phase.SUCCEEDED, T0)
+    verdict, after = transition(current, obs(Phase.FAILED, T0 - timedelta(seconds=1)))
+    assert verdict == Verdict.STALE
+    assert after == current
+
+
+def test_failure_records_when_it_started():
+    _, failed = transition(state(Phase.PROGRESSING), obs(Phase.FAILED, T0 + timedelta(minutes=1)))
+    assert failed is not None
+    assert failed.failed_since == T0 + timedelta(minutes=1)
+    _, recovered = transition(failed, obs(Phase.SUCCEEDED, T0 + timedelta(minutes=2)))
+    assert recovered is not None
+    assert recovered.failed_since is None
+
+
+A = ObjectRef("Kustomization", "flux-system", "apps")
+B = ObjectRef("Kustomization", "flux-system", "infra")
+
+
+def test_cluster_waits_for_every_expected_object():
+    r = cluster_result("c", {A: state(Phase.SUCCEEDED)}, expected=[A, B])
+    assert r.phase == Phase.PROGRESSING
+    assert r.pending == (B,)
+    r = cluster_result("c", {A: state(Phase.SUCCEEDED), B: state(Phase.SUCCEEDED)}, [A, B])
+    assert r.phase == Phase.SUCCEEDED
+
+
+def test_cluster_is_not_done_while_an_object_progresses():
+    r = cluster_result("c", {A: state(Phase.SUCCEEDED), B: state(Phase.PROGRESSING)}, [])
+    assert r.phase == Phase.PROGRESSING
+
+
+def test_cluster_fails_as_soon_as_one_object_fails():
+    r = cluster_result("c", {A: state(Phase.FAILED), B: state(Phase.PROGRESSING)}, [A, B])
+    assert r.phase == Phase.FAILED
+    assert r.failed[0][0] == A
+
+
+def test_cluster_with_nothing_seen_is_pending():
+    assert cluster_result("c", {}, []).phase == Phase.PROGRESSING
+
+
+def test_environment_rollup():
+    ok = cluster_result("a", {A: state(Phase.SUCCEEDED)}, [])
+    waiting = cluster_result("b", {}, [A])
+    bad = cluster_result("c", {A: state(Phase.FAILED)}, [])
+    assert environment_result("prod", [ok, waiting]).phase == Phase.PROGRESSING
+    assert environment_result("prod", [ok, ok]).phase == Phase.SUCCEEDED
+    assert environment_result("prod", [waiting, bad]).phase == Phase.FAILED
+    assert environment_result("prod", []).phase == Phase.PROGRESSING
