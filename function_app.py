@@ -29,3 +29,24 @@ def health(req: func.HttpRequest) -> func.HttpResponse:
 )
 def process(msg: func.ServiceBusMessage) -> None:
     entrypoints.process(msg)
+
+
+@app.function_name("gates")
+@app.route(route="gates", auth_level=func.AuthLevel.FUNCTION)
+def gates(req: func.HttpRequest) -> func.HttpResponse:
+    """Agentless pipeline tasks (callback mode) register the gate they wait on."""
+    return entrypoints.gates(req)
+
+
+@app.function_name("devops_events")
+@app.route(route="devops/events", auth_level=func.AuthLevel.FUNCTION)
+def devops_events(req: func.HttpRequest) -> func.HttpResponse:
+    """Azure DevOps service hook: pull request updated (abandoned → fail its gates)."""
+    return entrypoints.devops_events(req)
+
+
+@app.function_name("sweep")
+@app.timer_trigger(arg_name="timer", schedule="0 */5 * * * *", run_on_startup=False)
+def sweep(timer: func.TimerRequest) -> None:
+    """Fail timed-out gates, catch abandoned PRs the hook missed, retry stuck completions."""
+    entrypoints.sweep(timer)

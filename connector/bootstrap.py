@@ -16,7 +16,8 @@ if TYPE_CHECKING:
     from azure.core.credentials import TokenCredential
 
     from connector.devops import AzureDevOpsClient, DryRunAzureDevOps
-    from connector.processing import Processor
+    from connector.gatekeeper import GateKeeper
+    from connector.processing import ChangeListener, Processor
     from connector.queue import MessageSender
     from connector.statuses import StatusPublisher
     from connector.store import TableStore
@@ -123,7 +124,19 @@ class Container:
     def processor(self) -> Processor:
         from connector.processing import Processor
 
-        return Processor(self.settings, self.store, self.statuses, listeners=())
+        return Processor(self.settings, self.store, self.statuses, listeners=self.listeners)
+
+    @cached_property
+    def gatekeeper(self) -> GateKeeper:
+        from connector.gatekeeper import GateKeeper
+        from connector.gatestore import GateStore
+
+        return GateKeeper(self.settings, GateStore(self.store), self.store, self.devops)
+
+    @cached_property
+    def listeners(self) -> list[ChangeListener]:
+        """Told of every observation after its statuses are posted; gates first."""
+        return [self.gatekeeper]
 
 
 _lock = threading.Lock()

@@ -294,12 +294,17 @@ class _Call:
     body: Any = None
 
     @property
-    def query(self) -> dict[str, str | int]:
-        return {**self.params, "api-version": self.api_version}
+    def query(self) -> str:
+        # azure-core appends `params` unencoded; encode values here (keys are our constants).
+        params = {**self.params, "api-version": self.api_version}
+        return "&".join(f"{key}={quote(str(value), safe='')}" for key, value in params.items())
+
+    @property
+    def full_url(self) -> str:
+        return f"{self.url}?{self.query}"
 
     def describe(self) -> str:
-        query = "&".join(f"{key}={value}" for key, value in self.query.items())
-        return f"{self.method} {urlsplit(self.url).path}?{query}"
+        return f"{self.method} {urlsplit(self.url).path}?{self.query}"
 
 
 def _segment(value: str, what: str) -> str:
@@ -363,7 +368,7 @@ class _Routes:
 
     def merge_bases(self, repository: str, commit: str, other: str) -> _Call:
         path = f"{self._repository(repository)}/commits/{_segment(commit, 'commit')}/mergebases"
-        return self._git("GET", path, params={"otherCommitId": quote(other, safe="")})
+        return self._git("GET", path, params={"otherCommitId": other})
 
     def merge_commit_query(self, repository: str, commit: str) -> _Call:
         body = {"queries": [{"type": "lastMergeCommit", "items": [commit]}]}
@@ -624,7 +629,7 @@ class AzureDevOpsClient:
         retry_backoff_max: float = 60,
         connection_timeout: float = 5,
         read_timeout: float = 30,
-        transport: HttpTransport | None = None,  # type: ignore[type-arg]
+        transport: HttpTransport[HttpRequest, HttpResponse] | None = None,
     ) -> None:
         auth = _auth_policy(pat, credential)
         if _collection_of(org_url) is None:
@@ -745,7 +750,7 @@ class AzureDevOpsClient:
         return options
 
     def _send(self, call: _Call, parse: Callable[[Any], T]) -> T:
-        request = HttpRequest(call.method, call.url, params=call.query, json=call.body)
+        request = HttpRequest(call.method, call.full_url, json=call.body)
         where = f"{call.method} {urlsplit(call.url).path}"
         try:
             response = self._client.send_request(request, **self._options(call.url))

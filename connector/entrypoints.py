@@ -8,25 +8,52 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
+from typing import Protocol
 
 import azure.functions as func
 
 from connector import __version__, bootstrap
-from connector.ingest import Ingest, Reply
+from connector.bootstrap import Container
+from connector.ingest import Ingest, Reply, Request
 from connector.settings import SettingsError
 from connector.web import to_request, to_response
 
 logger = logging.getLogger(__name__)
 
 
+class Handler(Protocol):
+    def handle(self, request: Request) -> Reply: ...
+
+
 def flux(req: func.HttpRequest) -> func.HttpResponse:
+    return _serve(req, lambda c: Ingest(c.settings, c.sender))
+
+
+def gates(req: func.HttpRequest) -> func.HttpResponse:
+    from connector.registration import Registration
+
+    return _serve(req, lambda c: Registration(c.settings, c.gatekeeper, c.sender))
+
+
+def devops_events(req: func.HttpRequest) -> func.HttpResponse:
+    from connector.hooks import ServiceHooks
+
+    return _serve(req, lambda c: ServiceHooks(c.settings, c.gatekeeper))
+
+
+def sweep(timer: func.TimerRequest) -> None:
+    swept = bootstrap.container().gatekeeper.sweep()
+    logger.info("sweep.done", extra={"gates": swept, "past_due": timer.past_due})
+
+
+def _serve(req: func.HttpRequest, build: Callable[[Container], Handler]) -> func.HttpResponse:
     try:
-        c = bootstrap.container()
-        ingest = Ingest(c.settings, c.sender)
+        handler = build(bootstrap.container())
     except SettingsError as exc:
-        logger.exception("config.invalid", extra={"error": str(exc)})
+        logger.error("config.invalid", extra={"error": str(exc)})  # noqa: TRY400
         return to_response(Reply(503, {"error": str(exc)}, {"Retry-After": "30"}))
-    return to_response(ingest.handle(to_request(req)))
+    return to_response(handler.handle(to_request(req)))
 
 
 def health(req: func.HttpRequest) -> func.HttpResponse:

@@ -41,8 +41,21 @@ def encode(cluster: str, env: str, received_at: datetime, raw_event: bytes) -> b
     return head[:-1].encode() + b',"event":' + raw_event + b"}"
 
 
-def decode(body: bytes | str) -> Envelope:
-    """Parse a queue body; raises pydantic.ValidationError when it is not an envelope."""
+class GateCheck(BaseModel):
+    """Queued by gate registration: evaluate this gate (the deployment may already be done)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    kind: Literal["gate-check"] = "gate-check"
+    env: str
+    gate: str
+
+
+def decode(body: bytes | str) -> Envelope | GateCheck:
+    """Parse a queue body; raises pydantic.ValidationError when it is neither message kind."""
+    data = json.loads(body) if body else None
+    if isinstance(data, dict) and data.get("kind") == "gate-check":
+        return GateCheck.model_validate(data)
     return Envelope.model_validate_json(body)
 
 

@@ -9,25 +9,20 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from datetime import timedelta
 from typing import TYPE_CHECKING, Protocol
 
 from pydantic import ValidationError
 
 from connector import envelope
-from connector.envelope import Envelope
-from connector.events import SOURCE_KINDS
+from connector.envelope import Envelope, GateCheck
+from connector.rollup import Rollup
 from connector.settings import Settings
 from connector.statuses import StatusPublisher, environment_status, object_status
-from connector.store import DeploymentStore, ObjectPointer, Recorded
+from connector.store import DeploymentStore, Recorded
 from connector.tracking import (
     EnvironmentResult,
-    ObjectRef,
-    ObjectState,
     Observation,
     Verdict,
-    cluster_result,
-    environment_result,
     observe,
 )
 
@@ -37,9 +32,6 @@ if TYPE_CHECKING:
     from connector.bootstrap import Container
 
 logger = logging.getLogger(__name__)
-
-# How long an object that stopped reporting still counts as part of its cluster.
-INVENTORY_TTL = timedelta(hours=24)
 
 
 class UnreadableMessageError(Exception):
@@ -57,21 +49,30 @@ class ChangeListener(Protocol):
 
 
 def handle_message(msg: func.ServiceBusMessage, container: Container) -> None:
+    body = msg.get_body()
     try:
-        env = envelope.decode(msg.get_body())
-    except ValidationError as exc:
-        reason = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or 'body'}: {e['msg']}"
-            for e in exc.errors(include_url=False, include_input=False)
-        )
+        message = envelope.decode(body)
+    except (ValidationError, ValueError) as exc:
+        reason = _describe(exc)
         logger.error(  # noqa: TRY400 - the reason says it all; a traceback would add nothing
             "process.unreadable",
             extra={"message_id": msg.message_id, "reason": reason},
         )
-        raise UnreadableMessageError(f"not an envelope: {reason}") from None
-    body = msg.get_body()
-    message_id = msg.message_id or envelope.message_id(env.cluster, env.env, body)
-    container.processor.process(env, message_id)
+        raise UnreadableMessageError(f"unreadable message: {reason}") from None
+    if isinstance(message, GateCheck):
+        container.gatekeeper.check(message.env, message.gate)
+        return
+    message_id = msg.message_id or envelope.message_id(message.cluster, message.env, body)
+    container.processor.process(message, message_id)
+
+
+def _describe(exc: ValueError) -> str:
+    if not isinstance(exc, ValidationError):
+        return "body is not JSON"
+    return "; ".join(
+        f"{'.'.join(str(p) for p in e['loc']) or 'body'}: {e['msg']}"
+        for e in exc.errors(include_url=False, include_input=False)
+    )
 
 
 class Processor:
@@ -121,41 +122,25 @@ class Processor:
         )
         result = self.rollup(commit, obs.env)
         self._statuses.publish(commit, environment_status(result), env=obs.env)
+        self._notify(obs, recorded, result)
+
+    def _notify(self, obs: Observation, recorded: Recorded, result: EnvironmentResult) -> None:
+        """Every listener runs even if one fails (Spektate being down must not hold up a gate);
+        the first failure is raised afterwards so Service Bus redelivers, and each listener's
+        own records make the redelivery repeat only what failed."""
+        failure: Exception | None = None
         for listener in self._listeners:
-            listener.on_observation(obs, recorded, result)
+            try:
+                listener.on_observation(obs, recorded, result)
+            except Exception as exc:
+                logger.warning(
+                    "process.listener_failed",
+                    extra={"listener": type(listener).__name__, "error": type(exc).__name__},
+                )
+                failure = failure or exc
+        if failure is not None:
+            raise failure
 
     def rollup(self, commit: str, env: str) -> EnvironmentResult:
-        """The environment's state on a commit, from what the store knows."""
-        states = self._store.commit_states(commit, env)
-        inventory = self._store.cluster_objects(env)
-        spec = self._settings.environments.get(env)
-        clusters = list(spec.clusters) if spec and spec.clusters else sorted(inventory)
-        configured = [ObjectRef.parse(o) for o in spec.objects] if spec else []
-        results = []
-        for cluster in clusters:
-            on_commit = _deployed(states.get((env, cluster), {}))
-            expected = configured or _learned(commit, on_commit, inventory.get(cluster, {}))
-            results.append(cluster_result(cluster, on_commit, expected))
-        return environment_result(env, results)
-
-
-def _deployed(states: dict[ObjectRef, ObjectState]) -> dict[ObjectRef, ObjectState]:
-    return {o: s for o, s in states.items() if o.kind not in SOURCE_KINDS}
-
-
-def _learned(
-    commit: str, on_commit: dict[ObjectRef, ObjectState], inventory: dict[ObjectRef, ObjectPointer]
-) -> set[ObjectRef]:
-    """Without configured objects, a cluster expects the objects already on this commit plus their
-    siblings: recently seen objects still on the commit those objects were on before. They read
-    the same source, so they will move too; the cluster is not done until they have."""
-    previous = {
-        p.previous_commit for o, p in inventory.items() if p.commit == commit and o in on_commit
-    }
-    previous.discard(None)
-    if not previous:
-        return set(on_commit)
-    # Relative to the cluster's newest report, so that replays and tests of old events agree.
-    horizon = max(p.time for p in inventory.values()) - INVENTORY_TTL
-    siblings = {o for o, p in inventory.items() if p.commit in previous and p.time >= horizon}
-    return set(on_commit) | siblings
+        """The environment's state on exactly this commit (for its commit status)."""
+        return Rollup(self._settings, self._store).environment(commit, env)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import threading
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
@@ -24,6 +25,7 @@ class OutgoingMessage:
     message_id: str
     session_id: str
     application_properties: dict[str, str] = field(default_factory=dict)
+    scheduled_at: datetime | None = None  # deliver no earlier than this (UTC)
 
 
 class QueueUnavailableError(Exception):
@@ -65,6 +67,7 @@ class ServiceBusMessageSender:
             session_id=message.session_id,
             content_type="application/json",
             application_properties=dict(message.application_properties),  # type: ignore[arg-type]
+            scheduled_enqueue_time_utc=message.scheduled_at,
         )
         with self._lock:
             try:

@@ -143,7 +143,7 @@ class TableStore:
 
     def record(self, obs: Observation) -> Recorded:
         row = key("obj", obs.env, obs.cluster, obs.obj.kind, obs.obj.namespace, obs.obj.name)
-        result: Recorded = _update(
+        result: Recorded = update_row(
             self.table("deployments"),
             obs.commit or NO_COMMIT,
             row,
@@ -164,7 +164,7 @@ class TableStore:
             previous = entity["commit"] if entity is not None else ""
             return {"commit": commit, "previous": previous, "time": _iso(obs.time)}, None
 
-        _update(
+        update_row(
             self.table("objects"),
             key(obs.env, obs.cluster),
             key(obs.obj.kind, obs.obj.namespace, obs.obj.name),
@@ -216,7 +216,9 @@ class TableStore:
             claim = {"state": state, "description": description, "claimed_at": _now()}
             return {**claim, "confirmed": False}, True
 
-        claimed: bool = _update(self.table("deployments"), commit, key("status", context), change)
+        claimed: bool = update_row(
+            self.table("deployments"), commit, key("status", context), change
+        )
         return claimed
 
     def confirm_status(self, commit: str, context: str) -> None:
@@ -245,7 +247,7 @@ class TableStore:
                 return None, None
             return {**_data(entity), "confirmed": confirmed}, None
 
-        _update(self.table("deployments"), commit, key("status", context), change)
+        update_row(self.table("deployments"), commit, key("status", context), change)
 
 
 # --- helpers ------------------------------------------------------------------------------------
@@ -261,7 +263,7 @@ def _apply(
     return _row(new), Recorded(verdict, new)
 
 
-def _update(
+def update_row(
     table: TableClient,
     partition: str,
     row: str,

@@ -112,7 +112,7 @@ def test_persistent_outage_raises_for_redelivery_and_loses_nothing(world, commit
     [message] = world.sender.drain()
     with pytest.raises(TransientAzureDevOpsError):
         world.process(message)
-    world.azdo._faults.clear()
+    world.azdo.clear_faults()
     world.process(message, delivery_count=2)
     assert statuses_by_context(world.azdo, commit) == {
         "dev-1/Kustomization/flux-system/apps": ["succeeded"],

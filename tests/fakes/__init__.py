@@ -1,0 +1,1 @@
+"""Fakes with real semantics for the connector's external systems."""
