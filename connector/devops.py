@@ -19,7 +19,7 @@ import logging
 import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any, Final, Protocol, Self, TypeVar
@@ -513,8 +513,9 @@ def _job_state(job_id: str) -> Callable[[Any], str | None]:
     return parse
 
 
-def _plan_state(data: Any) -> str:
-    return str(data["state"])
+def _plan_state(data: Any) -> tuple[str, str]:
+    timeline = data.get("timeline") or {}
+    return str(data["state"]), str(timeline.get("id") or "")
 
 
 def _ignore(_: Any) -> None:
@@ -713,17 +714,20 @@ class AzureDevOpsClient:
 
     def get_plan_state(self, plan: PlanRef) -> PlanState:
         """Plan state and the job record's state; a plan Azure DevOps no longer knows is
-        "unknown" (deleted, or a stale callback), a missing timeline or record is None."""
-        plan_call = self._routes.plan(plan)
-        records_call = self._routes.timeline_records(plan)
+        "unknown" (deleted, or a stale callback), a missing timeline or record is None.
+        Without a TimelineId (PR-property callbacks) the plan's own timeline is used."""
         try:
-            plan_state = self._send(plan_call, _plan_state)
+            plan_state, timeline_id = self._send(self._routes.plan(plan), _plan_state)
         except PermanentAzureDevOpsError as exc:
             if exc.status_code != 404:
                 raise
             return PlanState("unknown", None)
+        if not plan.timeline_id and timeline_id:
+            plan = replace(plan, timeline_id=timeline_id)
+        if not plan.timeline_id:
+            return PlanState(plan_state, None)
         try:
-            job_state = self._send(records_call, _job_state(plan.job_id))
+            job_state = self._send(self._routes.timeline_records(plan), _job_state(plan.job_id))
         except PermanentAzureDevOpsError as exc:
             if exc.status_code != 404:
                 raise

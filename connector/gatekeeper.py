@@ -24,6 +24,7 @@ from connector.devops import (
     PermanentAzureDevOpsError,
     PipelineCallbacks,
     PlanRef,
+    PullRequest,
     RepositoryReader,
     StatusWriter,
     same_organization,
@@ -89,8 +90,9 @@ class GateKeeper:
             return
         self._pick_up_pr_property_gates(obs.commit)
         for gate in self._gates.open_gates(obs.env):
-            if self._concerns(gate, obs.commit):
-                self.evaluate(gate)
+            concerned = self._correlate(gate, obs.commit)
+            if concerned is not None:
+                self.evaluate(concerned)
 
     def sweep(self) -> int:
         """Timer: fail timed-out gates and those of PRs abandoned unnoticed; retry stuck ones."""
@@ -141,29 +143,38 @@ class GateKeeper:
         if decision.result is not None:
             self._complete(gate, decision)
 
-    def _concerns(self, gate: Gate, commit: str) -> bool:
+    def _correlate(self, gate: Gate, commit: str) -> Gate | None:
+        """The gate (with its commit learned, for a PR gate) when `commit` concerns it."""
         if gate.commit is not None:
-            return gate.commit == commit or self._is_descendant(gate.commit, commit)
+            concerned = gate.commit == commit or self._is_descendant(gate.commit, commit)
+            return gate if concerned else None
         if gate.pull_request_id is not None and gate.pull_request_id in self._prs_of(commit):
-            self._gates.update(gate, lambda g: replace(g, commit=g.commit or commit))
-            return True
-        return False
+            learned = self._gates.update(gate, lambda g: replace(g, commit=g.commit or commit))
+            return learned or replace(gate, commit=commit)
+        return None
 
     def _merge_commit(self, gate: Gate) -> str | None:
         """For a gate on a PR: its merge commit once the PR completed (stored for next time)."""
-        if gate.pull_request_id is None:
-            return None
-        pr = self._devops.get_pull_request(gate.pull_request_id)
-        if pr.status != "completed" or not pr.merge_commit:
+        pr = self._pull_request(gate)
+        if pr is None or pr.status != "completed" or not pr.merge_commit:
             return None
         merge = pr.merge_commit
         self._gates.update(gate, lambda g: replace(g, commit=g.commit or merge))
         return merge
 
     def _pr_abandoned(self, gate: Gate) -> bool:
+        pr = self._pull_request(gate)
+        return pr is not None and pr.status == "abandoned"
+
+    def _pull_request(self, gate: Gate) -> PullRequest | None:
         if gate.pull_request_id is None:
-            return False
-        return self._devops.get_pull_request(gate.pull_request_id).status == "abandoned"
+            return None
+        try:
+            return self._devops.get_pull_request(gate.pull_request_id)
+        except PermanentAzureDevOpsError as exc:
+            # Unknown here (another project?): the gate waits for a deployment or its deadline.
+            logger.warning("gate.pr_not_found", extra={"gate": gate.id, "error": exc.message})
+            return None
 
     # --- correlation facts (asked once, remembered) -------------------------------------------
 

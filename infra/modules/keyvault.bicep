@@ -1,0 +1,119 @@
+// Key Vault (RBAC mode) for the connector's secrets. App settings point at them with Key Vault
+// references, resolved by the app's user-assigned identity (Key Vault Secrets User).
+// Secrets are written through ARM (control plane); the deployer needs no data-plane role.
+
+@description('Azure region.')
+param location string
+
+@description('Tags for every resource.')
+param tags object = {}
+
+@description('Key Vault name (3-24 characters, globally unique).')
+@minLength(3)
+@maxLength(24)
+param name string
+
+@description('Soft-delete retention in days.')
+@minValue(7)
+@maxValue(90)
+param softDeleteRetentionInDays int = 90
+
+@description('Principal (object) id of the function app identity.')
+param principalId string
+
+@description('Secret names in the vault.')
+param secretNames object
+
+@secure()
+@description('HMAC key(s) shared with Flux (comma-separated during rotation).')
+param fluxHmacKey string
+
+@secure()
+@description('Azure DevOps PAT (fallback to the managed identity); empty: not stored.')
+param azdoPat string = ''
+
+@secure()
+@description('Shared secret of the Azure DevOps service hook; empty: not stored.')
+param azdoHookSecret string = ''
+
+@secure()
+@description('HMAC key for signing events forwarded to subscribers; empty: not stored.')
+param subscribersHmacKey string = ''
+
+// Key Vault Secrets User: 4633458b-17de-408a-b874-0445c86b69e6 (read secret values)
+var keyVaultSecretsUser = '4633458b-17de-408a-b874-0445c86b69e6'
+
+resource vault 'Microsoft.KeyVault/vaults@2023-07-01' = {
+  // checkov:skip=CKV_AZURE_109: Key Vault references of an app without VNet integration are resolved over the public endpoint; access is RBAC-only
+  // checkov:skip=CKV_AZURE_189: same reason: public network access stays enabled
+  name: name
+  location: location
+  tags: tags
+  properties: {
+    tenantId: subscription().tenantId
+    sku: {
+      family: 'A'
+      name: 'standard'
+    }
+    enableRbacAuthorization: true
+    enableSoftDelete: true
+    softDeleteRetentionInDays: softDeleteRetentionInDays
+    enablePurgeProtection: true
+    publicNetworkAccess: 'Enabled'
+    networkAcls: {
+      defaultAction: 'Allow'
+      bypass: 'AzureServices'
+    }
+  }
+}
+
+module fluxHmacKeySecret 'secret.bicep' = {
+  name: 'secret-flux-hmac-key'
+  params: {
+    vaultName: vault.name
+    name: secretNames.fluxHmacKey
+    value: fluxHmacKey
+  }
+}
+
+// Optional secrets: stored only when given (their app settings are set only then, too).
+module azdoPatSecret 'secret.bicep' = if (!empty(azdoPat)) {
+  name: 'secret-azdo-pat'
+  params: {
+    vaultName: vault.name
+    name: secretNames.azdoPat
+    value: azdoPat
+  }
+}
+
+module azdoHookSecretSecret 'secret.bicep' = if (!empty(azdoHookSecret)) {
+  name: 'secret-azdo-hook-secret'
+  params: {
+    vaultName: vault.name
+    name: secretNames.azdoHookSecret
+    value: azdoHookSecret
+  }
+}
+
+module subscribersHmacKeySecret 'secret.bicep' = if (!empty(subscribersHmacKey)) {
+  name: 'secret-subscribers-hmac-key'
+  params: {
+    vaultName: vault.name
+    name: secretNames.subscribersHmacKey
+    value: subscribersHmacKey
+  }
+}
+
+resource secretsUser 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(vault.id, principalId, keyVaultSecretsUser)
+  scope: vault
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', keyVaultSecretsUser)
+    principalId: principalId
+    principalType: 'ServicePrincipal'
+  }
+}
+
+output name string = vault.name
+// e.g. https://<vault>.vault.azure.net/ (with the trailing slash)
+output vaultUri string = vault.properties.vaultUri
