@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: help install test lint typecheck unit bench run clean
+.PHONY: help install test lint typecheck unit infra bench run clean
 
 help:
 	@echo "make run    - run the function app locally (Azurite + Core Tools)"
@@ -32,13 +32,18 @@ typecheck: install
 unit: install
 	$(BIN)/pytest -q
 
-test: lint typecheck unit
+# Bicep: checkov in its own venv (.ci/checkov.sh); the template's own tests run with `unit`.
+infra:
+	bash .ci/checkov.sh
 
-bench: install
+test: lint typecheck unit infra
+
+bench: install node_modules/.installed
 	$(BIN)/python bench/ingest.py
+	$(BIN)/python bench/storm.py
 
 run: node_modules/.installed
 	./scripts/run-local.sh
 
 clean:
-	rm -rf $(VENV) node_modules .mypy_cache .ruff_cache .pytest_cache .hypothesis
+	rm -rf $(VENV) .venv-checkov node_modules .mypy_cache .ruff_cache .pytest_cache .hypothesis

@@ -19,8 +19,10 @@ if TYPE_CHECKING:
     from connector.gatekeeper import GateKeeper
     from connector.processing import ChangeListener, Processor
     from connector.queue import MessageSender
+    from connector.spektate import SpektateWriter
     from connector.statuses import StatusPublisher
     from connector.store import TableStore
+    from connector.subscribers import SubscriberNotifier
 
 
 class Container:
@@ -134,9 +136,56 @@ class Container:
         return GateKeeper(self.settings, GateStore(self.store), self.store, self.devops)
 
     @cached_property
+    def spektate(self) -> SpektateWriter | None:
+        """Spektate's own storage account: a connection string, or (in Azure) its table
+        endpoint with the function's managed identity. None when not configured."""
+        from connector.spektate import SpektateWriter, repository_url
+        from connector.store import connect
+
+        s = self.settings
+        if s.spektate_storage is not None:
+            service = connect(connection_string=s.spektate_storage.get_secret_value())
+        elif s.spektate_storage_account_url:
+            service = connect(
+                account_url=s.spektate_storage_account_url, credential=self.credential
+            )
+        else:
+            return None
+        if not s.spektate_partition_key:
+            raise SettingsError("Spektate is configured but SPEKTATE_PARTITION_KEY is not set")
+        deployments = s.spektate_deployments_table
+        return SpektateWriter(
+            service.get_table_client(s.spektate_table),
+            partition_key=s.spektate_partition_key,
+            deployments=service.get_table_client(deployments) if deployments else None,
+            manifest_repo=repository_url(s.azdo_org_url, s.azdo_project, s.azdo_gitops_repo),
+        )
+
+    @cached_property
+    def subscribers(self) -> SubscriberNotifier | None:
+        """Outgoing webhooks, with deliveries recorded in the state store. None without URLs."""
+        from connector.subscribers import DeliveryLedger, SubscriberNotifier
+
+        s = self.settings
+        if not s.subscribers:
+            return None
+        key = s.subscribers_hmac_key
+        ledger = DeliveryLedger(self.store.table("subscriberdeliveries"))
+        try:
+            return SubscriberNotifier(
+                s.subscribers,
+                ledger,
+                key=key.get_secret_value().encode() if key is not None else None,
+            )
+        except ValueError as exc:  # names the problem, never the URL
+            raise SettingsError(f"SUBSCRIBERS: {exc}") from None
+
+    @cached_property
     def listeners(self) -> list[ChangeListener]:
-        """Told of every observation after its statuses are posted; gates first."""
-        return [self.gatekeeper]
+        """Told of every observation after its statuses are posted; gates first, so that a
+        failing Spektate or subscriber never delays a pipeline."""
+        optional = (self.spektate, self.subscribers)
+        return [self.gatekeeper, *(item for item in optional if item is not None)]
 
 
 _lock = threading.Lock()

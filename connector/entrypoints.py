@@ -1,7 +1,8 @@
 """One function per trigger: adapt the Functions object, make one call into the connector, reply.
 
 `function_app.py` only binds these to triggers. Configuration problems become a 503 naming the
-setting (Flux retries, nothing is accepted) instead of a stack trace.
+setting (Flux retries, nothing is accepted) instead of a stack trace. Modules are imported inside
+the functions that need them, so indexing the app and `/api/health` stay cheap on a cold start.
 """
 
 from __future__ import annotations
@@ -9,15 +10,15 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import azure.functions as func
 
-from connector import __version__, bootstrap
-from connector.bootstrap import Container
-from connector.ingest import Ingest, Reply, Request
-from connector.settings import SettingsError
-from connector.web import to_request, to_response
+from connector import __version__
+from connector.web import Reply, Request, to_request, to_response
+
+if TYPE_CHECKING:
+    from connector.bootstrap import Container
 
 logger = logging.getLogger(__name__)
 
@@ -27,6 +28,8 @@ class Handler(Protocol):
 
 
 def flux(req: func.HttpRequest) -> func.HttpResponse:
+    from connector.ingest import Ingest
+
     return _serve(req, lambda c: Ingest(c.settings, c.sender))
 
 
@@ -43,11 +46,16 @@ def devops_events(req: func.HttpRequest) -> func.HttpResponse:
 
 
 def sweep(timer: func.TimerRequest) -> None:
+    from connector import bootstrap
+
     swept = bootstrap.container().gatekeeper.sweep()
     logger.info("sweep.done", extra={"gates": swept, "past_due": timer.past_due})
 
 
 def _serve(req: func.HttpRequest, build: Callable[[Container], Handler]) -> func.HttpResponse:
+    from connector import bootstrap
+    from connector.settings import SettingsError
+
     try:
         handler = build(bootstrap.container())
     except SettingsError as exc:
@@ -63,6 +71,7 @@ def health(req: func.HttpRequest) -> func.HttpResponse:
 
 
 def process(msg: func.ServiceBusMessage) -> None:
+    from connector import bootstrap
     from connector.processing import handle_message
 
     handle_message(msg, bootstrap.container())

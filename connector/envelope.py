@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from datetime import datetime
 from typing import Literal
 
@@ -16,6 +17,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from connector.events import FluxEvent, InvolvedObject
 
 SERVICE_BUS_ID_LIMIT = 128  # MessageId and SessionId maximum length
+_PLAIN = re.compile(r"[A-Za-z0-9._-]*")
 
 
 class Envelope(BaseModel):
@@ -33,12 +35,17 @@ class Envelope(BaseModel):
 
 
 def encode(cluster: str, env: str, received_at: datetime, raw_event: bytes) -> bytes:
-    """The queue body. The event's raw bytes are embedded as they were signed (no re-encoding)."""
-    head = json.dumps(
-        {"v": 1, "cluster": cluster, "env": env, "receivedAt": received_at.isoformat()},
-        separators=(",", ":"),
+    """The queue body. The event's raw bytes are embedded as they were signed (no re-encoding);
+    cluster and env are JSON-encoded only when they need escaping (ingest validates them)."""
+    head = (
+        f'{{"v":1,"cluster":{_json_string(cluster)},"env":{_json_string(env)},'
+        f'"receivedAt":"{received_at.isoformat()}","event":'
     )
-    return head[:-1].encode() + b',"event":' + raw_event + b"}"
+    return head.encode() + raw_event + b"}"
+
+
+def _json_string(value: str) -> str:
+    return f'"{value}"' if _PLAIN.fullmatch(value) else json.dumps(value)
 
 
 class GateCheck(BaseModel):

@@ -13,8 +13,8 @@ import json
 import logging
 
 from connector.gatekeeper import GateKeeper
-from connector.ingest import Reply, Request
 from connector.settings import Settings
+from connector.web import Reply, Request
 
 logger = logging.getLogger(__name__)
 

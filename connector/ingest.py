@@ -10,11 +10,10 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from opentelemetry import propagate
+from opentelemetry import propagate, trace
 from pydantic import ValidationError
 
 from connector import envelope
@@ -22,6 +21,7 @@ from connector.events import FluxEvent
 from connector.queue import MessageSender, OutgoingMessage, QueueUnavailableError
 from connector.settings import Settings
 from connector.signature import SignatureError, verify
+from connector.web import Reply, Request
 
 logger = logging.getLogger(__name__)
 
@@ -29,21 +29,6 @@ MAX_BODY_BYTES = 1024 * 1024
 RETRY_AFTER_SECONDS = "5"
 # Cluster and environment names end up in session ids, table keys and status names.
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}")
-
-
-@dataclass(frozen=True)
-class Reply:
-    status: int
-    body: dict[str, Any]
-    headers: dict[str, str] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class Request:
-    method: str
-    body: bytes
-    headers: Mapping[str, str]  # case-insensitive in practice (azure.functions)
-    params: Mapping[str, str]
 
 
 class RejectedError(Exception):
@@ -173,12 +158,11 @@ def build_message(
         "cluster": cluster,
         "env": env,
         "kind": obj.kind,
-        "namespace": obj.namespace,
-        "name": obj.name,
         "reason": event.reason,
         "severity": event.severity,
     }
-    propagate.inject(properties)  # traceparent/tracestate, continued by the processor
+    if trace.get_current_span().get_span_context().is_valid:
+        propagate.inject(properties)  # traceparent/tracestate, continued by the processor
     return OutgoingMessage(
         body=envelope.encode(cluster, env, received_at, body),
         message_id=envelope.message_id(cluster, env, body),

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
     from azure.core.credentials import TokenCredential
-    from azure.servicebus import ServiceBusClient, ServiceBusSender
+    from azure.servicebus import ServiceBusClient, ServiceBusMessage, ServiceBusSender
 
 logger = logging.getLogger(__name__)
 
@@ -59,16 +59,7 @@ class ServiceBusMessageSender:
         self._sender: ServiceBusSender | None = None
 
     def send(self, message: OutgoingMessage) -> None:
-        from azure.servicebus import ServiceBusMessage
-
-        sb_message = ServiceBusMessage(
-            message.body,
-            message_id=message.message_id,
-            session_id=message.session_id,
-            content_type="application/json",
-            application_properties=dict(message.application_properties),  # type: ignore[arg-type]
-            scheduled_enqueue_time_utc=message.scheduled_at,
-        )
+        sb_message = to_servicebus_message(message)
         with self._lock:
             try:
                 self._open().send_messages(sb_message)
@@ -103,3 +94,16 @@ class ServiceBusMessageSender:
                     logger.debug("servicebus.close_failed", exc_info=True)
         self._sender = None
         self._client = None
+
+
+def to_servicebus_message(message: OutgoingMessage) -> ServiceBusMessage:
+    from azure.servicebus import ServiceBusMessage
+
+    return ServiceBusMessage(
+        message.body,
+        message_id=message.message_id,
+        session_id=message.session_id,
+        content_type="application/json",
+        application_properties=dict(message.application_properties),  # type: ignore[arg-type]
+        scheduled_enqueue_time_utc=message.scheduled_at,
+    )

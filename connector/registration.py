@@ -18,9 +18,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from connector.devops import PlanRef, same_organization
 from connector.gatekeeper import GateKeeper
 from connector.gates import Gate, gate_id
-from connector.ingest import Reply, Request
 from connector.queue import MessageSender, OutgoingMessage, QueueUnavailableError
 from connector.settings import Settings
+from connector.web import Reply, Request
 
 logger = logging.getLogger(__name__)
 

@@ -9,7 +9,7 @@ phases replace each other in event-time order (a failed health check can recover
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import StrEnum
 
@@ -103,6 +103,7 @@ class Observation:
     time: datetime
     message_id: str
     is_source: bool
+    metadata: Mapping[str, str] = field(default_factory=dict, compare=False)
 
     @property
     def sets_status(self) -> bool:
@@ -124,6 +125,7 @@ def observe(envelope: Envelope, message_id: str) -> Observation:
         time=event.timestamp,
         message_id=message_id,
         is_source=event.is_source,
+        metadata=dict(event.metadata),
     )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 import threading
+from itertools import pairwise
 
 import pytest
 
@@ -78,8 +79,14 @@ def test_old_events_are_not_dropped_for_being_old(world, commit):
 
 @pytest.mark.parametrize(
     "name",
-    ["gitrepository-new-artifact", "helmrelease-upgrade-succeeded", "gitrepository-auth-failed",
-     "ocirepository-new-artifact", "imagepolicy-unknown-kind", "kustomization-access-denied"],
+    [
+        "gitrepository-new-artifact",
+        "helmrelease-upgrade-succeeded",
+        "gitrepository-auth-failed",
+        "ocirepository-new-artifact",
+        "imagepolicy-unknown-kind",
+        "kustomization-access-denied",
+    ],
 )
 def test_sources_and_events_without_commit_set_no_status(world, commit, name):
     world.send(event_bytes(name))
@@ -138,14 +145,28 @@ def storm(commit: str) -> list[tuple[dict, str]]:
     events = []
     for cluster in CLUSTERS:
         for name in OBJECTS:
-            events.append((kustomization(commit, "Progressing", name=name,
-                                         time="2026-05-14T09:12:00Z"), cluster))
-            events.append((kustomization(commit, "Progressing", name=name,
-                                         time="2026-05-14T09:12:10Z",
-                                         message="Health check passed in 9.1s"), cluster))
+            events.append(
+                (
+                    kustomization(commit, "Progressing", name=name, time="2026-05-14T09:12:00Z"),
+                    cluster,
+                )
+            )
+            events.append(
+                (
+                    kustomization(
+                        commit,
+                        "Progressing",
+                        name=name,
+                        time="2026-05-14T09:12:10Z",
+                        message="Health check passed in 9.1s",
+                    ),
+                    cluster,
+                )
+            )
             for minute in (13, 23, 33):
-                events.append((kustomization(commit, name=name,
-                                             time=f"2026-05-14T09:{minute}:00Z"), cluster))
+                events.append(
+                    (kustomization(commit, name=name, time=f"2026-05-14T09:{minute}:00Z"), cluster)
+                )
     return events
 
 
@@ -157,11 +178,12 @@ def test_storm_writes_exactly_one_status_per_change_and_reads_none(world, commit
         world.post(event, cluster=cluster, env="prod")
     world.deliver_queued(redeliver=True)
     by_context = statuses_by_context(world.azdo, commit)
-    assert set(by_context) == {f"{c}/Kustomization/flux-system/{o}" for c in CLUSTERS
-                               for o in OBJECTS} | {"env/prod"}
+    assert set(by_context) == {
+        f"{c}/Kustomization/flux-system/{o}" for c in CLUSTERS for o in OBJECTS
+    } | {"env/prod"}
     for context, states in by_context.items():
         assert states[-1] == "succeeded", context
-        assert all(a != b for a, b in zip(states, states[1:], strict=False)), (context, states)
+        assert all(a != b for a, b in pairwise(states)), (context, states)
         assert len(states) <= 2
     assert by_context["env/prod"] == ["pending", "succeeded"]
     assert world.azdo.status_reads() == []
@@ -191,8 +213,8 @@ def test_concurrent_processors_lose_nothing(world, commit):
     assert errors == []
     by_context = statuses_by_context(world.azdo, commit)
     assert len(by_context) == 7
-    assert all(states == ["succeeded"] for ctx, states in by_context.items()
-               if ctx != "env/prod"), by_context
+    assert all(
+        states == ["succeeded"] for ctx, states in by_context.items() if ctx != "env/prod"
+    ), by_context
     assert by_context["env/prod"][-1] == "succeeded"
-    assert all(a != b for a, b in zip(by_context["env/prod"], by_context["env/prod"][1:],
-                                      strict=False))
+    assert all(a != b for a, b in pairwise(by_context["env/prod"]))

@@ -6,7 +6,6 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from hypothesis import given
-from hypothesis import strategies as st
 
 from connector import envelope
 from connector.events import FluxEvent, commit_from_revision
@@ -128,8 +127,18 @@ def test_classification_is_total(event):
 
 
 def obs(phase: Phase | None, at: datetime, reason: str = "r") -> Observation:
-    return Observation("c", "e", ObjectRef("Kustomization", "ns", "apps"), SHA, phase, reason,
-                       "summary", at, "m", is_source=False)
+    return Observation(
+        "c",
+        "e",
+        ObjectRef("Kustomization", "ns", "apps"),
+        SHA,
+        phase,
+        reason,
+        "summary",
+        at,
+        "m",
+        is_source=False,
+    )
 
 
 def state(phase: Phase, at: datetime = T0) -> ObjectState:
