@@ -54,8 +54,17 @@ def azurite_tables() -> Iterator[str]:
         raise RuntimeError("Azurite is not installed: run `make install` (npm ci)")
     port = _free_port()
     proc = subprocess.Popen(  # noqa: S603 - our own dev dependency, fixed arguments
-        [str(binary), "--tableHost", "127.0.0.1", "--tablePort", str(port),
-         "--inMemoryPersistence", "--disableTelemetry", "--skipApiVersionCheck", "--silent"],
+        [
+            str(binary),
+            "--tableHost",
+            "127.0.0.1",
+            "--tablePort",
+            str(port),
+            "--inMemoryPersistence",
+            "--disableTelemetry",
+            "--skipApiVersionCheck",
+            "--silent",
+        ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         cwd=ROOT,
@@ -69,5 +78,3 @@ def azurite_tables() -> Iterator[str]:
             proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
             proc.kill()
-
-

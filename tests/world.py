@@ -45,7 +45,11 @@ class World:
         }
         parsed = Settings.from_env(values)
         client = AzureDevOpsClient(
-            self.azdo.org_url, PROJECT, pat=PAT, retry_total=3, retry_backoff_factor=0,
+            self.azdo.org_url,
+            PROJECT,
+            pat=PAT,
+            retry_total=3,
+            retry_backoff_factor=0,
             retry_backoff_max=0,
         )
         self.container = Container(parsed, sender=self.sender, store=self.store, devops=client)
@@ -101,9 +105,14 @@ def kustomization(
     if reason == "ReconciliationSucceeded":
         meta["commit_status"] = "update"
     return {
-        "involvedObject": {"kind": "Kustomization", "namespace": namespace, "name": name,
-                           "uid": "u-" + name, "apiVersion": "kustomize.toolkit.fluxcd.io/v1",
-                           "resourceVersion": "1"},
+        "involvedObject": {
+            "kind": "Kustomization",
+            "namespace": namespace,
+            "name": name,
+            "uid": "u-" + name,
+            "apiVersion": "kustomize.toolkit.fluxcd.io/v1",
+            "resourceVersion": "1",
+        },
         "severity": severity or ("error" if error else "info"),
         "timestamp": time,
         "message": message or f"{reason} for {name} at {time}",
