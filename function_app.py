@@ -45,6 +45,13 @@ def devops_events(req: func.HttpRequest) -> func.HttpResponse:
     return entrypoints.devops_events(req)
 
 
+@app.function_name("deployments")
+@app.route(route="deployments/{commit}", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
+def deployments(req: func.HttpRequest) -> func.HttpResponse:
+    """Read-only view of one commit's deployment (JSON; HTML with ?format=html)."""
+    return entrypoints.deployments(req)
+
+
 @app.function_name("sweep")
 @app.timer_trigger(arg_name="timer", schedule="0 */5 * * * *", run_on_startup=False)
 def sweep(timer: func.TimerRequest) -> None:

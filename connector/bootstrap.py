@@ -15,6 +15,7 @@ from connector.settings import Settings, SettingsError
 if TYPE_CHECKING:
     from azure.core.credentials import TokenCredential
 
+    from connector.deadletters import DeadLetterQueue
     from connector.devops import AzureDevOpsClient, DryRunAzureDevOps
     from connector.gatekeeper import GateKeeper
     from connector.processing import ChangeListener, Processor
@@ -181,6 +182,12 @@ class Container:
             raise SettingsError(f"SUBSCRIBERS: {exc}") from None
 
     @cached_property
+    def dead_letters(self) -> DeadLetterQueue:
+        from connector.deadletters import ServiceBusDeadLetterQueue
+
+        return ServiceBusDeadLetterQueue.from_settings(self.settings, lambda: self.credential)
+
+    @cached_property
     def listeners(self) -> list[ChangeListener]:
         """Told of every observation after its statuses are posted; gates first, so that a
         failing Spektate or subscriber never delays a pipeline."""
@@ -196,6 +203,10 @@ def container() -> Container:
     global _container  # noqa: PLW0603 - the process-wide composition root
     with _lock:
         if _container is None:
+            from connector import telemetry
+
+            telemetry.configure()
+            telemetry.install_log_correlation()
             _container = Container()
         return _container
 

@@ -602,8 +602,29 @@ def _policies(
         ),
         auth,
         DistributedTracingPolicy(instrumentation_config={"library_name": "flux-azdo-connector"}),
+        _CountResponses(),
         logging_policy,
     ]
+
+
+class _CountResponses(SansIOHTTPPolicy[HttpRequest, HttpResponse]):
+    """Counts every answer, retried attempts included (it sits inside the retry loop)."""
+
+    def on_response(
+        self,
+        request: PipelineRequest[HttpRequest],
+        response: PipelineResponse[HttpRequest, HttpResponse],
+    ) -> None:
+        from connector import telemetry
+
+        status = response.http_response.status_code
+        attributes: dict[str, str | int] = {
+            "http.request.method": request.http_request.method,
+            "http.response.status_code": status,
+        }
+        telemetry.azdo_requests.add(1, attributes)
+        if status == 429:
+            telemetry.azdo_throttled.add(1, attributes)
 
 
 # --- Client ---------------------------------------------------------------------------------

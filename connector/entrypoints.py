@@ -45,6 +45,13 @@ def devops_events(req: func.HttpRequest) -> func.HttpResponse:
     return _serve(req, lambda c: ServiceHooks(c.settings, c.gatekeeper))
 
 
+def deployments(req: func.HttpRequest) -> func.HttpResponse:
+    from connector import bootstrap
+    from connector.deployments import serve
+
+    return serve(req, bootstrap.container())  # serve() turns SettingsError into a 503 itself
+
+
 def sweep(timer: func.TimerRequest) -> None:
     from connector import bootstrap
 

@@ -17,6 +17,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
+from connector import telemetry
 from connector.devops import (
     AzureDevOpsError,
     CommitStatus,
@@ -67,6 +68,7 @@ class GateKeeper:
 
     def register(self, gate: Gate) -> Gate:
         stored = self._gates.add(gate)
+        telemetry.gates_registered.add(1, {"env": stored.environment, "source": stored.source})
         logger.info(
             "gate.registered",
             extra={
@@ -120,6 +122,16 @@ class GateKeeper:
     # --- evaluation ---------------------------------------------------------------------------
 
     def evaluate(self, gate: Gate) -> None:
+        with telemetry.span(
+            "gate.evaluate",
+            gate=gate.id,
+            env=gate.environment,
+            commit=gate.commit,
+            state=gate.state.value,
+        ):
+            self._evaluate(gate)
+
+    def _evaluate(self, gate: Gate) -> None:
         if gate.state == GateState.COMPLETING:
             self._resume_completion(gate)
             return
@@ -355,6 +367,7 @@ class GateKeeper:
             raise
         final = GateState.SUCCEEDED if result == "succeeded" else GateState.FAILED
         self._gates.update(gate, lambda g: replace(g, state=final, result_reason=reason))
+        telemetry.gates_completed.add(1, {"env": gate.environment, "result": result})
         logger.info("gate.completed", extra={"gate": gate.id, "result": result, "reason": reason})
 
     def _post_completion(self, gate: Gate, result: str, reason: str) -> None:

@@ -16,7 +16,7 @@ from typing import Any
 from opentelemetry import propagate, trace
 from pydantic import ValidationError
 
-from connector import envelope
+from connector import envelope, telemetry
 from connector.events import FluxEvent
 from connector.queue import MessageSender, OutgoingMessage, QueueUnavailableError
 from connector.settings import Settings
@@ -27,6 +27,14 @@ logger = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 1024 * 1024
 RETRY_AFTER_SECONDS = "5"
+_CAUSES = {
+    400: "malformed",
+    401: "signature",
+    405: "method",
+    413: "too_large",
+    422: "invalid",
+    503: "not_configured",
+}
 # Cluster and environment names end up in session ids, table keys and status names.
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}")
 
@@ -49,15 +57,31 @@ class Ingest:
         self._clock = clock
 
     def handle(self, request: Request) -> Reply:
-        try:
-            event, cluster, env = self._admit(request)
-        except RejectedError as rejected:
-            logger.warning(
-                "ingest.rejected",
-                extra={"status": rejected.reply.status, "error": rejected.reply.body["error"]},
+        with telemetry.span("flux.ingest") as span:
+            try:
+                event, cluster, env = self._admit(request)
+            except RejectedError as rejected:
+                status = rejected.reply.status
+                span.set_attribute("http.response.status_code", status)
+                telemetry.events_rejected.add(1, {"cause": _CAUSES.get(status, str(status))})
+                logger.warning(
+                    "ingest.rejected",
+                    extra={"status": status, "error": rejected.reply.body["error"]},
+                )
+                return rejected.reply
+            obj = event.involved_object
+            span.set_attributes(
+                {
+                    "connector.cluster": cluster,
+                    "connector.env": env,
+                    "connector.reason": event.reason,
+                    "connector.object": f"{obj.kind}/{obj.namespace}/{obj.name}",
+                    "connector.commit": event.commit or "",
+                }
             )
-            return rejected.reply
-        return self._enqueue(request.body, event, cluster, env)
+            reply = self._enqueue(request.body, event, cluster, env)
+            span.set_attribute("http.response.status_code", reply.status)
+            return reply
 
     def _admit(self, request: Request) -> tuple[FluxEvent, str, str]:
         if request.method.upper() != "POST":
@@ -91,7 +115,8 @@ class Ingest:
         try:
             self._sender.send(message)
         except QueueUnavailableError as exc:
-            logger.exception(
+            telemetry.events_rejected.add(1, {"cause": "queue_unavailable"})
+            logger.error(  # noqa: TRY400 - the cause is named; SDK tracebacks add noise
                 "ingest.queue_unavailable",
                 extra={"message_id": message.message_id, "cause": str(exc)},
             )
@@ -101,6 +126,9 @@ class Ingest:
                 {"Retry-After": RETRY_AFTER_SECONDS},
             )
         obj = event.involved_object
+        telemetry.events_received.add(
+            1, {"cluster": cluster, "kind": obj.kind, "reason": event.reason}
+        )
         logger.info(
             "ingest.accepted",
             extra={

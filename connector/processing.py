@@ -11,9 +11,10 @@ import logging
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Protocol
 
+from opentelemetry import trace
 from pydantic import ValidationError
 
-from connector import envelope
+from connector import envelope, telemetry
 from connector.envelope import Envelope, GateCheck
 from connector.rollup import Rollup
 from connector.settings import Settings
@@ -49,6 +50,12 @@ class ChangeListener(Protocol):
 
 
 def handle_message(msg: func.ServiceBusMessage, container: Container) -> None:
+    properties = msg.application_properties or {}
+    with telemetry.continued(properties, "flux.process", message_id=msg.message_id):
+        _handle(msg, container)
+
+
+def _handle(msg: func.ServiceBusMessage, container: Container) -> None:
     body = msg.get_body()
     try:
         message = envelope.decode(body)
@@ -92,9 +99,13 @@ class Processor:
         """Process one envelope; returns the verdict, or None for a duplicate delivery."""
         if self._store.is_processed(message_id):
             logger.info("process.duplicate", extra={"message_id": message_id})
+            telemetry.events_dropped.add(1, {"why": "duplicate"})
             return None
         obs = observe(env, message_id)
+        trace.get_current_span().set_attributes(_attributes(obs))
         recorded = self._store.record(obs)
+        if recorded.verdict != Verdict.CHANGED:
+            telemetry.events_dropped.add(1, {"why": recorded.verdict.value})
         logger.info(
             "process.recorded",
             extra={
@@ -117,11 +128,10 @@ class Processor:
         if recorded.state is None:
             return
         fields = {"env": obs.env, "cluster": obs.cluster, "object": str(obs.obj)}
-        self._statuses.publish(
-            commit, object_status(obs.cluster, obs.obj, recorded.state), **fields
-        )
+        desired = object_status(obs.cluster, obs.obj, recorded.state)
+        self._statuses.publish(commit, desired, fields, obs.time)
         result = self.rollup(commit, obs.env)
-        self._statuses.publish(commit, environment_status(result), env=obs.env)
+        self._statuses.publish(commit, environment_status(result), {"env": obs.env}, obs.time)
         self._notify(obs, recorded, result)
 
     def _notify(self, obs: Observation, recorded: Recorded, result: EnvironmentResult) -> None:
@@ -144,3 +154,14 @@ class Processor:
     def rollup(self, commit: str, env: str) -> EnvironmentResult:
         """The environment's state on exactly this commit (for its commit status)."""
         return Rollup(self._settings, self._store).environment(commit, env)
+
+
+def _attributes(obs: Observation) -> dict[str, str]:
+    return {
+        "connector.cluster": obs.cluster,
+        "connector.env": obs.env,
+        "connector.object": str(obs.obj),
+        "connector.commit": obs.commit or "",
+        "connector.phase": obs.phase.value if obs.phase else "",
+        "connector.reason": obs.reason,
+    }

@@ -9,8 +9,11 @@ so nothing is read back from Azure DevOps and nothing is posted twice.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
 
+from connector import telemetry
 from connector.devops import CommitStatus, PermanentAzureDevOpsError, StatusWriter
 from connector.store import StatusLedger
 from connector.tracking import EnvironmentResult, ObjectRef, ObjectState, Phase
@@ -70,7 +73,13 @@ class StatusPublisher:
         self._genre = genre
         self._target_url = target_url
 
-    def publish(self, commit: str, desired: DesiredStatus, **url_fields: str) -> bool:
+    def publish(
+        self,
+        commit: str,
+        desired: DesiredStatus,
+        url_fields: Mapping[str, str] | None = None,
+        event_time: datetime | None = None,
+    ) -> bool:
         """Post `desired` unless it is already posted (or being posted). True when posted."""
         if not self._ledger.claim_status(
             commit, desired.context, desired.state, desired.description
@@ -81,7 +90,7 @@ class StatusPublisher:
             description=desired.description,
             genre=self._genre,
             name=desired.context,
-            target_url=self._url(commit, url_fields),
+            target_url=self._url(commit, url_fields or {}),
         )
         try:
             self._writer.post_commit_status(self._repository, commit, status)
@@ -100,13 +109,16 @@ class StatusPublisher:
             self._ledger.release_status(commit, desired.context)
             raise
         self._ledger.confirm_status(commit, desired.context)
+        telemetry.statuses_written.add(1, {"state": desired.state})
+        if event_time is not None:
+            telemetry.status_latency.record(telemetry.seconds_since(event_time))
         logger.info(
             "status.posted",
             extra={"commit": commit, "context": desired.context, "state": desired.state},
         )
         return True
 
-    def _url(self, commit: str, fields: dict[str, str]) -> str | None:
+    def _url(self, commit: str, fields: Mapping[str, str]) -> str | None:
         if not self._target_url:
             return None
         values = _Blank(commit=commit, **fields)

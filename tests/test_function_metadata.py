@@ -38,6 +38,28 @@ def test_health_is_anonymous_get():
     assert (t["route"], t["authLevel"], t["methods"]) == ("health", "ANONYMOUS", ["GET"])
 
 
+def test_deployments_view_is_a_keyed_get():
+    t = trigger("deployments")
+    assert (t["route"], t["authLevel"], t["methods"]) == (
+        "deployments/{commit}",
+        "FUNCTION",
+        ["GET"],
+    )
+
+
+def test_gate_and_hook_routes_need_a_function_key():
+    assert (trigger("gates")["route"], trigger("gates")["authLevel"]) == ("gates", "FUNCTION")
+    hook = trigger("devops_events")
+    assert (hook["route"], hook["authLevel"]) == ("devops/events", "FUNCTION")
+
+
+def test_sweep_runs_every_five_minutes():
+    t = trigger("sweep")
+    assert t["type"] == "timerTrigger"
+    assert t["schedule"] == "0 */5 * * * *"
+    assert not t.get("runOnStartup", False)
+
+
 def test_processor_listens_on_the_configured_queue_with_sessions():
     t = trigger("process")
     assert t["type"] == "serviceBusTrigger"
