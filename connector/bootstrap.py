@@ -131,10 +131,23 @@ class Container:
 
     @cached_property
     def gatekeeper(self) -> GateKeeper:
+        from connector.devops import AzureDevOpsClient, JobToken
         from connector.gatekeeper import GateKeeper
         from connector.gatestore import GateStore
 
-        return GateKeeper(self.settings, GateStore(self.store), self.store, self.devops)
+        s = self.settings
+
+        def job_client(token: str) -> AzureDevOpsClient:
+            return AzureDevOpsClient(s.azdo_org_url, s.azdo_project, credential=JobToken(token))
+
+        use_job_token = s.gate_use_job_token and not s.azdo_dry_run
+        return GateKeeper(
+            s,
+            GateStore(self.store),
+            self.store,
+            self.devops,
+            job_client=job_client if use_job_token else None,
+        )
 
     @cached_property
     def spektate(self) -> SpektateWriter | None:

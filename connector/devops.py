@@ -17,6 +17,7 @@ import ipaddress
 import json
 import logging
 import re
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
@@ -26,7 +27,7 @@ from typing import Any, Final, Protocol, Self, TypeVar
 from urllib.parse import quote, unquote, urlsplit
 
 from azure.core import PipelineClient
-from azure.core.credentials import TokenCredential
+from azure.core.credentials import AccessToken, TokenCredential
 from azure.core.exceptions import AzureError, ClientAuthenticationError, ServiceRequestError
 from azure.core.pipeline import PipelineRequest, PipelineResponse
 from azure.core.pipeline.policies import (
@@ -894,3 +895,14 @@ class DryRunAzureDevOps:
 
     def _log(self, call: _Call) -> None:
         _LOG.info("azure_devops.dry_run %s %s", call.describe(), json.dumps(call.body))
+
+
+class JobToken:
+    """A `TokenCredential` holding a pipeline job's access token (`System.AccessToken`), for
+    completing a gate as the job itself; it cannot be refreshed, so it is used as it is."""
+
+    def __init__(self, token: str) -> None:
+        self._token = token
+
+    def get_token(self, *scopes: str, **kwargs: Any) -> AccessToken:
+        return AccessToken(self._token, int(time.time()) + 3600)

@@ -55,12 +55,15 @@ class GateKeeper:
         gates: GateStore,
         deployments: DeploymentStore,
         devops: DevOps,
+        *,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        job_client: Callable[[str], PipelineCallbacks] | None = None,
     ) -> None:
         self._settings = settings
         self._gates = gates
         self._rollup = Rollup(settings, deployments)
         self._devops = devops
+        self._job_client = job_client
         self._clock = clock
         self._patterns = [re.compile(p, re.MULTILINE) for p in settings.pr_number_patterns]
 
@@ -290,7 +293,7 @@ class GateKeeper:
             return gate
         try:
             if digest != gate.progress and gate.plan.timeline_id and decision.result is None:
-                self._devops.append_feed(
+                self._callbacks(gate).append_feed(
                     gate.plan, [f"{gate.environment}: {line}" for line in decision.lines]
                 )
             if pr_state != gate.pr_status and gate.pull_request_id is not None:
@@ -371,13 +374,16 @@ class GateKeeper:
         logger.info("gate.completed", extra={"gate": gate.id, "result": result, "reason": reason})
 
     def _post_completion(self, gate: Gate, result: str, reason: str) -> None:
-        plan_state = self._devops.get_plan_state(gate.plan)
-        if plan_state.is_finished or plan_state.plan_state == "unknown":
+        callbacks = self._callbacks(gate)
+        plan_state = callbacks.get_plan_state(gate.plan)
+        # An unknown plan (404) is still tried: TaskCompleted then fails permanently with the
+        # service's own reason, rather than being skipped on a guess.
+        if plan_state.is_finished:
             logger.info("gate.plan_already_finished", extra={"gate": gate.id})
             return
         if gate.plan.timeline_id:
             try:
-                self._devops.append_feed(gate.plan, [f"{gate.environment}: {result}: {reason}"])
+                callbacks.append_feed(gate.plan, [f"{gate.environment}: {result}: {reason}"])
             except AzureDevOpsError:
                 logger.warning("gate.final_line_failed", extra={"gate": gate.id})
         if gate.pull_request_id is not None and gate.pr_status != result:
@@ -385,7 +391,13 @@ class GateKeeper:
                 self._post_pr_status(gate, result, Decision(result, reason, ()))
             except AzureDevOpsError:
                 logger.warning("gate.pr_status_failed", extra={"gate": gate.id})
-        self._devops.post_task_completed(gate.plan, result)
+        callbacks.post_task_completed(gate.plan, result)
+
+    def _callbacks(self, gate: Gate) -> PipelineCallbacks:
+        """The job's own token when `GATE_USE_JOB_TOKEN` kept it, else our identity."""
+        if self._job_client is not None and gate.auth_token:
+            return self._job_client(gate.auth_token)
+        return self._devops
 
 
 def _abandoned(gate: Gate) -> Decision:

@@ -8,7 +8,7 @@ longer than the grace period, when its PR was abandoned, or when its deadline pa
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
 
@@ -51,6 +51,7 @@ class Gate:
     progress: str = ""  # digest of the last progress written to the task log
     pr_status: str = ""  # last environment state posted as a PR status
     source: str = "registered"
+    auth_token: str = field(default="", repr=False)  # only with GATE_USE_JOB_TOKEN
 
 
 @dataclass(frozen=True)

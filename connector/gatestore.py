@@ -26,13 +26,17 @@ class GateStore:
         self._tables = tables
 
     def add(self, gate: Gate) -> Gate:
-        """Store a new gate; an existing one with the same id is kept (and returned), except that
-        a registration fills in what a PR-property gate did not know."""
+        """Store a new gate; an open one with the same id is kept (and returned), except that a
+        registration fills in what a PR-property gate did not know."""
 
         def change(entity: dict[str, Any] | None) -> tuple[dict[str, Any] | None, Gate]:
             if entity is None:
                 return _row(gate), gate
             existing = _gate(gate.environment, gate.id, entity)
+            if existing.state not in OPEN and gate.source == "registered":
+                # A re-run of a finished job waits again; completing a job that is not
+                # running is prevented by the plan-state check before TaskCompleted.
+                return _row(gate), gate
             if existing.source != "registered" and gate.source == "registered":
                 merged = _merge(existing, gate)
                 return _row(merged), merged
@@ -134,6 +138,7 @@ def _row(gate: Gate) -> dict[str, Any]:
         "progress": gate.progress,
         "pr_status": gate.pr_status,
         "source": gate.source,
+        "auth_token": gate.auth_token,
     }
 
 
@@ -156,4 +161,5 @@ def _gate(environment: str, gate_id: str, entity: dict[str, Any]) -> Gate:
         progress=entity["progress"],
         pr_status=entity["pr_status"],
         source=entity["source"],
+        auth_token=entity.get("auth_token", ""),
     )

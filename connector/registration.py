@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -67,7 +68,8 @@ class Registration:
             return Reply(
                 403, {"error": "PlanUrl is not in the configured Azure DevOps organisation"}
             )
-        gate = self._keeper.register(self._gate(plan, body))
+        token = request.headers.get("AuthToken", "") if self._settings.gate_use_job_token else ""
+        gate = self._keeper.register(replace(self._gate(plan, body), auth_token=token))
         self._queue_check(gate)
         return Reply(
             200,

@@ -161,7 +161,7 @@ param gateFailureGraceSeconds int = 0
 @description('PR_NUMBER_PATTERNS: regexes that find the PR number in a merge commit message; empty: the code\'s defaults.')
 param prNumberPatterns array = []
 
-@description('LEGACY_CALLBACK_ENVIRONMENT: environment of gates registered without one.')
+@description('LEGACY_CALLBACK_ENVIRONMENT: environment for the existing gitops-connector callback-task-id PR property when it names none.')
 param legacyCallbackEnvironment string = ''
 
 @description('GATE_USE_JOB_TOKEN: complete gates with the pipeline job token instead of the identity.')

@@ -421,3 +421,43 @@ def test_pr_property_without_environment_is_ignored_and_foreign_urls_never_calle
     world.send(kustomization(B, time="2026-05-14T09:20:00Z"))
     assert completions(world) == []
     assert world.container.gatekeeper._gates.all_gates() == []
+
+
+def test_job_token_is_not_stored_by_default(repo):
+    world = repo
+    headers = plan(world)
+    register(world, headers, environment="dev", commit=A)
+    [gate] = world.container.gatekeeper._gates.all_gates()
+    assert gate.auth_token == ""
+    entity = world.store.table("gates").get_entity(gate.environment, gate.id)
+    assert headers["AuthToken"] not in json.dumps(dict(entity), default=str)
+
+
+def test_job_token_completes_the_gate_when_asked_for(repo):
+    world = repo
+    world.configure(GATE_USE_JOB_TOKEN="true")
+    headers = plan(world)
+    world.azdo.expected_bearer = headers["AuthToken"]
+    register(world, headers, environment="dev", commit=A)
+    world.send(kustomization(A))
+    assert [e["result"] for e in completions(world, headers)] == ["succeeded"]
+    [event_call] = world.azdo.calls("POST", "/events")
+    assert event_call.auth == "bearer"  # the job's own token, not our PAT
+    assert all(c.auth == "basic" for c in world.azdo.calls(path_contains="/statuses"))
+
+
+def test_a_rerun_of_a_finished_job_waits_again(repo):
+    world = repo
+    headers = plan(world)
+    register(world, headers, environment="dev", commit=A)
+    world.send(kustomization(A))
+    assert len(completions(world, headers)) == 1
+    # The same job runs again (re-run attempt): the plan is in progress, the job waits again.
+    world.azdo.plans[headers["PlanId"].lower()].records[
+        headers["JobId"].lower()
+    ].state = "inProgress"
+    status, reply = register(world, headers, environment="dev", commit=B)
+    assert status == 200
+    assert reply["state"] == "waiting"
+    world.send(kustomization(B, time="2026-05-14T10:00:00Z"))
+    assert [e["result"] for e in completions(world, headers)] == ["succeeded", "succeeded"]
