@@ -218,3 +218,22 @@ def test_concurrent_processors_lose_nothing(world, commit):
     ), by_context
     assert by_context["env/prod"][-1] == "succeeded"
     assert all(a != b for a, b in pairwise(by_context["env/prod"]))
+
+
+def test_trial_mode_logs_what_it_would_send_and_sends_nothing(world, commit, caplog):
+    from connector import bootstrap
+    from connector.bootstrap import Container
+    from connector.devops import DryRunAzureDevOps
+
+    # GIVEN the app built from settings with AZDO_DRY_RUN=true (no client override)
+    base = world.configure(AZDO_DRY_RUN="true")
+    trial = Container(base.settings, sender=world.sender, store=world.store)
+    bootstrap.override(trial)
+    assert isinstance(trial.devops, DryRunAzureDevOps)
+    # WHEN a rollout is reported
+    with caplog.at_level("INFO", logger="connector.devops"):
+        world.send(kustomization(commit))
+    # THEN Azure DevOps sees nothing, and the log says what would have been posted
+    assert world.azdo.calls() == []
+    would = [r.getMessage() for r in caplog.records if "dry_run" in r.getMessage()]
+    assert any("/statuses" in line and "succeeded" in line for line in would), would
