@@ -35,12 +35,13 @@ from azure.core.pipeline.policies import (
     DistributedTracingPolicy,
     HeadersPolicy,
     HttpLoggingPolicy,
-    RetryPolicy,
     SansIOHTTPPolicy,
     UserAgentPolicy,
 )
 from azure.core.pipeline.transport import HttpTransport
 from azure.core.rest import HttpRequest, HttpResponse
+
+from connector.retries import retry_policy
 
 _LOG = logging.getLogger(__name__)
 
@@ -55,7 +56,6 @@ _PAGE_SIZE: Final = 100
 _FEED_LINE_MAX: Final = 1024
 _MESSAGE_MAX: Final = 500
 _TASK_RESULTS: Final = frozenset({"succeeded", "failed"})
-_EVERY_METHOD: Final = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 _LOOPBACK_NAMES: Final = frozenset({"localhost"})
 # Azure DevOps-specific response headers that are safe and useful in logs (throttling, tracing).
 _LOGGABLE_HEADERS: Final = (
@@ -547,26 +547,6 @@ class _PatPolicy(SansIOHTTPPolicy[HttpRequest, HttpResponse]):
         request.http_request.headers["Authorization"] = self._header
 
 
-class _RetryEveryMethod(RetryPolicy[HttpRequest, HttpResponse]):
-    """azure-core's retry, extended to POST/PATCH and with `Retry-After` capped.
-
-    azure-core retries POST/PATCH only on 500/503/504 (not 429 without Retry-After, 502 or
-    connection errors). Our writes are safe to repeat: statuses are append-only and the caller
-    checks plan state before completing a task, so retry them like GETs.
-    """
-
-    def configure_retries(self, options: dict[str, Any]) -> dict[str, Any]:
-        settings = super().configure_retries(options)
-        settings["methods"] = _EVERY_METHOD
-        return settings
-
-    def get_retry_after(self, response: PipelineResponse[Any, Any]) -> float | None:
-        # A Functions invocation cannot wait minutes; past the cap, fail transient and let the
-        # queue redeliver later instead.
-        retry_after = super().get_retry_after(response)
-        return None if retry_after is None else min(retry_after, float(self.backoff_max))
-
-
 def _auth_policy(pat: str | None, credential: TokenCredential | None) -> Any:
     if (pat is None) == (credential is None):
         raise ValueError("pass exactly one of pat or credential")
@@ -593,14 +573,7 @@ def _policies(
     return [
         HeadersPolicy({"X-TFS-FedAuthRedirect": "Suppress", "Accept": "application/json"}),
         UserAgentPolicy(base_user_agent=_USER_AGENT),
-        _RetryEveryMethod(
-            retry_total=retry_total,
-            retry_connect=retry_total,
-            retry_read=retry_total,
-            retry_status=retry_total,
-            retry_backoff_factor=retry_backoff_factor,
-            retry_backoff_max=retry_backoff_max,
-        ),
+        retry_policy(retry_total, retry_backoff_factor, retry_backoff_max),
         auth,
         DistributedTracingPolicy(instrumentation_config={"library_name": "flux-azdo-connector"}),
         _CountResponses(),

@@ -37,11 +37,11 @@ from urllib.parse import urlsplit
 
 from azure.core import PipelineClient
 from azure.core.exceptions import AzureError
-from azure.core.pipeline import PipelineResponse
-from azure.core.pipeline.policies import HeadersPolicy, RetryPolicy, UserAgentPolicy
+from azure.core.pipeline.policies import HeadersPolicy, UserAgentPolicy
 from azure.core.pipeline.transport import HttpTransport
 from azure.core.rest import HttpRequest, HttpResponse
 
+from connector.retries import retry_policy
 from connector.signature import sign
 from connector.spektate import change_id
 from connector.store import Recorded
@@ -51,7 +51,6 @@ logger = logging.getLogger(__name__)
 
 SCHEMA: Final = "flux-azdo-connector/state-change/v1"
 _USER_AGENT: Final = "flux-azdo-connector/0.1.0"
-_EVERY_METHOD: Final = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
 class SubscriberDeliveryError(Exception):
@@ -132,21 +131,6 @@ class DeliveryLedger:
 # --- HTTP -------------------------------------------------------------------------------------
 
 
-class _RetryEveryMethod(RetryPolicy[HttpRequest, HttpResponse]):
-    """azure-core's retry, extended to POST for 408/429/502 and connection errors, and with
-    `Retry-After` capped: a Functions invocation cannot wait as long as a receiver may ask.
-    Re-posting is safe: the payload carries its `id` for receivers to dedupe."""
-
-    def configure_retries(self, options: dict[str, Any]) -> dict[str, Any]:
-        settings = super().configure_retries(options)
-        settings["methods"] = _EVERY_METHOD
-        return settings
-
-    def get_retry_after(self, response: PipelineResponse[Any, Any]) -> float | None:
-        retry_after = super().get_retry_after(response)
-        return None if retry_after is None else min(retry_after, float(self.backoff_max))
-
-
 class WebhookClient:
     """POSTs bodies with timeouts and retries. No logging or tracing policy: both would record
     the URL, whose path or query may carry a token."""
@@ -161,14 +145,7 @@ class WebhookClient:
         read_timeout: float = 10,
         transport: HttpTransport | None = None,  # type: ignore[type-arg]
     ) -> None:
-        retry = _RetryEveryMethod(
-            retry_total=retry_total,
-            retry_connect=retry_total,
-            retry_read=retry_total,
-            retry_status=retry_total,
-            retry_backoff_factor=retry_backoff_factor,
-            retry_backoff_max=retry_backoff_max,
-        )
+        retry = retry_policy(retry_total, retry_backoff_factor, retry_backoff_max)
         policies = [
             HeadersPolicy({"Content-Type": "application/json"}),
             UserAgentPolicy(base_user_agent=_USER_AGENT),
