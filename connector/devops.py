@@ -13,18 +13,16 @@ and `ForeignOrganizationError` (a URL outside the configured organisation; nothi
 from __future__ import annotations
 
 import base64
-import ipaddress
 import json
 import logging
-import re
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from datetime import UTC, datetime
 from types import TracebackType
-from typing import Any, Final, Protocol, Self, TypeVar
-from urllib.parse import quote, unquote, urlsplit
+from typing import Any, Final, Self, TypeVar
+from urllib.parse import urlsplit
 
 from azure.core import PipelineClient
 from azure.core.credentials import AccessToken, TokenCredential
@@ -41,22 +39,64 @@ from azure.core.pipeline.policies import (
 from azure.core.pipeline.transport import HttpTransport
 from azure.core.rest import HttpRequest, HttpResponse
 
+from connector.devops_routes import (
+    PAGE_SIZE,
+    Call,
+    Routes,
+    decode_job_state,
+    decode_plan_state,
+    feed_lines,
+    ignore,
+    merge_bases,
+    query_results,
+    to_commit,
+    to_pull_request,
+    to_pull_requests,
+    unwrap_properties,
+)
+from connector.devops_types import (
+    AzureDevOpsError,
+    Commit,
+    CommitStatus,
+    ForeignOrganizationError,
+    PermanentAzureDevOpsError,
+    PipelineCallbacks,
+    PlanRef,
+    PlanState,
+    PullRequest,
+    RepositoryReader,
+    StatusWriter,
+    TransientAzureDevOpsError,
+)
+from connector.organization import is_loopback, is_organization_url, same_organization
 from connector.retries import retry_policy
+
+__all__ = [
+    "ORG_SCOPE",
+    "AzureDevOpsClient",
+    "AzureDevOpsError",
+    "Commit",
+    "CommitStatus",
+    "DryRunAzureDevOps",
+    "ForeignOrganizationError",
+    "JobToken",
+    "PermanentAzureDevOpsError",
+    "PipelineCallbacks",
+    "PlanRef",
+    "PlanState",
+    "PullRequest",
+    "RepositoryReader",
+    "StatusWriter",
+    "TransientAzureDevOpsError",
+    "same_organization",
+]
 
 _LOG = logging.getLogger(__name__)
 
 ORG_SCOPE = "499b84ac-1321-427f-aa17-267ca6975798/.default"
 
 _USER_AGENT = "flux-azdo-connector/0.1.0"
-# Versions the reference pins per route family; the git routes use the configurable one.
-_PLAN_EVENTS_API_VERSION: Final = "2.0-preview.1"
-_TIMELINE_FEED_API_VERSION: Final = "6.0"
-_PLAN_API_VERSION: Final = "7.1"
-_PAGE_SIZE: Final = 100
-_FEED_LINE_MAX: Final = 1024
 _MESSAGE_MAX: Final = 500
-_TASK_RESULTS: Final = frozenset({"succeeded", "failed"})
-_LOOPBACK_NAMES: Final = frozenset({"localhost"})
 # Azure DevOps-specific response headers that are safe and useful in logs (throttling, tracing).
 _LOGGABLE_HEADERS: Final = (
     "X-TFS-FedAuthRedirect",
@@ -81,454 +121,12 @@ _LOGGABLE_QUERY: Final = (
 T = TypeVar("T")
 
 
-# --- Errors ---------------------------------------------------------------------------------
-
-
-class AzureDevOpsError(Exception):
-    """Base of every error this module raises about Azure DevOps."""
-
-
-class PermanentAzureDevOpsError(AzureDevOpsError):
-    """Azure DevOps refused the request (a 4xx other than 408/429): retrying cannot help."""
-
-    def __init__(self, status_code: int, message: str) -> None:
-        super().__init__(f"Azure DevOps answered {status_code}: {message}")
-        self.status_code = status_code
-        self.message = message
-
-
-class TransientAzureDevOpsError(AzureDevOpsError):
-    """Throttled, server error after retries, timeout or connection failure: try again later."""
-
-    def __init__(self, message: str, status_code: int | None = None) -> None:
-        super().__init__(message)
-        self.status_code = status_code
-
-
-class ForeignOrganizationError(AzureDevOpsError):
-    """A URL outside the configured organisation; raised before anything is sent."""
-
-
-# --- Values ---------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class CommitStatus:
-    state: str  # "pending" | "succeeded" | "failed" | "error" | "notApplicable"
-    description: str
-    genre: str
-    name: str
-    target_url: str | None = None
-
-
-@dataclass(frozen=True)
-class Commit:
-    commit_id: str
-    comment: str
-    parents: tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class PullRequest:
-    pull_request_id: int
-    status: str  # "active" | "abandoned" | "completed"
-    repository_id: str
-    merge_commit: str | None  # lastMergeCommit.commitId
-    closed_date: datetime | None
-
-
-@dataclass(frozen=True)
-class PlanRef:
-    """Where a waiting agentless task lives, as sent in the callback headers."""
-
-    plan_url: str  # System.CollectionUri, with a trailing slash
-    project_id: str
-    hub_name: str  # "build" | "release"/"rm" | "checks": passed through verbatim
-    plan_id: str
-    job_id: str
-    timeline_id: str
-    task_instance_id: str
-
-
-@dataclass(frozen=True)
-class PlanState:
-    plan_state: str  # "inProgress" | "queued" | "completed" | "throttled" | "unknown"
-    job_state: str | None  # state of the timeline record with id == job_id, None if missing
-
-    @property
-    def is_finished(self) -> bool:
-        """True when completing the task again would be pointless or fail (500)."""
-        return self.plan_state == "completed" or self.job_state == "completed"
-
-
-# --- Consumers' views -----------------------------------------------------------------------
-
-
-class StatusWriter(Protocol):
-    def post_commit_status(self, repository: str, commit: str, status: CommitStatus) -> None: ...
-
-    def post_pull_request_status(
-        self, repository: str, pull_request_id: int, status: CommitStatus
-    ) -> None: ...
-
-
-class RepositoryReader(Protocol):
-    def get_commit(self, repository: str, commit: str) -> Commit: ...
-
-    def is_ancestor(self, repository: str, ancestor: str, descendant: str) -> bool: ...
-
-    def pull_requests_for_merge_commit(self, repository: str, commit: str) -> list[PullRequest]: ...
-
-    def get_pull_request(self, pull_request_id: int) -> PullRequest: ...
-
-    def list_abandoned_pull_requests(
-        self, repository: str, since: datetime
-    ) -> list[PullRequest]: ...
-
-    def get_pull_request_properties(
-        self, repository: str, pull_request_id: int
-    ) -> dict[str, str]: ...
-
-
-class PipelineCallbacks(Protocol):
-    def get_plan_state(self, plan: PlanRef) -> PlanState: ...
-
-    def post_task_completed(self, plan: PlanRef, result: str) -> None: ...
-
-    def append_feed(self, plan: PlanRef, lines: Sequence[str]) -> None: ...
-
-
-# --- Organisation identity ------------------------------------------------------------------
-
-_SERVICES_HOSTS: Final = frozenset({"dev.azure.com", "vsrm.dev.azure.com"})
-_LEGACY_HOST: Final = re.compile(r"([a-z0-9][a-z0-9-]*)(?:\.vsrm)?\.visualstudio\.com")
-_DEFAULT_PORTS: Final = {"http": 80, "https": 443}
-
-
-@dataclass(frozen=True)
-class _Collection:
-    """Where credentials may go: scheme, host, port and the collection's path segments."""
-
-    scheme: str
-    host: str
-    port: int
-    path: tuple[str, ...]
-
-    def contains(self, other: _Collection) -> bool:
-        # Segment-wise prefix, so ".../fabrikam-evil" never matches ".../fabrikam".
-        return (self.scheme, self.host, self.port) == (
-            other.scheme,
-            other.host,
-            other.port,
-        ) and other.path[: len(self.path)] == self.path
-
-
-def _is_loopback(host: str) -> bool:
-    if host in _LOOPBACK_NAMES:
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-def _path_segments(path: str) -> tuple[str, ...] | None:
-    """Lower-cased, decoded segments; None if any could make a client or server leave the path."""
-    segments = []
-    for raw in path.split("/"):
-        segment = unquote(raw)
-        if segment in {".", ".."} or "/" in segment or "\\" in segment:
-            return None
-        if segment:
-            segments.append(segment.lower())
-    return tuple(segments)
-
-
-def _collection_of(url: str) -> _Collection | None:
-    """Canonical identity of the organisation/collection a URL points into, or None if unsafe."""
-    try:
-        parts = urlsplit(url)
-        port = parts.port
-    except ValueError:
-        return None
-    host = (parts.hostname or "").lower()
-    scheme = parts.scheme.lower()
-    segments = _path_segments(parts.path)
-    if not host or parts.username is not None or parts.password is not None or segments is None:
-        return None
-    # Credentials travel in clear over http, tolerable only to this machine (tests, local fakes).
-    if scheme != "https" and not (scheme == "http" and _is_loopback(host)):
-        return None
-    port = port or _DEFAULT_PORTS[scheme]
-    legacy = _LEGACY_HOST.fullmatch(host)
-    if host in _SERVICES_HOSTS or legacy:
-        # Both Services URL forms name the same organisation: map them to dev.azure.com/{org}.
-        organization = legacy.group(1) if legacy else (segments[0] if segments else None)
-        if port != 443 or not organization:
-            return None
-        return _Collection("https", "dev.azure.com", 443, (organization,))
-    return _Collection(scheme, host, port, segments)
-
-
-def same_organization(url: str, org_url: str) -> bool:
-    """Whether `url` lies inside the organisation (or Server collection) at `org_url`.
-
-    Both Services forms (dev.azure.com/{org}, {org}.visualstudio.com) are recognised and the
-    organisation compared case-insensitively; https is required except on loopback hosts.
-    """
-    org = _collection_of(org_url)
-    target = _collection_of(url)
-    return org is not None and target is not None and org.contains(target)
-
-
-# --- Requests -------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class _Call:
-    """One REST call, built once and either sent (client) or logged (dry run)."""
-
-    method: str
-    url: str
-    api_version: str
-    params: Mapping[str, str | int] = field(default_factory=dict)
-    body: Any = None
-
-    @property
-    def query(self) -> str:
-        # azure-core appends `params` unencoded; encode values here (keys are our constants).
-        params = {**self.params, "api-version": self.api_version}
-        return "&".join(f"{key}={quote(str(value), safe='')}" for key, value in params.items())
-
-    @property
-    def full_url(self) -> str:
-        return f"{self.url}?{self.query}"
-
-    def describe(self) -> str:
-        return f"{self.method} {urlsplit(self.url).path}?{self.query}"
-
-
-def _segment(value: str, what: str) -> str:
-    """Quote one path segment; reject values that would leave the intended path."""
-    if value in {"", ".", ".."}:
-        raise ValueError(f"{what} is not a valid URL path segment")
-    return quote(value, safe="")
-
-
-def _status_body(status: CommitStatus) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "state": status.state,
-        "description": status.description,
-        "context": {"genre": status.genre, "name": status.name},
-    }
-    if status.target_url:
-        body["targetUrl"] = status.target_url
-    return body
-
-
-def _utc_timestamp(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _feed_lines(lines: Sequence[str], now: datetime) -> list[str]:
-    """Timestamped lines within the feed's 1024-character limit, one per physical line."""
-    stamp = _utc_timestamp(now)
-    return [
-        f"{stamp} {physical}"[:_FEED_LINE_MAX] for line in lines for physical in line.splitlines()
-    ]
-
-
-class _Routes:
-    """Builds every call the connector makes; shared by the client and the dry run."""
-
-    def __init__(self, org_url: str, project: str, api_version: str) -> None:
-        self.org_url = org_url
-        self._base = org_url.rstrip("/")
-        self._project = _segment(project, "project")
-        self._api_version = api_version
-
-    def _git(self, method: str, path: str, **kwargs: Any) -> _Call:
-        url = f"{self._base}/{self._project}/_apis/git/{path}"
-        return _Call(method, url, self._api_version, **kwargs)
-
-    def _repository(self, repository: str) -> str:
-        return f"repositories/{_segment(repository, 'repository')}"
-
-    def commit_status(self, repository: str, commit: str, status: CommitStatus) -> _Call:
-        path = f"{self._repository(repository)}/commits/{_segment(commit, 'commit')}/statuses"
-        return self._git("POST", path, body=_status_body(status))
-
-    def pull_request_status(self, repository: str, pr_id: int, status: CommitStatus) -> _Call:
-        path = f"{self._repository(repository)}/pullRequests/{int(pr_id)}/statuses"
-        return self._git("POST", path, body=_status_body(status))
-
-    def commit(self, repository: str, commit: str) -> _Call:
-        return self._git(
-            "GET", f"{self._repository(repository)}/commits/{_segment(commit, 'commit')}"
-        )
-
-    def merge_bases(self, repository: str, commit: str, other: str) -> _Call:
-        path = f"{self._repository(repository)}/commits/{_segment(commit, 'commit')}/mergebases"
-        return self._git("GET", path, params={"otherCommitId": other})
-
-    def merge_commit_query(self, repository: str, commit: str) -> _Call:
-        body = {"queries": [{"type": "lastMergeCommit", "items": [commit]}]}
-        return self._git("POST", f"{self._repository(repository)}/pullrequestquery", body=body)
-
-    def pull_request(self, pr_id: int) -> _Call:
-        return self._git("GET", f"pullrequests/{int(pr_id)}")
-
-    def abandoned_pull_requests(self, repository: str, since: datetime, skip: int) -> _Call:
-        params: dict[str, str | int] = {
-            "searchCriteria.status": "abandoned",
-            "searchCriteria.queryTimeRangeType": "closed",
-            "searchCriteria.minTime": _utc_timestamp(since),
-            "$top": _PAGE_SIZE,
-            "$skip": skip,
-        }
-        return self._git("GET", f"{self._repository(repository)}/pullrequests", params=params)
-
-    def pull_request_properties(self, repository: str, pr_id: int) -> _Call:
-        path = f"{self._repository(repository)}/pullRequests/{int(pr_id)}/properties"
-        return self._git("GET", path)
-
-    def _plan(self, plan: PlanRef) -> str:
-        # The PlanRef arrives in request headers: check it before building a URL that would
-        # carry our credentials, and let no header value add or climb path segments.
-        if not same_organization(plan.plan_url, self.org_url):
-            raise ForeignOrganizationError("plan URL is outside the configured organisation")
-        try:
-            project = _segment(plan.project_id, "ProjectId")
-            hub = _segment(plan.hub_name, "HubName")
-            plan_id = _segment(plan.plan_id, "PlanId")
-        except ValueError as exc:
-            raise ForeignOrganizationError(str(exc)) from exc
-        base = plan.plan_url.rstrip("/")
-        return f"{base}/{project}/_apis/distributedtask/hubs/{hub}/plans/{plan_id}"
-
-    def _timeline(self, plan: PlanRef) -> str:
-        try:
-            return f"{self._plan(plan)}/timelines/{_segment(plan.timeline_id, 'TimelineId')}"
-        except ValueError as exc:
-            raise ForeignOrganizationError(str(exc)) from exc
-
-    def plan(self, plan: PlanRef) -> _Call:
-        return _Call("GET", self._plan(plan), _PLAN_API_VERSION)
-
-    def timeline_records(self, plan: PlanRef) -> _Call:
-        return _Call("GET", f"{self._timeline(plan)}/records", _PLAN_API_VERSION)
-
-    def task_completed(self, plan: PlanRef, result: str) -> _Call:
-        if result not in _TASK_RESULTS:
-            raise ValueError(f"task result must be one of {sorted(_TASK_RESULTS)}")
-        body = {
-            "name": "TaskCompleted",
-            "taskId": plan.task_instance_id,
-            "jobId": plan.job_id,
-            "result": result,
-        }
-        return _Call("POST", f"{self._plan(plan)}/events", _PLAN_EVENTS_API_VERSION, body=body)
-
-    def feed(self, plan: PlanRef, lines: list[str]) -> _Call:
-        try:
-            record = _segment(plan.job_id, "JobId")
-        except ValueError as exc:
-            raise ForeignOrganizationError(str(exc)) from exc
-        url = f"{self._timeline(plan)}/records/{record}/feed"
-        body = {"value": lines, "count": len(lines)}
-        return _Call("POST", url, _TIMELINE_FEED_API_VERSION, body=body)
-
-
-# --- Response decoding ----------------------------------------------------------------------
-
-
-def _parse_datetime(value: Any) -> datetime | None:
-    # Azure DevOps writes 7 fractional digits and uses year 1 for "never"; 3.11 parses both.
-    if not value:
-        return None
-    moment = datetime.fromisoformat(str(value))
-    if moment.year <= 1:
-        return None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
-def _items(data: Any) -> list[Any]:
-    value = data["value"]
-    if not isinstance(value, list):
-        raise TypeError("value is not a list")
-    return value
-
-
-def _to_commit(data: Any) -> Commit:
-    return Commit(
-        commit_id=str(data["commitId"]),
-        comment=str(data.get("comment", "")),
-        parents=tuple(str(parent) for parent in data.get("parents", ())),
-    )
-
-
-def _to_pull_request(data: Any) -> PullRequest:
-    merge_commit = data.get("lastMergeCommit") or {}
-    return PullRequest(
-        pull_request_id=int(data["pullRequestId"]),
-        status=str(data["status"]),
-        repository_id=str(data["repository"]["id"]),
-        merge_commit=str(merge_commit["commitId"]) if merge_commit.get("commitId") else None,
-        closed_date=_parse_datetime(data.get("closedDate")),
-    )
-
-
-def _to_pull_requests(data: Any) -> list[PullRequest]:
-    return [_to_pull_request(item) for item in _items(data)]
-
-
-def _merge_bases(data: Any) -> set[str]:
-    return {str(item["commitId"]).lower() for item in _items(data)}
-
-
-def _query_results(commit: str) -> Callable[[Any], list[PullRequest]]:
-    def parse(data: Any) -> list[PullRequest]:
-        # results[i] answers queries[i]; a commit with no PR may be absent from the mapping.
-        results = data.get("results") or [{}]
-        found = {key.lower(): value for key, value in results[0].items()}
-        return [_to_pull_request(item) for item in found.get(commit.lower(), [])]
-
-    return parse
-
-
-def _unwrap_properties(data: Any) -> dict[str, str]:
-    properties: dict[str, str] = {}
-    for key, value in (data.get("value") or {}).items():
-        is_typed = isinstance(value, dict) and "$value" in value
-        properties[str(key)] = str(value["$value"] if is_typed else value)
-    return properties
-
-
-def _job_state(job_id: str) -> Callable[[Any], str | None]:
-    def parse(data: Any) -> str | None:
-        for record in _items(data):
-            if str(record.get("id", "")).lower() == job_id.lower():
-                return str(record["state"]) if record.get("state") else None
-        return None
-
-    return parse
-
-
-def _plan_state(data: Any) -> tuple[str, str]:
-    timeline = data.get("timeline") or {}
-    return str(data["state"]), str(timeline.get("id") or "")
-
-
-def _ignore(_: Any) -> None:
-    return None
-
-
 # --- Pipeline policies ----------------------------------------------------------------------
 
 
 def _allows_credentials(url: str) -> bool:
     parts = urlsplit(url)
-    return parts.scheme == "https" or _is_loopback((parts.hostname or "").lower())
+    return parts.scheme == "https" or is_loopback((parts.hostname or "").lower())
 
 
 class _PatPolicy(SansIOHTTPPolicy[HttpRequest, HttpResponse]):
@@ -628,9 +226,9 @@ class AzureDevOpsClient:
         transport: HttpTransport[HttpRequest, HttpResponse] | None = None,
     ) -> None:
         auth = _auth_policy(pat, credential)
-        if _collection_of(org_url) is None:
+        if not is_organization_url(org_url):
             raise ValueError("org_url must be an https URL (http only for loopback hosts)")
-        self._routes = _Routes(org_url, project, api_version)
+        self._routes = Routes(org_url, project, api_version)
         self._secrets = _secret_forms(pat)
         self._transport_options: dict[str, Any] = {
             "connection_timeout": connection_timeout,
@@ -664,30 +262,30 @@ class AzureDevOpsClient:
     # --- statuses ---
 
     def post_commit_status(self, repository: str, commit: str, status: CommitStatus) -> None:
-        self._send(self._routes.commit_status(repository, commit, status), _ignore)
+        self._send(self._routes.commit_status(repository, commit, status), ignore)
 
     def post_pull_request_status(
         self, repository: str, pull_request_id: int, status: CommitStatus
     ) -> None:
         call = self._routes.pull_request_status(repository, pull_request_id, status)
-        self._send(call, _ignore)
+        self._send(call, ignore)
 
     # --- repository reads ---
 
     def get_commit(self, repository: str, commit: str) -> Commit:
-        return self._send(self._routes.commit(repository, commit), _to_commit)
+        return self._send(self._routes.commit(repository, commit), to_commit)
 
     def is_ancestor(self, repository: str, ancestor: str, descendant: str) -> bool:
         """Whether `ancestor` is reachable from `descendant`: their merge base is `ancestor`."""
-        bases = self._send(self._routes.merge_bases(repository, ancestor, descendant), _merge_bases)
+        bases = self._send(self._routes.merge_bases(repository, ancestor, descendant), merge_bases)
         return ancestor.lower() in bases
 
     def pull_requests_for_merge_commit(self, repository: str, commit: str) -> list[PullRequest]:
         call = self._routes.merge_commit_query(repository, commit)
-        return self._send(call, _query_results(commit))
+        return self._send(call, query_results(commit))
 
     def get_pull_request(self, pull_request_id: int) -> PullRequest:
-        return self._send(self._routes.pull_request(pull_request_id), _to_pull_request)
+        return self._send(self._routes.pull_request(pull_request_id), to_pull_request)
 
     def list_abandoned_pull_requests(self, repository: str, since: datetime) -> list[PullRequest]:
         """PRs abandoned at or after `since` (timezone-aware), all pages."""
@@ -696,14 +294,14 @@ class AzureDevOpsClient:
         found: list[PullRequest] = []
         while True:
             call = self._routes.abandoned_pull_requests(repository, since, skip=len(found))
-            page = self._send(call, _to_pull_requests)
+            page = self._send(call, to_pull_requests)
             found.extend(page)
-            if len(page) < _PAGE_SIZE:
+            if len(page) < PAGE_SIZE:
                 return found
 
     def get_pull_request_properties(self, repository: str, pull_request_id: int) -> dict[str, str]:
         call = self._routes.pull_request_properties(repository, pull_request_id)
-        return self._send(call, _unwrap_properties)
+        return self._send(call, unwrap_properties)
 
     # --- agentless task callbacks ---
 
@@ -712,7 +310,7 @@ class AzureDevOpsClient:
         "unknown" (deleted, or a stale callback), a missing timeline or record is None.
         Without a TimelineId (PR-property callbacks) the plan's own timeline is used."""
         try:
-            plan_state, timeline_id = self._send(self._routes.plan(plan), _plan_state)
+            plan_state, timeline_id = self._send(self._routes.plan(plan), decode_plan_state)
         except PermanentAzureDevOpsError as exc:
             if exc.status_code != 404:
                 raise
@@ -722,7 +320,9 @@ class AzureDevOpsClient:
         if not plan.timeline_id:
             return PlanState(plan_state, None)
         try:
-            job_state = self._send(self._routes.timeline_records(plan), _job_state(plan.job_id))
+            job_state = self._send(
+                self._routes.timeline_records(plan), decode_job_state(plan.job_id)
+            )
         except PermanentAzureDevOpsError as exc:
             if exc.status_code != 404:
                 raise
@@ -730,25 +330,25 @@ class AzureDevOpsClient:
         return PlanState(plan_state, job_state)
 
     def post_task_completed(self, plan: PlanRef, result: str) -> None:
-        self._send(self._routes.task_completed(plan, result), _ignore)
+        self._send(self._routes.task_completed(plan, result), ignore)
 
     def append_feed(self, plan: PlanRef, lines: Sequence[str]) -> None:
-        feed = _feed_lines(lines, datetime.now(UTC))
+        feed = feed_lines(lines, datetime.now(UTC))
         call = self._routes.feed(plan, feed)
         if feed:
-            self._send(call, _ignore)
+            self._send(call, ignore)
 
     # --- transport ---
 
     def _options(self, url: str) -> dict[str, Any]:
         options = dict(self._transport_options)
         if urlsplit(url).scheme == "http":
-            # Only reachable for loopback (checked by _collection_of); lets bearer auth reach
+            # Only reachable for loopback (checked by is_organization_url); lets bearer auth reach
             # a local fake, which BearerTokenCredentialPolicy would otherwise refuse.
             options["enforce_https"] = False
         return options
 
-    def _send(self, call: _Call, parse: Callable[[Any], T]) -> T:
+    def _send(self, call: Call, parse: Callable[[Any], T]) -> T:
         request = HttpRequest(call.method, call.full_url, json=call.body)
         where = f"{call.method} {urlsplit(call.url).path}"
         try:
@@ -822,7 +422,7 @@ class DryRunAzureDevOps:
     """
 
     def __init__(self, org_url: str, project: str, *, api_version: str = "7.1") -> None:
-        self._routes = _Routes(org_url, project, api_version)
+        self._routes = Routes(org_url, project, api_version)
 
     def close(self) -> None:
         return None
@@ -861,12 +461,12 @@ class DryRunAzureDevOps:
         self._log(self._routes.task_completed(plan, result))
 
     def append_feed(self, plan: PlanRef, lines: Sequence[str]) -> None:
-        feed = _feed_lines(lines, datetime.now(UTC))
+        feed = feed_lines(lines, datetime.now(UTC))
         call = self._routes.feed(plan, feed)
         if feed:
             self._log(call)
 
-    def _log(self, call: _Call) -> None:
+    def _log(self, call: Call) -> None:
         _LOG.info("azure_devops.dry_run %s %s", call.describe(), json.dumps(call.body))
 
 
