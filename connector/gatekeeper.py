@@ -140,10 +140,6 @@ class GateKeeper:
             return
         commit = gate.commit or self._merge_commit(gate)
         if commit is None:
-            if gate.commit is None and self._pr_abandoned(gate):
-                self._complete(gate, _abandoned(gate))
-            elif self._clock() >= gate.deadline:
-                self._complete(gate, Decision("failed", "timed out before the PR merged", ()))
             return
         result = self._rollup.environment(
             commit,
@@ -169,17 +165,18 @@ class GateKeeper:
         return None
 
     def _merge_commit(self, gate: Gate) -> str | None:
-        """For a gate on a PR: its merge commit once the PR completed (stored for next time)."""
+        """For a gate on a PR: its merge commit once the PR completed (stored for next time).
+        Meanwhile the gate fails if the PR was abandoned or the deadline passed."""
         pr = self._pull_request(gate)
-        if pr is None or pr.status != "completed" or not pr.merge_commit:
-            return None
-        merge = pr.merge_commit
-        self._gates.update(gate, lambda g: replace(g, commit=g.commit or merge))
-        return merge
-
-    def _pr_abandoned(self, gate: Gate) -> bool:
-        pr = self._pull_request(gate)
-        return pr is not None and pr.status == "abandoned"
+        if pr is not None and pr.status == "completed" and pr.merge_commit:
+            merge = pr.merge_commit
+            self._gates.update(gate, lambda g: replace(g, commit=g.commit or merge))
+            return merge
+        if pr is not None and pr.status == "abandoned":
+            self._complete(gate, _abandoned(gate))
+        elif self._clock() >= gate.deadline:
+            self._complete(gate, Decision("failed", "timed out before the PR merged", ()))
+        return None
 
     def _pull_request(self, gate: Gate) -> PullRequest | None:
         if gate.pull_request_id is None:
