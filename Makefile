@@ -42,7 +42,7 @@ bench: install node_modules/.installed
 	$(BIN)/python bench/ingest.py
 	$(BIN)/python bench/storm.py
 
-run: node_modules/.installed
+run: install
 	./scripts/run-local.sh
 
 clean:

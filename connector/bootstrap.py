@@ -60,8 +60,14 @@ class Container:
                 "Service Bus not configured: set ServiceBusConnection or "
                 "ServiceBusConnection__fullyQualifiedNamespace"
             )
+        credential = self.credential
+        if s.servicebus_client_id and s.servicebus_client_id != s.azure_client_id:
+            from azure.identity import ManagedIdentityCredential
+
+            # The identity the trigger binding uses (`ServiceBusConnection__clientId`).
+            credential = ManagedIdentityCredential(client_id=s.servicebus_client_id)
         return ServiceBusMessageSender(
-            s.servicebus_queue, namespace=s.servicebus_namespace, credential=self.credential
+            s.servicebus_queue, namespace=s.servicebus_namespace, credential=credential
         )
 
     @cached_property
