@@ -72,7 +72,7 @@ def configure(environ: Mapping[str, str] | None = None) -> str:
         if env.get("APPLICATIONINSIGHTS_CONNECTION_STRING"):
             if env.get("PYTHON_APPLICATIONINSIGHTS_ENABLE_TELEMETRY", "").lower() == "true":
                 return "worker"  # the Functions worker configures Azure Monitor itself
-            return _azure_monitor()
+            return _azure_monitor(env)
         if env.get("OTEL_EXPORTER_OTLP_ENDPOINT"):
             return _otlp()
         return "none"
@@ -90,10 +90,16 @@ def _enable_azure_sdk_tracing() -> None:
     settings.tracing_enabled = True
 
 
-def _azure_monitor() -> str:
+def _azure_monitor(env: Mapping[str, str]) -> str:
     from azure.monitor.opentelemetry import configure_azure_monitor
 
-    configure_azure_monitor(logger_name="connector")
+    options: dict[str, Any] = {"connection_string": env["APPLICATIONINSIGHTS_CONNECTION_STRING"]}
+    if env.get("AZURE_CLIENT_ID"):
+        # Application Insights with local auth disabled accepts Entra tokens only.
+        from azure.identity import ManagedIdentityCredential
+
+        options["credential"] = ManagedIdentityCredential(client_id=env["AZURE_CLIENT_ID"])
+    configure_azure_monitor(logger_name="connector", **options)
     return "azure-monitor"
 
 

@@ -24,6 +24,7 @@ from tests.world import PAT, REPO, kustomization
 pytestmark = pytest.mark.azurite
 
 C1 = "c8925188500a55dad9563388e537a03dcdded446"
+ZERO_KEY = "00000000-0000-0000-0000-000000000000"
 EXPORTER = InMemorySpanExporter()
 READER = InMemoryMetricReader()
 
@@ -198,3 +199,53 @@ def test_no_secret_reaches_any_log_line(world, caplog):
     assert caplog.records, "the paths above log"
     for secret in secrets:
         assert secret not in logged, f"a secret leaked into the logs: {secret[:4]}…"
+
+
+@pytest.mark.parametrize(
+    ("environ", "chosen", "provider"),
+    [
+        ({}, "none", "ProxyTracerProvider"),
+        ({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:9"}, "otlp", "TracerProvider"),
+        (
+            {
+                "APPLICATIONINSIGHTS_CONNECTION_STRING": "InstrumentationKey=x;IngestionEndpoint=a",
+                "PYTHON_APPLICATIONINSIGHTS_ENABLE_TELEMETRY": "true",
+            },
+            "worker",
+            "ProxyTracerProvider",
+        ),
+        (
+            {
+                "APPLICATIONINSIGHTS_CONNECTION_STRING": f"InstrumentationKey={ZERO_KEY};"
+                "IngestionEndpoint=http://127.0.0.1:9/"
+            },
+            "azure-monitor",
+            "TracerProvider",
+        ),
+    ],
+)
+def test_configure_chooses_the_exporter_in_a_fresh_process(environ, chosen, provider):
+    """Each in its own interpreter: a provider can be set once per process."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = (
+        "import json, sys; from opentelemetry import trace; from connector import telemetry;"
+        "chosen = telemetry.configure(json.loads(sys.argv[1]));"
+        "print(chosen, type(trace.get_tracer_provider()).__name__)"
+    )
+    env = {
+        k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "APPLICATIONINSIGHTS"))
+    }
+    out = subprocess.run(  # noqa: S603 - our own interpreter and code
+        [sys.executable, "-c", code, json.dumps(environ)],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=Path(__file__).resolve().parent.parent,
+        env=env,
+        timeout=120,
+    )
+    assert out.stdout.split()[:2] == [chosen, provider], out.stderr[-2000:]
