@@ -70,15 +70,16 @@ class Ingest:
                 )
                 return rejected.reply
             obj = event.involved_object
-            span.set_attributes(
-                {
-                    "connector.cluster": cluster,
-                    "connector.env": env,
-                    "connector.reason": event.reason,
-                    "connector.object": f"{obj.kind}/{obj.namespace}/{obj.name}",
-                    "connector.commit": event.commit or "",
-                }
-            )
+            if span.is_recording():
+                span.set_attributes(
+                    {
+                        "connector.cluster": cluster,
+                        "connector.env": env,
+                        "connector.reason": event.reason,
+                        "connector.object": f"{obj.kind}/{obj.namespace}/{obj.name}",
+                        "connector.commit": event.commit or "",
+                    }
+                )
             reply = self._enqueue(request.body, event, cluster, env)
             span.set_attribute("http.response.status_code", reply.status)
             return reply
