@@ -23,7 +23,7 @@ from connector import bootstrap  # noqa: E402
 from connector.store import TableStore, connect  # noqa: E402
 from tests.azurite import azurite_tables  # noqa: E402
 from tests.fakes.azdo_server import FakeAzureDevOps  # noqa: E402
-from tests.world import PAT, REPO, World, kustomization  # noqa: E402
+from tests.world import PAT, REPO, World, rollout_events  # noqa: E402
 
 COMMIT = "c8925188500a55dad9563388e537a03dcdded446"
 CLUSTERS = ("prod-eu", "prod-us", "prod-asia")
@@ -32,35 +32,7 @@ RESENDS = 6
 
 
 def storm() -> list[tuple[dict, str]]:
-    events = []
-    for cluster in CLUSTERS:
-        for name in OBJECTS:
-            events.append(
-                (
-                    kustomization(COMMIT, "Progressing", name=name, time="2026-05-14T09:12:00Z"),
-                    cluster,
-                )
-            )
-            events.append(
-                (
-                    kustomization(
-                        COMMIT,
-                        "Progressing",
-                        name=name,
-                        time="2026-05-14T09:12:30Z",
-                        message="Health check passed in 29.1s",
-                    ),
-                    cluster,
-                )
-            )
-            events.append((kustomization(COMMIT, name=name, time="2026-05-14T09:12:31Z"), cluster))
-            for i in range(RESENDS):
-                events.append(
-                    (
-                        kustomization(COMMIT, name=name, time=f"2026-05-14T{10 + i:02d}:00:00Z"),
-                        cluster,
-                    )
-                )
+    events = rollout_events(COMMIT, CLUSTERS, OBJECTS, RESENDS)
     events.sort(key=lambda e: e[0]["timestamp"])
     rng = random.Random(42)
     for i in range(0, len(events) - 1, 3):  # local reordering, as concurrent dispatch does

@@ -10,7 +10,7 @@ import pytest
 
 from connector.devops import TransientAzureDevOpsError
 from tests.conftest import event_bytes
-from tests.world import REPO, kustomization, latest, statuses_by_context
+from tests.world import REPO, kustomization, latest, rollout_events, statuses_by_context
 
 pytestmark = pytest.mark.azurite
 
@@ -140,39 +140,9 @@ CLUSTERS = ("prod-eu", "prod-us", "prod-asia")
 OBJECTS = ("apps", "infra")
 
 
-def storm(commit: str) -> list[tuple[dict, str]]:
-    """Progressing then succeeded per object and cluster, plus periodic re-sends."""
-    events = []
-    for cluster in CLUSTERS:
-        for name in OBJECTS:
-            events.append(
-                (
-                    kustomization(commit, "Progressing", name=name, time="2026-05-14T09:12:00Z"),
-                    cluster,
-                )
-            )
-            events.append(
-                (
-                    kustomization(
-                        commit,
-                        "Progressing",
-                        name=name,
-                        time="2026-05-14T09:12:10Z",
-                        message="Health check passed in 9.1s",
-                    ),
-                    cluster,
-                )
-            )
-            for minute in (13, 23, 33):
-                events.append(
-                    (kustomization(commit, name=name, time=f"2026-05-14T09:{minute}:00Z"), cluster)
-                )
-    return events
-
-
 def test_storm_writes_exactly_one_status_per_change_and_reads_none(world, commit):
     world.configure(ENVIRONMENTS='{"prod":{"clusters":["prod-eu","prod-us","prod-asia"]}}')
-    events = storm(commit)
+    events = rollout_events(commit, CLUSTERS, OBJECTS, resends=3)
     random.Random(7).shuffle(events)
     for event, cluster in events + events[:10]:  # plus duplicate deliveries
         world.post(event, cluster=cluster, env="prod")

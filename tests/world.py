@@ -123,6 +123,33 @@ def kustomization(
     }
 
 
+def rollout_events(
+    commit: str, clusters: tuple[str, ...], objects: tuple[str, ...], resends: int
+) -> list[tuple[dict, str]]:
+    """A rollout as Flux reports it, per cluster and Kustomization: the change set, "health
+    check passed" (both `Progressing`), success, then periodic `ReconciliationSucceeded`."""
+    events = []
+    for cluster in clusters:
+        for name in objects:
+            steps = [
+                kustomization(commit, "Progressing", name=name, time="2026-05-14T09:12:00Z"),
+                kustomization(
+                    commit,
+                    "Progressing",
+                    name=name,
+                    time="2026-05-14T09:12:30Z",
+                    message="Health check passed in 29.1s",
+                ),
+                kustomization(commit, name=name, time="2026-05-14T09:12:31Z"),
+            ]
+            steps += [
+                kustomization(commit, name=name, time=f"2026-05-14T{10 + i:02d}:00:00Z")
+                for i in range(resends)
+            ]
+            events += [(step, cluster) for step in steps]
+    return events
+
+
 def statuses_by_context(azdo: FakeAzureDevOps, commit: str) -> dict[str, list[str]]:
     """Context name → the states posted to it, in order."""
     result: dict[str, list[str]] = {}
