@@ -40,6 +40,8 @@ from connector.tracking import EnvironmentResult, Observation, Phase
 logger = logging.getLogger(__name__)
 
 CLAIM_TIMEOUT = timedelta(minutes=2)
+# How long past its deadline a gate keeps retrying a completion refused for lack of permission.
+PERMISSION_PATIENCE = timedelta(hours=24)
 LEGACY_PROPERTY = "callback-task-id"
 _PR_STATE = {Phase.PROGRESSING: "pending", Phase.SUCCEEDED: "succeeded", Phase.FAILED: "failed"}
 
@@ -359,6 +361,17 @@ class GateKeeper:
             reason = f"not completed: plan URL outside {self._settings.azdo_org_url}"
             logger.error("gate.foreign_plan_url", extra={"gate": gate.id})  # noqa: TRY400
         except PermanentAzureDevOpsError as exc:
+            if (
+                exc.status_code in (401, 403)
+                and self._clock() < gate.deadline + PERMISSION_PATIENCE
+            ):
+                # Missing permissions can be granted while the job still waits: keep the claim
+                # (retried after CLAIM_TIMEOUT by the sweep) instead of giving the gate up.
+                logger.error(  # noqa: TRY400 - the status and message say what to fix
+                    "gate.completion_unauthorized",
+                    extra={"gate": gate.id, "status_code": exc.status_code, "error": exc.message},
+                )
+                return
             reason = f"not completed: Azure DevOps refused ({exc.status_code}): {exc.message}"
             logger.warning("gate.completion_refused", extra={"gate": gate.id, "error": exc.message})
         except Exception:

@@ -461,3 +461,27 @@ def test_a_rerun_of_a_finished_job_waits_again(repo):
     assert reply["state"] == "waiting"
     world.send(kustomization(B, time="2026-05-14T10:00:00Z"))
     assert [e["result"] for e in completions(world, headers)] == ["succeeded", "succeeded"]
+
+
+def test_missing_permission_is_retried_once_granted(repo):
+    world = repo
+    headers = plan(world)
+    register(world, headers, environment="dev", commit=A)
+    world.deliver_queued()
+    world.azdo.inject("/events", 403, count=1, method="POST")
+    world.send(kustomization(A))  # completion refused: the identity lacks the permission
+    assert completions(world) == []
+    [gate] = world.container.gatekeeper._gates.open_gates("dev")
+    assert gate.state.value == "completing"
+    # The permission is granted; the sweep retries once the claim is old enough.
+    container = world.container
+    later = GateKeeper(
+        container.settings,
+        GateStore(container.store),
+        container.store,
+        container.devops,
+        clock=lambda: datetime.now(UTC) + timedelta(minutes=3),
+    )
+    later.sweep()
+    later.sweep()
+    assert [e["result"] for e in completions(world, headers)] == ["succeeded"]
