@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import threading
 from functools import cached_property
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 from connector.settings import Settings, SettingsError
 
@@ -26,17 +26,37 @@ if TYPE_CHECKING:
     from connector.subscribers import SubscriberNotifier
 
 
+T = TypeVar("T")
+
+
+class built(cached_property[T]):  # noqa: N801 - used like `cached_property`
+    """`cached_property` that builds under the container's lock: the worker runs invocations on
+    several threads, and Python 3.12 dropped cached_property's own lock."""
+
+    @overload
+    def __get__(self, instance: None, owner: type[Any] | None = None) -> built[T]: ...
+    @overload
+    def __get__(self, instance: object, owner: type[Any] | None = None) -> T: ...
+    def __get__(self, instance: object, owner: type[Any] | None = None) -> T | built[T]:
+        if instance is None:
+            return self
+        with instance._build_lock:  # type: ignore[attr-defined]
+            value: T = super().__get__(instance, owner)
+            return value
+
+
 class Container:
     def __init__(self, settings: Settings | None = None, **overrides: Any) -> None:
+        self._build_lock = threading.RLock()
         self._settings = settings
         # Overrides shadow the cached properties of the same name (tests pass fakes this way).
         self.__dict__.update(overrides)
 
-    @cached_property
+    @built
     def settings(self) -> Settings:
         return self._settings if self._settings is not None else Settings.from_env()
 
-    @cached_property
+    @built
     def credential(self) -> TokenCredential:
         from azure.identity import DefaultAzureCredential, ManagedIdentityCredential
 
@@ -46,7 +66,7 @@ class Container:
             return ManagedIdentityCredential(client_id=client_id)
         return DefaultAzureCredential()
 
-    @cached_property
+    @built
     def sender(self) -> MessageSender:
         from connector.queue import ServiceBusMessageSender
 
@@ -70,7 +90,7 @@ class Container:
             s.servicebus_queue, namespace=s.servicebus_namespace, credential=credential
         )
 
-    @cached_property
+    @built
     def store(self) -> TableStore:
         from connector.store import TableStore, connect
 
@@ -91,7 +111,7 @@ class Container:
             )
         return TableStore(service, prefix=s.state_table_prefix)
 
-    @cached_property
+    @built
     def devops(self) -> AzureDevOpsClient | DryRunAzureDevOps:
         from connector.devops import AzureDevOpsClient, DryRunAzureDevOps
 
@@ -114,7 +134,7 @@ class Container:
             api_version=s.azdo_api_version,
         )
 
-    @cached_property
+    @built
     def statuses(self) -> StatusPublisher:
         from connector.statuses import StatusPublisher
 
@@ -129,13 +149,13 @@ class Container:
             target_url=s.status_target_url,
         )
 
-    @cached_property
+    @built
     def processor(self) -> Processor:
         from connector.processing import Processor
 
         return Processor(self.settings, self.store, self.statuses, listeners=self.listeners)
 
-    @cached_property
+    @built
     def gatekeeper(self) -> GateKeeper:
         from connector.devops import AzureDevOpsClient, JobToken
         from connector.gatekeeper import GateKeeper
@@ -155,7 +175,7 @@ class Container:
             job_client=job_client if use_job_token else None,
         )
 
-    @cached_property
+    @built
     def spektate(self) -> SpektateWriter | None:
         """Spektate's own storage account: a connection string, or (in Azure) its table
         endpoint with the function's managed identity. None when not configured."""
@@ -181,7 +201,7 @@ class Container:
             manifest_repo=repository_url(s.azdo_org_url, s.azdo_project, s.azdo_gitops_repo),
         )
 
-    @cached_property
+    @built
     def subscribers(self) -> SubscriberNotifier | None:
         """Outgoing webhooks, with deliveries recorded in the state store. None without URLs."""
         from connector.subscribers import DeliveryLedger, SubscriberNotifier
@@ -200,13 +220,13 @@ class Container:
         except ValueError as exc:  # names the problem, never the URL
             raise SettingsError(f"SUBSCRIBERS: {exc}") from None
 
-    @cached_property
+    @built
     def dead_letters(self) -> DeadLetterQueue:
         from connector.deadletters import ServiceBusDeadLetterQueue
 
         return ServiceBusDeadLetterQueue.from_settings(self.settings, lambda: self.credential)
 
-    @cached_property
+    @built
     def listeners(self) -> list[ChangeListener]:
         """Told of every observation after its statuses are posted; gates first, so that a
         failing Spektate or subscriber never delays a pipeline."""
