@@ -101,7 +101,7 @@ class Registration:
     def _queue_check(self, gate: Gate) -> None:
         message = OutgoingMessage(
             body=f'{{"kind":"gate-check","env":"{gate.environment}","gate":"{gate.id}"}}'.encode(),
-            message_id=f"gate-check/{gate.id}",
+            message_id=f"gate-check/{gate.id}/{int(gate.created_at.timestamp())}",
             session_id=f"gate/{gate.id}",
             application_properties={"kind": "gate-check", "env": gate.environment},
             scheduled_at=datetime.now(UTC) + CHECK_DELAY,
