@@ -185,6 +185,7 @@ _STYLE = (
     "body{font-family:system-ui,sans-serif;margin:1.5rem;color:#222}"
     "table{border-collapse:collapse;margin-bottom:1.5rem}"
     "th,td{border:1px solid #ccc;padding:.25rem .5rem;text-align:left;vertical-align:top}"
+    "td{overflow-wrap:anywhere;max-width:40rem}"
     "th{background:#f3f3f3}code{font-size:.95em}"
     ".succeeded{color:#176f2c}.failed{color:#b3261e;font-weight:bold}"
     ".progressing,.pending,.waiting,.completing{color:#8a5a00}"
