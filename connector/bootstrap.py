@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from connector.deadletters import DeadLetterQueue
     from connector.devops import AzureDevOpsClient, DryRunAzureDevOps
     from connector.gatekeeper import GateKeeper
+    from connector.ingest import Ingest
     from connector.processing import ChangeListener, Processor
     from connector.queue import MessageSender
     from connector.spektate import SpektateWriter
@@ -89,6 +90,12 @@ class Container:
         return ServiceBusMessageSender(
             s.servicebus_queue, namespace=s.servicebus_namespace, credential=credential
         )
+
+    @built
+    def ingest(self) -> Ingest:
+        from connector.ingest import Ingest
+
+        return Ingest(self.settings, self.sender)
 
     @built
     def store(self) -> TableStore:

@@ -28,9 +28,7 @@ class Handler(Protocol):
 
 
 def flux(req: func.HttpRequest) -> func.HttpResponse:
-    from connector.ingest import Ingest
-
-    return _serve(req, lambda c: Ingest(c.settings, c.sender))
+    return _serve(req, lambda c: c.ingest)
 
 
 def gates(req: func.HttpRequest) -> func.HttpResponse:
