@@ -7,8 +7,8 @@ adapter builds it from `Settings`. Tests replace adapters with `override(...)`.
 from __future__ import annotations
 
 import threading
-from functools import cached_property
-from typing import TYPE_CHECKING, Any, TypeVar, overload
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 
 from connector.settings import Settings, SettingsError
 
@@ -30,9 +30,16 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 
-class built(cached_property[T]):  # noqa: N801 - used like `cached_property`
-    """`cached_property` that builds under the container's lock: the worker runs invocations on
-    several threads, and Python 3.12 dropped cached_property's own lock."""
+class built(Generic[T]):  # noqa: N801 - used like `cached_property`
+    """A lazily built, cached attribute, built under its container's own lock: the worker runs
+    invocations on several threads. (`cached_property` locked per property across all instances
+    until Python 3.12, and not at all since.) Cached in the instance dict, which also lets
+    keyword overrides shadow it."""
+
+    def __init__(self, build: Callable[[Any], T]) -> None:
+        self._build = build
+        self._name = build.__name__
+        self.__doc__ = build.__doc__
 
     @overload
     def __get__(self, instance: None, owner: type[Any] | None = None) -> built[T]: ...
@@ -41,8 +48,11 @@ class built(cached_property[T]):  # noqa: N801 - used like `cached_property`
     def __get__(self, instance: object, owner: type[Any] | None = None) -> T | built[T]:
         if instance is None:
             return self
+        cache = instance.__dict__
         with instance._build_lock:  # type: ignore[attr-defined]
-            value: T = super().__get__(instance, owner)
+            if self._name not in cache:
+                cache[self._name] = self._build(instance)
+            value: T = cache[self._name]
             return value
 
 

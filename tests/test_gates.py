@@ -50,6 +50,18 @@ def plan(world, *, state: str = "inProgress") -> dict[str, str]:
     }
 
 
+def keeper_in(world, *, minutes: int) -> GateKeeper:
+    """The app's gatekeeper, with its clock that many minutes ahead (timeouts, stale claims)."""
+    c = world.container
+    return GateKeeper(
+        c.settings,
+        GateStore(c.store),
+        c.store,
+        c.devops,
+        clock=lambda: datetime.now(UTC) + timedelta(minutes=minutes),
+    )
+
+
 def register(world, headers: dict[str, str], **body) -> tuple[int, dict]:
     req = func.HttpRequest(
         method="POST", url="/api/gates", headers=headers, body=json.dumps(body).encode()
@@ -254,14 +266,7 @@ def test_timeout_fails_the_gate_from_the_sweep(repo):
     headers = plan(world)
     register(world, headers, environment="dev", commit=A, timeoutMinutes=1)
     world.deliver_queued()
-    container = world.container
-    later = GateKeeper(
-        container.settings,
-        GateStore(container.store),
-        container.store,
-        container.devops,
-        clock=lambda: datetime.now(UTC) + timedelta(minutes=2),
-    )
+    later = keeper_in(world, minutes=2)
     later.sweep()
     [done] = completions(world, headers)
     assert done["result"] == "failed"
@@ -474,14 +479,7 @@ def test_missing_permission_is_retried_once_granted(repo):
     [gate] = world.container.gatekeeper._gates.open_gates("dev")
     assert gate.state.value == "completing"
     # The permission is granted; the sweep retries once the claim is old enough.
-    container = world.container
-    later = GateKeeper(
-        container.settings,
-        GateStore(container.store),
-        container.store,
-        container.devops,
-        clock=lambda: datetime.now(UTC) + timedelta(minutes=3),
-    )
+    later = keeper_in(world, minutes=3)
     later.sweep()
     later.sweep()
     assert [e["result"] for e in completions(world, headers)] == ["succeeded"]
