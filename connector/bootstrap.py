@@ -130,13 +130,24 @@ class Container:
 
     @built
     def devops(self) -> AzureDevOpsClient | DryRunAzureDevOps:
-        from connector.devops import AzureDevOpsClient, DryRunAzureDevOps
+        from connector.devops import DryRunAzureDevOps
 
         s = self.settings
         if not (s.azdo_org_url and s.azdo_project):
             raise SettingsError("Azure DevOps not configured: set AZDO_ORG_URL and AZDO_PROJECT")
         if s.azdo_dry_run:
-            return DryRunAzureDevOps(s.azdo_org_url, s.azdo_project, api_version=s.azdo_api_version)
+            # Reads are harmless: real ones when credentials are configured (PR gates work).
+            configured = s.azdo_pat is not None or bool(s.azure_client_id)
+            reader = self._azdo_client() if configured else None
+            return DryRunAzureDevOps(
+                s.azdo_org_url, s.azdo_project, api_version=s.azdo_api_version, reader=reader
+            )
+        return self._azdo_client()
+
+    def _azdo_client(self) -> AzureDevOpsClient:
+        from connector.devops import AzureDevOpsClient
+
+        s = self.settings
         if s.azdo_pat is not None:
             return AzureDevOpsClient(
                 s.azdo_org_url,

@@ -148,6 +148,7 @@ def status_summary(record: StatusRecord) -> View:
         "description": record.description,
         "claimed_at": record.claimed_at.isoformat(),
         "confirmed": record.confirmed,
+        "trial": record.trial,
     }
 
 
@@ -167,6 +168,7 @@ def gate_summary(gate: Gate) -> View:
         "created_at": gate.created_at.isoformat(),
         "deadline": gate.deadline.isoformat(),
         "source": gate.source,
+        "trial": gate.trial,
     }
 
 

@@ -50,6 +50,7 @@ from connector.devops_routes import (
     merge_bases,
     query_results,
     to_commit,
+    to_log_id,
     to_pull_request,
     to_pull_requests,
     unwrap_properties,
@@ -59,6 +60,7 @@ from connector.devops_types import (
     Commit,
     CommitStatus,
     ForeignOrganizationError,
+    NotSentError,
     PermanentAzureDevOpsError,
     PipelineCallbacks,
     PlanRef,
@@ -69,7 +71,8 @@ from connector.devops_types import (
     TransientAzureDevOpsError,
 )
 from connector.organization import is_loopback, is_organization_url, same_organization
-from connector.retries import retry_policy
+from connector.redaction import redact, secret_forms
+from connector.retries import RetryBudgetExhaustedError, retry_policy
 
 __all__ = [
     "ORG_SCOPE",
@@ -80,6 +83,7 @@ __all__ = [
     "DryRunAzureDevOps",
     "ForeignOrganizationError",
     "JobToken",
+    "NotSentError",
     "PermanentAzureDevOpsError",
     "PipelineCallbacks",
     "PlanRef",
@@ -229,7 +233,8 @@ class AzureDevOpsClient:
         if not is_organization_url(org_url):
             raise ValueError("org_url must be an https URL (http only for loopback hosts)")
         self._routes = Routes(org_url, project, api_version)
-        self._secrets = _secret_forms(pat)
+        job_token = credential.token if isinstance(credential, JobToken) else None
+        self._secrets = secret_forms((pat, job_token))
         self._transport_options: dict[str, Any] = {
             "connection_timeout": connection_timeout,
             "read_timeout": read_timeout,
@@ -330,13 +335,25 @@ class AzureDevOpsClient:
         return PlanState(plan_state, job_state)
 
     def post_task_completed(self, plan: PlanRef, result: str) -> None:
-        self._send(self._routes.task_completed(plan, result), ignore)
+        """Sent at most once per call: a request that may have reached the service (no answer,
+        or a 5xx) is not repeated here; the caller re-reads the job state before trying again."""
+        self._send(self._routes.task_completed(plan, result), ignore, **_UNSENT_ONLY)
 
     def append_feed(self, plan: PlanRef, lines: Sequence[str]) -> None:
         feed = feed_lines(lines, datetime.now(UTC))
         call = self._routes.feed(plan, feed)
         if feed:
             self._send(call, ignore)
+
+    def create_log(self, plan: PlanRef) -> int:
+        """Create the task's stored log (`logs\\{TaskInstanceId}`); returns its id."""
+        log_id = self._send(self._routes.create_log(plan), to_log_id, **_UNSENT_ONLY)
+        self._send(self._routes.attach_log(plan, log_id), ignore)
+        return log_id
+
+    def append_log(self, plan: PlanRef, log_id: int, lines: Sequence[str]) -> None:
+        if lines:
+            self._send(self._routes.append_log(plan, log_id, lines), ignore, **_UNSENT_ONLY)
 
     # --- transport ---
 
@@ -348,19 +365,19 @@ class AzureDevOpsClient:
             options["enforce_https"] = False
         return options
 
-    def _send(self, call: Call, parse: Callable[[Any], T]) -> T:
-        request = HttpRequest(call.method, call.full_url, json=call.body)
+    def _send(self, call: Call, parse: Callable[[Any], T], **retry: Any) -> T:
+        request = _http_request(call)
         where = f"{call.method} {urlsplit(call.url).path}"
         try:
-            response = self._client.send_request(request, **self._options(call.url))
+            response = self._client.send_request(request, **self._options(call.url), **retry)
         except ClientAuthenticationError as exc:
             # The credential could not produce a token (identity endpoint down, not assigned):
             # nothing reached Azure DevOps; a later attempt may succeed.
             raise TransientAzureDevOpsError(
                 f"{where}: no access token ({type(exc).__name__})"
             ) from exc
-        except AzureError as exc:
-            raise TransientAzureDevOpsError(f"{where}: {type(exc).__name__}") from exc
+        except (AzureError, RetryBudgetExhaustedError) as exc:
+            raise TransientAzureDevOpsError(f"{where}: {_describe(exc)}") from exc
         data = self._decode(where, response)
         with _expecting_shape(where, response.status_code):
             return parse(data)
@@ -393,81 +410,126 @@ def _expecting_shape(where: str, status: int) -> Iterator[None]:
         raise PermanentAzureDevOpsError(status, message) from exc
 
 
-def _secret_forms(pat: str | None) -> tuple[str, ...]:
-    if not pat:
-        return ()
-    return (pat, base64.b64encode(f":{pat}".encode()).decode("ascii"))
+# TaskCompleted and log writes: retry only what certainly did not reach the service.
+_UNSENT_ONLY: Final = {"retry_read": 0, "retry_status": 0}
+
+
+def _http_request(call: Call) -> HttpRequest:
+    if isinstance(call.body, bytes):
+        headers = {"Content-Type": call.content_type}
+        return HttpRequest(call.method, call.full_url, content=call.body, headers=headers)
+    return HttpRequest(call.method, call.full_url, json=call.body)
+
+
+def _describe(exc: Exception) -> str:
+    if isinstance(exc, RetryBudgetExhaustedError):
+        return str(exc)
+    return type(exc).__name__
 
 
 def _error_message(response: HttpResponse, secrets: Sequence[str]) -> str:
-    """The service's own message, bounded, with anything resembling our credentials removed."""
+    """The service's own message, bounded, with anything resembling a credential removed."""
     try:
         body = response.json()
         message = str(body.get("message") or response.reason or "")
     except (ValueError, AttributeError):
         message = str(response.reason or "")
-    for secret in secrets:
-        message = message.replace(secret, "***")
-    return message[:_MESSAGE_MAX]
+    return redact(message, secrets)[:_MESSAGE_MAX]
 
 
 # --- Dry run --------------------------------------------------------------------------------
 
 
 class DryRunAzureDevOps:
-    """Logs every write it would make and sends nothing; reads answer harmlessly.
+    """Trial mode: logs every write it would make, sends none, and raises `NotSentError` so that
+    callers record nothing as posted (turned off on the same storage, the connector posts it all).
 
-    For trying the connector against a real organisation without touching it. Calls are built
-    by the same code as the real client, so the logged paths and bodies are what it would send.
+    Reads are harmless: with a `reader` (a real client, when a PAT or identity is configured)
+    they go to Azure DevOps, so PR gates can be tried; without one they answer "nothing known".
+    Calls are built by the same code as the real client, so the logged paths and bodies are what
+    it would send.
     """
 
-    def __init__(self, org_url: str, project: str, *, api_version: str = "7.1") -> None:
+    def __init__(
+        self,
+        org_url: str,
+        project: str,
+        *,
+        api_version: str = "7.1",
+        reader: AzureDevOpsClient | None = None,
+    ) -> None:
         self._routes = Routes(org_url, project, api_version)
+        self._reader = reader
 
     def close(self) -> None:
-        return None
+        if self._reader is not None:
+            self._reader.close()
+
+    # --- writes: logged, never sent ---
 
     def post_commit_status(self, repository: str, commit: str, status: CommitStatus) -> None:
-        self._log(self._routes.commit_status(repository, commit, status))
+        self._not_sent(self._routes.commit_status(repository, commit, status))
 
     def post_pull_request_status(
         self, repository: str, pull_request_id: int, status: CommitStatus
     ) -> None:
-        self._log(self._routes.pull_request_status(repository, pull_request_id, status))
+        self._not_sent(self._routes.pull_request_status(repository, pull_request_id, status))
+
+    def post_task_completed(self, plan: PlanRef, result: str) -> None:
+        self._not_sent(self._routes.task_completed(plan, result))
+
+    def append_feed(self, plan: PlanRef, lines: Sequence[str]) -> None:
+        self._not_sent(self._routes.feed(plan, feed_lines(lines, datetime.now(UTC))))
+
+    def create_log(self, plan: PlanRef) -> int:
+        self._not_sent(self._routes.create_log(plan))
+        return 0  # not reached
+
+    def append_log(self, plan: PlanRef, log_id: int, lines: Sequence[str]) -> None:
+        self._not_sent(self._routes.append_log(plan, log_id, lines))
+
+    # --- reads: real when a reader is configured ---
 
     def get_commit(self, repository: str, commit: str) -> Commit:
+        if self._reader is not None:
+            return self._reader.get_commit(repository, commit)
         return Commit(commit, "", ())
 
     def is_ancestor(self, repository: str, ancestor: str, descendant: str) -> bool:
+        if self._reader is not None:
+            return self._reader.is_ancestor(repository, ancestor, descendant)
         return False
 
     def pull_requests_for_merge_commit(self, repository: str, commit: str) -> list[PullRequest]:
+        if self._reader is not None:
+            return self._reader.pull_requests_for_merge_commit(repository, commit)
         return []
 
     def get_pull_request(self, pull_request_id: int) -> PullRequest:
-        raise PermanentAzureDevOpsError(404, "dry run: pull requests are not looked up")
+        if self._reader is not None:
+            return self._reader.get_pull_request(pull_request_id)
+        raise PermanentAzureDevOpsError(404, "trial mode without credentials: no PR look-ups")
 
     def list_abandoned_pull_requests(self, repository: str, since: datetime) -> list[PullRequest]:
+        if self._reader is not None:
+            return self._reader.list_abandoned_pull_requests(repository, since)
         return []
 
     def get_pull_request_properties(self, repository: str, pull_request_id: int) -> dict[str, str]:
+        if self._reader is not None:
+            return self._reader.get_pull_request_properties(repository, pull_request_id)
         return {}
 
     def get_plan_state(self, plan: PlanRef) -> PlanState:
+        if self._reader is not None:
+            return self._reader.get_plan_state(plan)
         self._routes.plan(plan)  # same ForeignOrganizationError as the real client
         return PlanState("inProgress", "inProgress")
 
-    def post_task_completed(self, plan: PlanRef, result: str) -> None:
-        self._log(self._routes.task_completed(plan, result))
-
-    def append_feed(self, plan: PlanRef, lines: Sequence[str]) -> None:
-        feed = feed_lines(lines, datetime.now(UTC))
-        call = self._routes.feed(plan, feed)
-        if feed:
-            self._log(call)
-
-    def _log(self, call: Call) -> None:
-        _LOG.info("azure_devops.dry_run %s %s", call.describe(), json.dumps(call.body))
+    def _not_sent(self, call: Call) -> None:
+        body = call.body.decode() if isinstance(call.body, bytes) else json.dumps(call.body)
+        _LOG.info("azure_devops.dry_run %s %s", call.describe(), body)
+        raise NotSentError(f"trial mode: {call.method} not sent")
 
 
 class JobToken:
@@ -475,7 +537,7 @@ class JobToken:
     completing a gate as the job itself; it cannot be refreshed, so it is used as it is."""
 
     def __init__(self, token: str) -> None:
-        self._token = token
+        self.token = token
 
     def get_token(self, *scopes: str, **kwargs: Any) -> AccessToken:
-        return AccessToken(self._token, int(time.time()) + 3600)
+        return AccessToken(self.token, int(time.time()) + 3600)

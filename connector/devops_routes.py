@@ -18,9 +18,56 @@ from connector.devops_types import (
 )
 from connector.organization import same_organization
 
-PLAN_EVENTS_API_VERSION: Final = "2.0-preview.1"
-TIMELINE_FEED_API_VERSION: Final = "6.0"
-PLAN_API_VERSION: Final = "7.1"
+
+@dataclass(frozen=True)
+class ApiVersion:
+    """The api-version one call sends, and the document that says it is served."""
+
+    version: str
+    source: str
+
+
+# Every call the connector makes, with its api-version and where that version is documented.
+# Order of authority: the REST specification (MicrosoftDocs/vsts-rest-api-specs, 7.1), then the
+# Learn pages for agentless callbacks, then what Microsoft's generated clients send for resources
+# the specification omits. Never a released version above a resource's released one: the service
+# answers that with 400 VssInvalidPreviewVersionException. docs/azure-devops.md mirrors this table
+# (a test keeps them equal). `None` = the configured AZDO_API_VERSION (git resources; 7.1 default).
+_SPEC_GIT = "REST spec 7.1, specification/git/7.1/git.json"
+_SPEC_TASK = "REST spec 7.1, specification/distributedTask/7.1/task.json"
+_LEARN_CALLBACK = (
+    "Learn: AzureFunction@1 / InvokeRESTAPI@1 callback; Invoke Azure Function / REST API checks"
+)
+_CLIENTS = (
+    "not in the REST spec; microsoft/azure-devops-python-api task client sends 4.1 (released)"
+)
+API_VERSIONS: Final[dict[str, ApiVersion | None]] = {
+    "Statuses_Create": None,
+    "Pull Request Statuses_Create": None,
+    "Commits_Get": None,
+    "Merge Bases_List": None,
+    "Pull Request Query_Get": None,
+    "Pull Requests_Get Pull Request By Id": None,
+    "Pull Requests_Get Pull Requests": None,
+    "Pull Request Properties_List": None,
+    "Events_Post Event": ApiVersion("2.0-preview.1", _LEARN_CALLBACK),
+    "Logs_Create": ApiVersion("7.1", _SPEC_TASK),
+    "Logs_Append Log Content": ApiVersion("7.1", _SPEC_TASK),
+    "Records_Update": ApiVersion("7.1", _SPEC_TASK),
+    "Feed_Append Timeline Record Feed": ApiVersion("4.1", _LEARN_CALLBACK),
+    "Plans_Get": ApiVersion("4.1", _CLIENTS),
+    "Records_Get": ApiVersion("4.1", _CLIENTS),
+}
+GIT_SOURCE: Final = _SPEC_GIT
+
+
+def _fixed(operation: str) -> str:
+    version = API_VERSIONS[operation]
+    if version is None:
+        raise KeyError(f"{operation} follows the configured api-version")
+    return version.version
+
+
 PAGE_SIZE: Final = 100
 FEED_LINE_MAX: Final = 1024
 TASK_RESULTS: Final = frozenset({"succeeded", "failed"})
@@ -33,8 +80,10 @@ class Call:
     method: str
     url: str
     api_version: str
+    operation: str  # the key in API_VERSIONS (operationId of the REST spec where it has one)
     params: Mapping[str, str | int] = field(default_factory=dict)
     body: Any = None
+    content_type: str = "application/json"
 
     @property
     def query(self) -> str:
@@ -89,36 +138,38 @@ class Routes:
         self._project = _segment(project, "project")
         self._api_version = api_version
 
-    def _git(self, method: str, path: str, **kwargs: Any) -> Call:
+    def _git(self, operation: str, method: str, path: str, **kwargs: Any) -> Call:
         url = f"{self._base}/{self._project}/_apis/git/{path}"
-        return Call(method, url, self._api_version, **kwargs)
+        return Call(method, url, self._api_version, operation, **kwargs)
 
     def _repository(self, repository: str) -> str:
         return f"repositories/{_segment(repository, 'repository')}"
 
     def commit_status(self, repository: str, commit: str, status: CommitStatus) -> Call:
         path = f"{self._repository(repository)}/commits/{_segment(commit, 'commit')}/statuses"
-        return self._git("POST", path, body=_status_body(status))
+        return self._git("Statuses_Create", "POST", path, body=_status_body(status))
 
     def pull_request_status(self, repository: str, pr_id: int, status: CommitStatus) -> Call:
         path = f"{self._repository(repository)}/pullRequests/{int(pr_id)}/statuses"
-        return self._git("POST", path, body=_status_body(status))
+        return self._git("Pull Request Statuses_Create", "POST", path, body=_status_body(status))
 
     def commit(self, repository: str, commit: str) -> Call:
-        return self._git(
-            "GET", f"{self._repository(repository)}/commits/{_segment(commit, 'commit')}"
-        )
+        path = f"{self._repository(repository)}/commits/{_segment(commit, 'commit')}"
+        return self._git("Commits_Get", "GET", path)
 
     def merge_bases(self, repository: str, commit: str, other: str) -> Call:
         path = f"{self._repository(repository)}/commits/{_segment(commit, 'commit')}/mergebases"
-        return self._git("GET", path, params={"otherCommitId": other})
+        return self._git("Merge Bases_List", "GET", path, params={"otherCommitId": other})
 
     def merge_commit_query(self, repository: str, commit: str) -> Call:
         body = {"queries": [{"type": "lastMergeCommit", "items": [commit]}]}
-        return self._git("POST", f"{self._repository(repository)}/pullrequestquery", body=body)
+        path = f"{self._repository(repository)}/pullrequestquery"
+        return self._git("Pull Request Query_Get", "POST", path, body=body)
 
     def pull_request(self, pr_id: int) -> Call:
-        return self._git("GET", f"pullrequests/{int(pr_id)}")
+        return self._git(
+            "Pull Requests_Get Pull Request By Id", "GET", f"pullrequests/{int(pr_id)}"
+        )
 
     def abandoned_pull_requests(self, repository: str, since: datetime, skip: int) -> Call:
         params: dict[str, str | int] = {
@@ -128,37 +179,35 @@ class Routes:
             "$top": PAGE_SIZE,
             "$skip": skip,
         }
-        return self._git("GET", f"{self._repository(repository)}/pullrequests", params=params)
+        path = f"{self._repository(repository)}/pullrequests"
+        return self._git("Pull Requests_Get Pull Requests", "GET", path, params=params)
 
     def pull_request_properties(self, repository: str, pr_id: int) -> Call:
         path = f"{self._repository(repository)}/pullRequests/{int(pr_id)}/properties"
-        return self._git("GET", path)
+        return self._git("Pull Request Properties_List", "GET", path)
 
     def _plan(self, plan: PlanRef) -> str:
         # The PlanRef arrives in request headers: check it before building a URL that would
         # carry our credentials, and let no header value add or climb path segments.
         if not same_organization(plan.plan_url, self.org_url):
             raise ForeignOrganizationError("plan URL is outside the configured organisation")
-        try:
-            project = _segment(plan.project_id, "ProjectId")
-            hub = _segment(plan.hub_name, "HubName")
-            plan_id = _segment(plan.plan_id, "PlanId")
-        except ValueError as exc:
-            raise ForeignOrganizationError(str(exc)) from exc
+        project = _plan_segment(plan.project_id, "ProjectId")
+        hub = _plan_segment(plan.hub_name, "HubName")
+        plan_id = _plan_segment(plan.plan_id, "PlanId")
         base = plan.plan_url.rstrip("/")
         return f"{base}/{project}/_apis/distributedtask/hubs/{hub}/plans/{plan_id}"
 
     def _timeline(self, plan: PlanRef) -> str:
-        try:
-            return f"{self._plan(plan)}/timelines/{_segment(plan.timeline_id, 'TimelineId')}"
-        except ValueError as exc:
-            raise ForeignOrganizationError(str(exc)) from exc
+        return f"{self._plan(plan)}/timelines/{_plan_segment(plan.timeline_id, 'TimelineId')}"
+
+    def _task(self, operation: str, method: str, url: str, **kwargs: Any) -> Call:
+        return Call(method, url, _fixed(operation), operation, **kwargs)
 
     def plan(self, plan: PlanRef) -> Call:
-        return Call("GET", self._plan(plan), PLAN_API_VERSION)
+        return self._task("Plans_Get", "GET", self._plan(plan))
 
     def timeline_records(self, plan: PlanRef) -> Call:
-        return Call("GET", f"{self._timeline(plan)}/records", PLAN_API_VERSION)
+        return self._task("Records_Get", "GET", f"{self._timeline(plan)}/records")
 
     def task_completed(self, plan: PlanRef, result: str) -> Call:
         if result not in TASK_RESULTS:
@@ -169,16 +218,44 @@ class Routes:
             "jobId": plan.job_id,
             "result": result,
         }
-        return Call("POST", f"{self._plan(plan)}/events", PLAN_EVENTS_API_VERSION, body=body)
+        return self._task("Events_Post Event", "POST", f"{self._plan(plan)}/events", body=body)
 
     def feed(self, plan: PlanRef, lines: list[str]) -> Call:
-        try:
-            record = _segment(plan.job_id, "JobId")
-        except ValueError as exc:
-            raise ForeignOrganizationError(str(exc)) from exc
-        url = f"{self._timeline(plan)}/records/{record}/feed"
+        url = f"{self._timeline(plan)}/records/{_plan_segment(plan.job_id, 'JobId')}/feed"
         body = {"value": lines, "count": len(lines)}
-        return Call("POST", url, TIMELINE_FEED_API_VERSION, body=body)
+        return self._task("Feed_Append Timeline Record Feed", "POST", url, body=body)
+
+    def create_log(self, plan: PlanRef) -> Call:
+        """The task's stored log: Learn documents the path `logs\\{TaskInstanceId}`."""
+        task = _plan_segment(plan.task_instance_id, "TaskInstanceId")
+        body = {"path": f"logs\\{task}"}
+        return self._task("Logs_Create", "POST", f"{self._plan(plan)}/logs", body=body)
+
+    def append_log(self, plan: PlanRef, log_id: int, lines: Sequence[str]) -> Call:
+        body = "".join(f"{line}\n" for line in lines).encode()
+        url = f"{self._plan(plan)}/logs/{int(log_id)}"
+        return self._task(
+            "Logs_Append Log Content",
+            "POST",
+            url,
+            body=body,
+            content_type="application/octet-stream",
+        )
+
+    def attach_log(self, plan: PlanRef, log_id: int) -> Call:
+        """Point the task's timeline record (id = TaskInstanceId) at its stored log."""
+        record = {"id": plan.task_instance_id, "log": {"id": int(log_id)}}
+        body = {"value": [record], "count": 1}
+        url = f"{self._timeline(plan)}/records"
+        return self._task("Records_Update", "PATCH", url, body=body)
+
+
+def _plan_segment(value: str, what: str) -> str:
+    """A path segment from callback headers: invalid means the plan reference is not ours."""
+    try:
+        return _segment(value, what)
+    except ValueError as exc:
+        raise ForeignOrganizationError(str(exc)) from exc
 
 
 # --- Response decoding ----------------------------------------------------------------------
@@ -263,3 +340,7 @@ def decode_plan_state(data: Any) -> tuple[str, str]:
 
 def ignore(_: Any) -> None:
     return None
+
+
+def to_log_id(data: Any) -> int:
+    return int(data["id"])

@@ -40,6 +40,11 @@ class ForeignOrganizationError(AzureDevOpsError):
     """A URL outside the configured organisation; raised before anything is sent."""
 
 
+class NotSentError(AzureDevOpsError):
+    """Trial mode (`AZDO_DRY_RUN`): the write was logged, not sent. Callers record nothing as
+    posted, so that the same storage in real mode posts it."""
+
+
 # --- Values ---------------------------------------------------------------------------------
 
 
@@ -127,3 +132,7 @@ class PipelineCallbacks(Protocol):
     def post_task_completed(self, plan: PlanRef, result: str) -> None: ...
 
     def append_feed(self, plan: PlanRef, lines: Sequence[str]) -> None: ...
+
+    def create_log(self, plan: PlanRef) -> int: ...
+
+    def append_log(self, plan: PlanRef, log_id: int, lines: Sequence[str]) -> None: ...

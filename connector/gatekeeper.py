@@ -1,10 +1,8 @@
-"""Runs the gates: correlates deployed commits to waiting gates, evaluates them, writes progress to
-the waiting task, and completes each gate exactly once.
+"""Runs the gates: correlates deployed commits to waiting gates and evaluates them. What the
+waiting task is told lives in `gate_story`, completing it exactly once in `gate_completion`.
 
-Exactly once: a gate moves waiting → completing by a conditional write (one instance wins), the
-winner checks the plan and job state (a finished job is not completed again), posts TaskCompleted
-and then records the final state. A claim whose holder crashed can be taken over after
-`CLAIM_TIMEOUT`; a failed post releases the claim so that the redelivery retries at once.
+Every path that touches several gates (events, the service hook, the sweep) isolates each gate:
+one that fails is logged with its id and never stops the others.
 """
 
 from __future__ import annotations
@@ -17,33 +15,32 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
-from connector import telemetry
+from azure.core.exceptions import AzureError
+
+from connector import retries, telemetry
 from connector.devops import (
     AzureDevOpsError,
-    CommitStatus,
-    ForeignOrganizationError,
     PermanentAzureDevOpsError,
     PipelineCallbacks,
     PlanRef,
     PullRequest,
     RepositoryReader,
     StatusWriter,
+    TransientAzureDevOpsError,
     same_organization,
 )
+from connector.gate_completion import Completion
+from connector.gate_story import TaskStory
 from connector.gates import OPEN, Decision, Gate, GateState, decide, gate_id
 from connector.gatestore import GateStore
 from connector.rollup import Rollup
 from connector.settings import Settings
-from connector.store import DeploymentStore, Recorded
-from connector.tracking import EnvironmentResult, Observation, Phase
+from connector.store import ConcurrencyError, DeploymentStore, Recorded
+from connector.tracking import EnvironmentResult, Observation
 
 logger = logging.getLogger(__name__)
 
-CLAIM_TIMEOUT = timedelta(minutes=2)
-# How long past its deadline a gate keeps retrying a completion refused for lack of permission.
-PERMISSION_PATIENCE = timedelta(hours=24)
 LEGACY_PROPERTY = "callback-task-id"
-_PR_STATE = {Phase.PROGRESSING: "pending", Phase.SUCCEEDED: "succeeded", Phase.FAILED: "failed"}
 
 
 class DevOps(RepositoryReader, PipelineCallbacks, StatusWriter, Protocol):
@@ -68,6 +65,24 @@ class GateKeeper:
         self._job_client = job_client
         self._clock = clock
         self._patterns = [re.compile(p, re.MULTILINE) for p in settings.pr_number_patterns]
+        trial = settings.azdo_dry_run
+        self._story = TaskStory(
+            gates,
+            devops,
+            self._callbacks,
+            genre=settings.status_genre,
+            pr_repository=settings.pr_repo,
+            trial=trial,
+            clock=clock,
+        )
+        self._completion = Completion(
+            gates,
+            self._story,
+            self._callbacks,
+            org_url=settings.azdo_org_url,
+            trial=trial,
+            clock=clock,
+        )
 
     # --- entry points -------------------------------------------------------------------------
 
@@ -92,37 +107,74 @@ class GateKeeper:
             self.evaluate(found)
 
     def on_observation(self, obs: Observation, recorded: Recorded, env: EnvironmentResult) -> None:
-        """A deployed commit changed state: evaluate the gates it may concern."""
-        if obs.commit is None:
+        """A deployed commit changed state: evaluate the gates it may concern. One gate's
+        failure never stops the others; a retryable one is raised after them (redelivery)."""
+        commit = obs.commit
+        if commit is None:
             return
-        self._pick_up_pr_property_gates(obs.commit)
-        for gate in self._gates.open_gates(obs.env):
-            concerned = self._correlate(gate, obs.commit)
+        self._pick_up_pr_property_gates(commit)
+
+        def consider(gate: Gate) -> None:
+            concerned = self._correlate(gate, commit)
             if concerned is not None:
                 self.evaluate(concerned)
 
+        _raise_first([self._isolated(g, consider) for g in self._gates.open_gates(obs.env)])
+
     def sweep(self) -> int:
-        """Timer: fail timed-out gates and those of PRs abandoned unnoticed; retry stuck ones."""
+        """Timer: fail timed-out gates and those of PRs abandoned unnoticed; retry stuck ones.
+        Each gate is isolated: one that fails is logged and the sweep goes on."""
         gates = self._gates.open_gates()
-        abandoned = self._abandoned_pull_requests(gates)
+        try:
+            abandoned = self._abandoned_pull_requests(gates)
+        except AzureDevOpsError as exc:
+            logger.warning("sweep.abandoned_lookup_failed", extra={"error": str(exc)})
+            abandoned = set()
+
+        def sweep_one(gate: Gate) -> None:
+            with retries.wait_budget():
+                if gate.pull_request_id in abandoned and gate.commit is None:
+                    self._fail_if_abandoned(gate)
+                else:
+                    self.evaluate(gate)
+
         for gate in gates:
-            if gate.pull_request_id in abandoned and gate.commit is None:
-                self._complete(gate, _abandoned(gate))
-            else:
-                self.evaluate(gate)
+            self._isolated(gate, sweep_one)
         return len(gates)
 
     def abandon(self, repository_names: Iterable[str], pull_request_id: int) -> int:
-        """A service hook said a PR was abandoned: fail the gates still waiting for it.
+        """A service hook said a PR was abandoned: fail the gates still waiting for it, once
+        Azure DevOps confirms it (a replayed or late hook for a merged PR changes nothing).
         `repository_names`: the PR's repository id and name (gates store either)."""
         names = {n.lower() for n in repository_names if n}
-        failed = 0
-        for gate in self._gates.open_gates():
-            repo = (gate.repository or self._settings.pr_repo).lower()
-            if gate.pull_request_id == pull_request_id and (not names or repo in names):
-                self._complete(gate, _abandoned(gate))
-                failed += 1
-        return failed
+        waiting = [
+            gate
+            for gate in self._gates.open_gates()
+            if gate.pull_request_id == pull_request_id
+            and gate.state == GateState.WAITING
+            and (not names or (gate.repository or self._settings.pr_repo).lower() in names)
+        ]
+        failed: list[Gate] = []
+
+        def fail(gate: Gate) -> None:
+            if self._fail_if_abandoned(gate):
+                failed.append(gate)
+
+        _raise_first([self._isolated(gate, fail) for gate in waiting])
+        return len(failed)
+
+    def _fail_if_abandoned(self, gate: Gate) -> bool:
+        """Fail a gate for its abandoned PR, after reading the PR itself: one that completed
+        (merged) or is active again never fails by abandonment."""
+        pr = self._pull_request(gate)
+        if pr is None or pr.status != "abandoned":
+            logger.info(
+                "gate.abandonment_not_confirmed",
+                extra={"gate": gate.id, "status": pr.status if pr else "unknown"},
+            )
+            return False
+        self._complete(gate, _abandoned(gate))
+        return True
 
     # --- evaluation ---------------------------------------------------------------------------
 
@@ -138,7 +190,7 @@ class GateKeeper:
 
     def _evaluate(self, gate: Gate) -> None:
         if gate.state == GateState.COMPLETING:
-            self._resume_completion(gate)
+            self._completion.resume(gate)
             return
         commit = gate.commit or self._merge_commit(gate)
         if commit is None:
@@ -152,9 +204,12 @@ class GateKeeper:
         )
         grace = timedelta(seconds=self._settings.gate_failure_grace_seconds)
         decision = decide(gate, result, commit, self._clock(), grace)
-        gate = self._report_progress(gate, decision, result)
+        gate = self._story.progress(gate, decision, result)
         if decision.result is not None:
             self._complete(gate, decision)
+
+    def _complete(self, gate: Gate, decision: Decision) -> None:
+        self._completion.complete(gate, decision)
 
     def _correlate(self, gate: Gate, commit: str) -> Gate | None:
         """The gate (with its commit learned, for a PR gate) when `commit` concerns it."""
@@ -175,7 +230,7 @@ class GateKeeper:
             self._gates.update(gate, lambda g: replace(g, commit=g.commit or merge))
             return merge
         if pr is not None and pr.status == "abandoned":
-            self._complete(gate, _abandoned(gate))
+            self._complete(gate, _abandoned(gate))  # just read from Azure DevOps: confirmed
         elif self._clock() >= gate.deadline:
             self._complete(gate, Decision("failed", "timed out before the PR merged", ()))
         return None
@@ -283,132 +338,33 @@ class GateKeeper:
             source="pr-property",
         )
 
-    # --- what the waiting pipeline sees -------------------------------------------------------
-
-    def _report_progress(self, gate: Gate, decision: Decision, result: EnvironmentResult) -> Gate:
-        digest = decision.progress_digest
-        pr_state = _PR_STATE[result.phase] if decision.result is None else decision.result
-        if digest == gate.progress and pr_state == gate.pr_status:
-            return gate
-        try:
-            if digest != gate.progress and gate.plan.timeline_id and decision.result is None:
-                self._callbacks(gate).append_feed(
-                    gate.plan, [f"{gate.environment}: {line}" for line in decision.lines]
-                )
-            if pr_state != gate.pr_status and gate.pull_request_id is not None:
-                self._post_pr_status(gate, pr_state, decision)
-        except AzureDevOpsError as exc:
-            # Progress is for people watching; it must never hold up the gate itself.
-            logger.warning("gate.progress_failed", extra={"gate": gate.id, "error": str(exc)})
-            return gate
-        updated = self._gates.update(
-            gate, lambda g: replace(g, progress=digest, pr_status=pr_state)
-        )
-        return updated or gate
-
-    def _post_pr_status(self, gate: Gate, state: str, decision: Decision) -> None:
-        if gate.pull_request_id is None:
-            return
-        status = CommitStatus(
-            state=state,
-            description=decision.reason[:250],
-            genre=self._settings.status_genre,
-            name=f"env/{gate.environment}",
-        )
-        repository = gate.repository or self._settings.pr_repo
-        self._devops.post_pull_request_status(repository, gate.pull_request_id, status)
-
-    # --- completion, exactly once -------------------------------------------------------------
-
-    def _complete(self, gate: Gate, decision: Decision) -> None:
-        result = decision.result or "failed"
-        now = self._clock()
-
-        def claim(g: Gate) -> Gate | None:
-            if g.state != GateState.WAITING:
-                return None
-            return replace(
-                g,
-                state=GateState.COMPLETING,
-                result=result,
-                result_reason=decision.reason,
-                claimed_at=now,
-            )
-
-        claimed = self._gates.update(gate, claim)
-        if claimed is None:
-            return  # another instance decided first
-        self._finish(claimed, result, decision.reason)
-
-    def _resume_completion(self, gate: Gate) -> None:
-        """A claim that was released or whose holder died is taken over."""
-        now = self._clock()
-        if gate.claimed_at is not None and now - gate.claimed_at < CLAIM_TIMEOUT:
-            return
-
-        def reclaim(g: Gate) -> Gate | None:
-            stale = g.claimed_at is None or now - g.claimed_at >= CLAIM_TIMEOUT
-            return replace(g, claimed_at=now) if g.state == GateState.COMPLETING and stale else None
-
-        claimed = self._gates.update(gate, reclaim)
-        if claimed is not None:
-            self._finish(claimed, claimed.result or "failed", claimed.result_reason)
-
-    def _finish(self, gate: Gate, result: str, reason: str) -> None:
-        try:
-            self._post_completion(gate, result, reason)
-        except ForeignOrganizationError:
-            reason = f"not completed: plan URL outside {self._settings.azdo_org_url}"
-            logger.error("gate.foreign_plan_url", extra={"gate": gate.id})  # noqa: TRY400
-        except PermanentAzureDevOpsError as exc:
-            if (
-                exc.status_code in (401, 403)
-                and self._clock() < gate.deadline + PERMISSION_PATIENCE
-            ):
-                # Missing permissions can be granted while the job still waits: keep the claim
-                # (retried after CLAIM_TIMEOUT by the sweep) instead of giving the gate up.
-                logger.error(  # noqa: TRY400 - the status and message say what to fix
-                    "gate.completion_unauthorized",
-                    extra={"gate": gate.id, "status_code": exc.status_code, "error": exc.message},
-                )
-                return
-            reason = f"not completed: Azure DevOps refused ({exc.status_code}): {exc.message}"
-            logger.warning("gate.completion_refused", extra={"gate": gate.id, "error": exc.message})
-        except Exception:
-            # Release the claim so that the redelivery (or the sweep) retries straight away.
-            self._gates.update(gate, lambda g: replace(g, claimed_at=None))
-            raise
-        final = GateState.SUCCEEDED if result == "succeeded" else GateState.FAILED
-        self._gates.update(gate, lambda g: replace(g, state=final, result_reason=reason))
-        telemetry.gates_completed.add(1, {"env": gate.environment, "result": result})
-        logger.info("gate.completed", extra={"gate": gate.id, "result": result, "reason": reason})
-
-    def _post_completion(self, gate: Gate, result: str, reason: str) -> None:
-        callbacks = self._callbacks(gate)
-        plan_state = callbacks.get_plan_state(gate.plan)
-        # An unknown plan (404) is still tried: TaskCompleted then fails permanently with the
-        # service's own reason, rather than being skipped on a guess.
-        if plan_state.is_finished:
-            logger.info("gate.plan_already_finished", extra={"gate": gate.id})
-            return
-        if gate.plan.timeline_id:
-            try:
-                callbacks.append_feed(gate.plan, [f"{gate.environment}: {result}: {reason}"])
-            except AzureDevOpsError:
-                logger.warning("gate.final_line_failed", extra={"gate": gate.id})
-        if gate.pull_request_id is not None and gate.pr_status != result:
-            try:
-                self._post_pr_status(gate, result, Decision(result, reason, ()))
-            except AzureDevOpsError:
-                logger.warning("gate.pr_status_failed", extra={"gate": gate.id})
-        callbacks.post_task_completed(gate.plan, result)
-
     def _callbacks(self, gate: Gate) -> PipelineCallbacks:
         """The job's own token when `GATE_USE_JOB_TOKEN` kept it, else our identity."""
         if self._job_client is not None and gate.auth_token:
             return self._job_client(gate.auth_token)
         return self._devops
 
+    def _isolated(self, gate: Gate, work: Callable[[Gate], None]) -> Exception | None:
+        """Run one gate's work so that its failure never stops the other gates: logged with the
+        gate id; returned when a retry may help (the caller raises it after the others)."""
+        try:
+            work(gate)
+        except Exception as exc:
+            retry = isinstance(exc, (TransientAzureDevOpsError, AzureError, ConcurrencyError))
+            logger.warning(
+                "gate.failed",
+                extra={"gate": gate.id, "env": gate.environment, "error": type(exc).__name__},
+                exc_info=not retry,
+            )
+            return exc if retry else None
+        return None
+
 
 def _abandoned(gate: Gate) -> Decision:
     return Decision("failed", f"pull request {gate.pull_request_id} was abandoned", ())
+
+
+def _raise_first(errors: Iterable[Exception | None]) -> None:
+    for error in errors:
+        if error is not None:
+            raise error

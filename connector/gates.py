@@ -52,6 +52,9 @@ class Gate:
     pr_status: str = ""  # last environment state posted as a PR status
     source: str = "registered"
     auth_token: str = field(default="", repr=False)  # only with GATE_USE_JOB_TOKEN
+    log_id: int = 0  # the task's stored log in Azure DevOps, once created
+    completion_posts: int = 0  # TaskCompleted POSTs whose outcome we did not see
+    trial: str = ""  # what trial mode would have done (AZDO_DRY_RUN); nothing was sent
 
 
 @dataclass(frozen=True)
@@ -84,7 +87,8 @@ def decide(
     failed = result.failed_cluster
     if failed is not None:
         obj, state = failed.failed[0]
-        since = state.failed_since or state.time
+        # From when the connector learned of the failure: a queue backlog must not eat the grace.
+        since = state.failure_noticed or state.failed_since or state.time
         if now - since >= grace:
             reason = f"{failed.cluster}: {obj}: {state.reason}: {state.summary}"
             return Decision("failed", reason, lines)

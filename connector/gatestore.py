@@ -9,16 +9,19 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
-from dataclasses import replace
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import fields, replace
 from datetime import datetime
-from typing import Any
+from typing import Any, get_type_hints
 
 from azure.core.exceptions import ResourceNotFoundError
 
 from connector.devops import PlanRef
 from connector.gates import OPEN, Gate, GateState
 from connector.store import TableStore, key, update_row
+
+logger = logging.getLogger(__name__)
 
 
 class GateStore:
@@ -69,10 +72,10 @@ class GateStore:
         else:
             query, params = f"PartitionKey eq @env and ({states})", {"env": environment}
         entities = self._gates().query_entities(query, parameters=params)
-        return [_gate(e["PartitionKey"], e["RowKey"], e) for e in entities]
+        return _readable(entities)
 
     def all_gates(self) -> list[Gate]:
-        return [_gate(e["PartitionKey"], e["RowKey"], e) for e in self._gates().list_entities()]
+        return _readable(self._gates().list_entities())
 
     # --- facts ----------------------------------------------------------------------------------
 
@@ -89,6 +92,21 @@ class GateStore:
 
     def _facts(self) -> Any:
         return self._tables.table("facts")
+
+
+def _readable(entities: Iterable[Any]) -> list[Gate]:
+    """Gates that can be read; an unreadable row (written by hand, or by a future version) is
+    logged and skipped, so that it never stops the other gates."""
+    gates = []
+    for entity in entities:
+        try:
+            gates.append(_gate(entity["PartitionKey"], entity["RowKey"], entity))
+        except (KeyError, TypeError, ValueError) as exc:
+            logger.error(  # noqa: TRY400 - the row and the error say it all
+                "gate.unreadable",
+                extra={"gate": entity.get("RowKey"), "error": type(exc).__name__},
+            )
+    return gates
 
 
 def _get(table: Any, partition: str, row: str) -> dict[str, Any] | None:
@@ -110,56 +128,54 @@ def _merge(existing: Gate, registered: Gate) -> Gate:
     )
 
 
-_PLAN_FIELDS = (
-    "plan_url",
-    "project_id",
-    "hub_name",
-    "plan_id",
-    "job_id",
-    "timeline_id",
-    "task_instance_id",
-)
+# One mapping between a Gate and its Table entity, derived from the dataclass: a new Gate field
+# is stored without being listed here. PlanRef fields are flattened into columns of their own.
+_PLAN_FIELDS = tuple(f.name for f in fields(PlanRef))
+_KEY_FIELDS = ("id", "environment")  # RowKey and PartitionKey
 
 
 def _row(gate: Gate) -> dict[str, Any]:
-    return {
-        **{f: getattr(gate.plan, f) for f in _PLAN_FIELDS},
-        "created_at": gate.created_at.isoformat(),
-        "deadline": gate.deadline.isoformat(),
-        "commit": gate.commit or "",
-        "pull_request_id": gate.pull_request_id or 0,
-        "repository": gate.repository,
-        "clusters": json.dumps(list(gate.clusters)),
-        "objects": json.dumps(list(gate.objects)),
-        "state": gate.state.value,
-        "result": gate.result,
-        "result_reason": gate.result_reason,
-        "claimed_at": gate.claimed_at.isoformat() if gate.claimed_at else "",
-        "progress": gate.progress,
-        "pr_status": gate.pr_status,
-        "source": gate.source,
-        "auth_token": gate.auth_token,
-    }
+    row: dict[str, Any] = {f: getattr(gate.plan, f) for f in _PLAN_FIELDS}
+    for f in fields(Gate):
+        if f.name not in (*_KEY_FIELDS, "plan"):
+            row[f.name] = _encode(getattr(gate, f.name))
+    return row
+
+
+def _encode(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, tuple):
+        return json.dumps(list(value))
+    if isinstance(value, GateState):
+        return value.value
+    if value is None:
+        return ""
+    return value
 
 
 def _gate(environment: str, gate_id: str, entity: dict[str, Any]) -> Gate:
-    return Gate(
-        id=gate_id,
-        plan=PlanRef(**{f: entity[f] for f in _PLAN_FIELDS}),
-        environment=environment,
-        created_at=datetime.fromisoformat(entity["created_at"]),
-        deadline=datetime.fromisoformat(entity["deadline"]),
-        commit=entity["commit"] or None,
-        pull_request_id=int(entity["pull_request_id"]) or None,
-        repository=entity["repository"],
-        clusters=tuple(json.loads(entity["clusters"])),
-        objects=tuple(json.loads(entity["objects"])),
-        state=GateState(entity["state"]),
-        result=entity["result"],
-        result_reason=entity["result_reason"],
-        claimed_at=datetime.fromisoformat(entity["claimed_at"]) if entity["claimed_at"] else None,
-        progress=entity["progress"],
-        pr_status=entity["pr_status"],
-        source=entity["source"],
-        auth_token=entity.get("auth_token", ""),
-    )
+    hints = get_type_hints(Gate)
+    values: dict[str, Any] = {"id": gate_id, "environment": environment}
+    values["plan"] = PlanRef(**{f: entity[f] for f in _PLAN_FIELDS})
+    for f in fields(Gate):
+        if f.name in values or f.name not in entity:
+            continue  # a column added later is absent from older rows: the field's default
+        values[f.name] = _decode(hints[f.name], entity[f.name])
+    return Gate(**values)
+
+
+_DECODERS: dict[Any, Callable[[Any], Any]] = {
+    datetime: datetime.fromisoformat,
+    datetime | None: lambda raw: datetime.fromisoformat(raw) if raw else None,
+    tuple[str, ...]: lambda raw: tuple(json.loads(raw)),
+    GateState: GateState,
+    int: int,
+    int | None: lambda raw: int(raw or 0) or None,  # 0 in rows written before this codec
+    str | None: lambda raw: raw or None,
+}
+
+
+def _decode(hint: Any, raw: Any) -> Any:
+    decoder = _DECODERS.get(hint)
+    return raw if decoder is None else decoder(raw)

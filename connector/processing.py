@@ -8,7 +8,9 @@ sent, so a redelivery after a crash repeats only what did not happen.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Protocol
 
 from opentelemetry import trace
@@ -18,7 +20,12 @@ from connector import envelope, telemetry
 from connector.envelope import Envelope, GateCheck
 from connector.rollup import Rollup
 from connector.settings import Settings
-from connector.statuses import StatusPublisher, environment_status, object_status
+from connector.statuses import (
+    DesiredStatus,
+    StatusPublisher,
+    environment_status,
+    object_status,
+)
 from connector.store import DeploymentStore, Recorded
 from connector.tracking import (
     EnvironmentResult,
@@ -89,7 +96,9 @@ class Processor:
         store: DeploymentStore,
         statuses: StatusPublisher,
         listeners: Sequence[ChangeListener] = (),
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
+        self._clock = clock
         self._settings = settings
         self._store = store
         self._statuses = statuses
@@ -101,7 +110,7 @@ class Processor:
             logger.info("process.duplicate", extra={"message_id": message_id})
             telemetry.events_dropped.add(1, {"why": "duplicate"})
             return None
-        obs = observe(env, message_id)
+        obs = replace(observe(env, message_id), noticed_at=self._clock())
         trace.get_current_span().set_attributes(_attributes(obs))
         recorded = self._store.record(obs)
         if recorded.verdict != Verdict.CHANGED:
@@ -130,9 +139,14 @@ class Processor:
         fields = {"env": obs.env, "cluster": obs.cluster, "object": str(obs.obj)}
         desired = object_status(obs.cluster, obs.obj, recorded.state)
         self._statuses.publish(commit, desired, fields, obs.time)
-        result = self.rollup(commit, obs.env)
-        self._statuses.publish(commit, environment_status(result), {"env": obs.env}, obs.time)
-        self._notify(obs, recorded, result)
+        results: list[EnvironmentResult] = []
+
+        def rolled_up() -> DesiredStatus:
+            results.append(self.rollup(commit, obs.env))
+            return environment_status(results[-1])
+
+        self._statuses.publish(commit, rolled_up, {"env": obs.env}, obs.time)
+        self._notify(obs, recorded, results[-1])
 
     def _notify(self, obs: Observation, recorded: Recorded, result: EnvironmentResult) -> None:
         """Every listener runs even if one fails (Spektate being down must not hold up a gate);

@@ -1,7 +1,11 @@
-"""One retry policy for our outgoing HTTP (Azure DevOps, subscriber webhooks) on azure-core."""
+"""One retry policy for our outgoing HTTP (Azure DevOps, subscriber webhooks) on azure-core,
+and the ceiling on how long one invocation may spend waiting between retries."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any, Final
 
 from azure.core.pipeline import PipelineResponse
@@ -9,16 +13,34 @@ from azure.core.pipeline.policies import RetryPolicy
 from azure.core.rest import HttpRequest, HttpResponse
 
 _EVERY_METHOD: Final = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+# Seconds one invocation may still sleep between retries; None outside an invocation (CLI).
+_budget: ContextVar[float | None] = ContextVar("retry_wait_budget", default=None)
+INVOCATION_WAIT_BUDGET: Final = 30.0
+
+
+class RetryBudgetExhaustedError(Exception):
+    """Waiting any longer would hold the invocation (and its session) too long: give the
+    message back to the queue, which redelivers it later. Not an `AzureError`, so that the
+    retry loop does not catch it and try once more."""
+
+
+@contextmanager
+def wait_budget(seconds: float = INVOCATION_WAIT_BUDGET) -> Iterator[None]:
+    """Bound the total time the retries inside this block may sleep (Retry-After included)."""
+    token = _budget.set(seconds)
+    try:
+        yield
+    finally:
+        _budget.reset(token)
 
 
 class RetryEveryMethod(RetryPolicy[HttpRequest, HttpResponse]):
-    """azure-core's retry, extended to POST/PATCH and with `Retry-After` capped.
+    """azure-core's retry, extended to POST/PATCH, with `Retry-After` capped and every sleep
+    charged to the invocation's wait budget.
 
     azure-core retries POST/PATCH only on 500/503/504 (not 429 without Retry-After, 502 or
-    connection errors). Our writes are safe to repeat (statuses are append-only, completion is
-    checked against the plan state, webhook payloads carry an id), so retry them like GETs.
-    A Functions invocation cannot wait minutes: past the cap it fails as transient and the queue
-    redelivers later.
+    connection errors). Our writes are safe to repeat (statuses are append-only, webhook payloads
+    carry an id); the calls that are not (TaskCompleted) turn read and status retries off per call.
     """
 
     def configure_retries(self, options: dict[str, Any]) -> dict[str, Any]:
@@ -29,6 +51,28 @@ class RetryEveryMethod(RetryPolicy[HttpRequest, HttpResponse]):
     def get_retry_after(self, response: PipelineResponse[Any, Any]) -> float | None:
         retry_after = super().get_retry_after(response)
         return None if retry_after is None else min(retry_after, float(self.backoff_max))
+
+    def sleep(
+        self,
+        settings: dict[str, Any],
+        transport: Any,
+        response: PipelineResponse[Any, Any] | None = None,
+    ) -> None:
+        remaining = _budget.get()
+        if remaining is not None:
+            wait = self._planned_wait(settings, response)
+            if wait > remaining:
+                raise RetryBudgetExhaustedError(
+                    f"retry would wait {wait:.0f}s, past this invocation's budget"
+                )
+            _budget.set(remaining - wait)
+        super().sleep(settings, transport, response)
+
+    def _planned_wait(
+        self, settings: dict[str, Any], response: PipelineResponse[Any, Any] | None
+    ) -> float:
+        retry_after = self.get_retry_after(response) if response is not None else None
+        return retry_after if retry_after is not None else self.get_backoff_time(settings)
 
 
 def retry_policy(total: int, backoff_factor: float, backoff_max: float) -> RetryEveryMethod:

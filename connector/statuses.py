@@ -9,18 +9,19 @@ so nothing is read back from Azure DevOps and nothing is posted twice.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
 from connector import telemetry
-from connector.devops import CommitStatus, PermanentAzureDevOpsError, StatusWriter
+from connector.devops import CommitStatus, NotSentError, PermanentAzureDevOpsError, StatusWriter
 from connector.store import StatusLedger
 from connector.tracking import EnvironmentResult, ObjectRef, ObjectState, Phase
 
 logger = logging.getLogger(__name__)
 
 DESCRIPTION_LIMIT = 250
+MAX_ROUNDS = 5  # posts of one context by one holder while others keep changing the roll-up
 _STATE = {Phase.PROGRESSING: "pending", Phase.SUCCEEDED: "succeeded", Phase.FAILED: "failed"}
 
 
@@ -76,24 +77,48 @@ class StatusPublisher:
     def publish(
         self,
         commit: str,
-        desired: DesiredStatus,
+        desired: DesiredStatus | Callable[[], DesiredStatus],
         url_fields: Mapping[str, str] | None = None,
         event_time: datetime | None = None,
     ) -> bool:
-        """Post `desired` unless it is already posted (or being posted). True when posted."""
-        if not self._ledger.claim_status(
-            commit, desired.context, desired.state, desired.description
-        ):
+        """Post the desired status unless it is already posted (or being posted). `desired` may
+        be a function (an environment roll-up): while we hold the context, another instance's
+        newer state makes us compute it again and post that too. True when we posted."""
+        compute = desired if callable(desired) else (lambda: desired)
+        status = compute()
+        if not self._ledger.claim_status(commit, status.context, status.state, status.description):
             return False
+        for _ in range(MAX_ROUNDS):
+            if not self._post(commit, status, url_fields or {}, event_time):
+                return True  # trial mode: nothing was sent, nothing recorded as posted
+            if not self._ledger.finish_status(commit, status.context):
+                return True
+            latest = compute()
+            if latest != status:
+                self._ledger.hold_status(commit, latest.context, latest.state, latest.description)
+                status = latest
+        return True
+
+    def _post(
+        self,
+        commit: str,
+        desired: DesiredStatus,
+        url_fields: Mapping[str, str],
+        event_time: datetime | None,
+    ) -> bool:
+        """Send one status (the claim is held). False in trial mode."""
         status = CommitStatus(
             state=desired.state,
             description=desired.description,
             genre=self._genre,
             name=desired.context,
-            target_url=self._url(commit, url_fields or {}),
+            target_url=self._url(commit, url_fields),
         )
         try:
             self._writer.post_commit_status(self._repository, commit, status)
+        except NotSentError:
+            self._ledger.release_status(commit, desired.context, trial=True)
+            return False
         except PermanentAzureDevOpsError as exc:
             # Cannot succeed on retry (e.g. the commit is not in this repository): record, go on.
             logger.warning(
@@ -105,10 +130,10 @@ class StatusPublisher:
                     "error": exc.message,
                 },
             )
+            return True
         except Exception:
             self._ledger.release_status(commit, desired.context)
             raise
-        self._ledger.confirm_status(commit, desired.context)
         telemetry.statuses_written.add(1, {"state": desired.state})
         if event_time is not None:
             telemetry.status_latency.record(telemetry.seconds_since(event_time))

@@ -86,6 +86,7 @@ class StatusRecord:
     description: str
     claimed_at: datetime
     confirmed: bool
+    trial: bool = False  # what trial mode would have posted; nothing was sent
 
 
 class DeploymentStore(Protocol):
@@ -100,8 +101,9 @@ class DeploymentStore(Protocol):
 
 class StatusLedger(Protocol):
     def claim_status(self, commit: str, context: str, state: str, description: str) -> bool: ...
-    def confirm_status(self, commit: str, context: str) -> None: ...
-    def release_status(self, commit: str, context: str) -> None: ...
+    def finish_status(self, commit: str, context: str) -> bool: ...
+    def hold_status(self, commit: str, context: str, state: str, description: str) -> None: ...
+    def release_status(self, commit: str, context: str, *, trial: bool = False) -> None: ...
 
 
 class TableStore:
@@ -201,33 +203,70 @@ class TableStore:
 
     # --- status ledger ------------------------------------------------------------------------
 
+    # One row per (commit, context). A claim is a lock on posting that context: while one
+    # instance posts, another with a different roll-up marks the row dirty instead of posting,
+    # and the holder recomputes and posts again before it lets go. So posts to one context never
+    # overlap, and the last one always follows the newest state (an older roll-up never wins).
+
     def claim_status(self, commit: str, context: str, state: str, description: str) -> bool:
         """Claim the right to post (state, description) on a context. False when it is already
-        posted, or being posted by another instance."""
+        posted, or while another instance posts (which then posts again for us if it differs)."""
 
         def change(entity: dict[str, Any] | None) -> tuple[dict[str, Any] | None, bool]:
-            if entity is not None and (entity["state"], entity["description"]) == (
-                state,
-                description,
-            ):
+            if entity is not None and not entity.get("trial"):
+                same = (entity["state"], entity["description"]) == (state, description)
                 age = datetime.now(UTC) - datetime.fromisoformat(entity["claimed_at"])
-                if entity["confirmed"] or age < CLAIM_TIMEOUT:
+                held = not entity["confirmed"] and age < CLAIM_TIMEOUT
+                if held:
+                    return (None if same else {**_data(entity), "dirty": True}), False
+                if same and entity["confirmed"]:
                     return None, False
             claim = {"state": state, "description": description, "claimed_at": _now()}
-            return {**claim, "confirmed": False}, True
+            return {**claim, "confirmed": False, "dirty": False, "trial": False}, True
 
-        claimed: bool = update_row(
-            self.table("deployments"), commit, key("status", context), change
-        )
+        claimed: bool = update_row(self._ledger(), commit, key("status", context), change)
         return claimed
 
-    def confirm_status(self, commit: str, context: str) -> None:
-        self._set_confirmed(commit, context, confirmed=True)
+    def finish_status(self, commit: str, context: str) -> bool:
+        """Let go of a claim after posting. True (still held) when another instance asked for a
+        newer state meanwhile: the holder recomputes and posts again."""
 
-    def release_status(self, commit: str, context: str) -> None:
-        """Give up a claim whose post failed, so that the redelivery posts again."""
-        with contextlib.suppress(ResourceNotFoundError):
-            self.table("deployments").delete_entity(commit, key("status", context))
+        def change(entity: dict[str, Any] | None) -> tuple[dict[str, Any] | None, bool]:
+            if entity is None:
+                return None, False
+            if entity.get("dirty"):
+                return {**_data(entity), "dirty": False, "claimed_at": _now()}, True
+            return {**_data(entity), "confirmed": True}, False
+
+        again: bool = update_row(self._ledger(), commit, key("status", context), change)
+        return again
+
+    def hold_status(self, commit: str, context: str, state: str, description: str) -> None:
+        """While holding the claim: the state about to be posted next."""
+
+        def change(entity: dict[str, Any] | None) -> tuple[dict[str, Any] | None, None]:
+            data = _data(entity) if entity is not None else {"confirmed": False, "dirty": False}
+            return {**data, "state": state, "description": description, "claimed_at": _now()}, None
+
+        update_row(self._ledger(), commit, key("status", context), change)
+
+    def release_status(self, commit: str, context: str, *, trial: bool = False) -> None:
+        """Give up a claim whose post failed, so that the redelivery posts again; in trial mode,
+        keep what would have been posted (for the views) without counting it as posted."""
+        if not trial:
+            with contextlib.suppress(ResourceNotFoundError):
+                self._ledger().delete_entity(commit, key("status", context))
+            return
+
+        def change(entity: dict[str, Any] | None) -> tuple[dict[str, Any] | None, None]:
+            if entity is None:
+                return None, None
+            return {**_data(entity), "confirmed": False, "dirty": False, "trial": True}, None
+
+        update_row(self._ledger(), commit, key("status", context), change)
+
+    def _ledger(self) -> TableClient:
+        return self.table("deployments")
 
     def status_records(self, commit: str) -> dict[str, StatusRecord]:
         """The commit statuses we recorded for a commit, by context name."""
@@ -238,16 +277,9 @@ class TableStore:
                 entity["description"],
                 datetime.fromisoformat(entity["claimed_at"]),
                 bool(entity["confirmed"]),
+                bool(entity.get("trial", False)),
             )
         return records
-
-    def _set_confirmed(self, commit: str, context: str, *, confirmed: bool) -> None:
-        def change(entity: dict[str, Any] | None) -> tuple[dict[str, Any] | None, None]:
-            if entity is None or entity["confirmed"] == confirmed:
-                return None, None
-            return {**_data(entity), "confirmed": confirmed}, None
-
-        update_row(self.table("deployments"), commit, key("status", context), change)
 
 
 # --- helpers ------------------------------------------------------------------------------------
@@ -311,15 +343,19 @@ def _data(entity: dict[str, Any]) -> dict[str, Any]:
 
 
 def _state(entity: dict[str, Any]) -> ObjectState:
-    failed_since = entity.get("failed_since") or None
     return ObjectState(
         phase=Phase(entity["phase"]),
         reason=entity["reason"],
         summary=entity["summary"],
         time=datetime.fromisoformat(entity["time"]),
         first_seen=datetime.fromisoformat(entity["first_seen"]),
-        failed_since=datetime.fromisoformat(failed_since) if failed_since else None,
+        failed_since=_moment(entity.get("failed_since")),
+        failure_noticed=_moment(entity.get("failure_noticed")),
     )
+
+
+def _moment(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None
 
 
 def _row(state: ObjectState) -> dict[str, Any]:
@@ -330,6 +366,7 @@ def _row(state: ObjectState) -> dict[str, Any]:
         "time": _iso(state.time),
         "first_seen": _iso(state.first_seen),
         "failed_since": _iso(state.failed_since) if state.failed_since else "",
+        "failure_noticed": _iso(state.failure_noticed) if state.failure_noticed else "",
     }
 
 

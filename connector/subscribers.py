@@ -41,7 +41,7 @@ from azure.core.pipeline.policies import HeadersPolicy, UserAgentPolicy
 from azure.core.pipeline.transport import HttpTransport
 from azure.core.rest import HttpRequest, HttpResponse
 
-from connector.retries import retry_policy
+from connector.retries import RetryBudgetExhaustedError, retry_policy
 from connector.signature import sign
 from connector.spektate import change_id
 from connector.store import Recorded
@@ -163,7 +163,7 @@ class WebhookClient:
         request = HttpRequest("POST", subscriber.url, content=body, headers=dict(headers))
         try:
             response = self._client.send_request(request, **self._timeouts)
-        except AzureError as exc:
+        except (AzureError, RetryBudgetExhaustedError) as exc:
             # Not chained: the cause's message quotes the URL, query string included.
             raise WebhookError(type(exc).__name__) from None
         if not 200 <= response.status_code < 300:

@@ -104,6 +104,7 @@ class Observation:
     message_id: str
     is_source: bool
     metadata: Mapping[str, str] = field(default_factory=dict, compare=False)
+    noticed_at: datetime | None = field(default=None, compare=False)  # when we processed it
 
     @property
     def sets_status(self) -> bool:
@@ -139,6 +140,7 @@ class ObjectState:
     time: datetime
     first_seen: datetime
     failed_since: datetime | None = None
+    failure_noticed: datetime | None = None  # when the connector processed the first failure
 
 
 class Verdict(StrEnum):
@@ -159,14 +161,15 @@ def transition(current: ObjectState | None, obs: Observation) -> tuple[Verdict, 
     if obs.phase == current.phase or (obs.phase == Phase.PROGRESSING and current.phase in TERMINAL):
         # Keep the newest time so that older deliveries stay recognisably stale.
         return Verdict.UNCHANGED, replace(current, time=max(current.time, obs.time))
-    failed_since = obs.time if obs.phase == Phase.FAILED else None
+    failed = obs.phase == Phase.FAILED
     return Verdict.CHANGED, replace(
         current,
         phase=obs.phase,
         reason=obs.reason,
         summary=obs.summary,
         time=obs.time,
-        failed_since=failed_since,
+        failed_since=obs.time if failed else None,
+        failure_noticed=obs.noticed_at if failed else None,
     )
 
 
@@ -178,6 +181,7 @@ def _fresh(obs: Observation, phase: Phase) -> ObjectState:
         time=obs.time,
         first_seen=obs.time,
         failed_since=obs.time if phase == Phase.FAILED else None,
+        failure_noticed=obs.noticed_at if phase == Phase.FAILED else None,
     )
 
 

@@ -123,7 +123,7 @@ def populate(store: TableStore) -> Gate:
         minutes=2,
     )
     assert store.claim_status(A, "flux/dev", "failed", "dev failed on dev-1")
-    store.confirm_status(A, "flux/dev")
+    store.finish_status(A, "flux/dev")
     return add_gate(store, A)
 
 
@@ -206,6 +206,7 @@ def test_view_has_environments_clusters_objects_statuses_and_gates(table_store):
                 "description": "dev failed on dev-1",
                 "claimed_at": view["statuses"]["flux/dev"]["claimed_at"],
                 "confirmed": True,
+                "trial": False,
             },
         },
         "gates": [
@@ -223,6 +224,7 @@ def test_view_has_environments_clusters_objects_statuses_and_gates(table_store):
                 "created_at": T0.isoformat(),
                 "deadline": (T0 + timedelta(hours=1)).isoformat(),
                 "source": "registered",
+                "trial": "",
             }
         ],
     }

@@ -22,6 +22,7 @@ from connector.devops import (
     CommitStatus,
     DryRunAzureDevOps,
     ForeignOrganizationError,
+    NotSentError,
     PermanentAzureDevOpsError,
     PipelineCallbacks,
     PlanRef,
@@ -298,7 +299,7 @@ def test_plan_state_reads_plan_and_job_record(
     base = f"/fabrikam/{PROJECT_ID}/_apis/distributedtask/hubs/build/plans/{PLAN_ID}"
     assert plan_call.path == base
     assert records_call.path == f"{base}/timelines/{TIMELINE_ID}/records"
-    assert plan_call.query == records_call.query == {"api-version": "7.1"}
+    assert plan_call.query == records_call.query == {"api-version": "4.1"}
 
 
 def test_plan_state_of_completed_plan_is_finished(
@@ -348,15 +349,16 @@ def test_task_completed_rejects_undocumented_results(
     assert azdo.calls() == []
 
 
-def test_task_completed_on_completed_plan_fails_transient_after_retries(
+def test_task_completed_answered_500_is_transient_and_not_repeated(
     azdo: FakeAzureDevOps,
 ) -> None:
+    # A 5xx may come after the event was applied: the caller re-reads the job state instead.
     azdo.plans[PLAN_ID].state = "completed"
 
     with make_client(azdo, retry_total=2) as devops, pytest.raises(TransientAzureDevOpsError):
         devops.post_task_completed(plan_ref(azdo), "failed")
 
-    assert [call.status for call in azdo.calls()] == [500, 500, 500]
+    assert [call.status for call in azdo.calls()] == [500]
     assert azdo.task_completed_events() == []
 
 
@@ -377,7 +379,7 @@ def test_feed_lines_are_timestamped_split_and_bounded(
     assert len(lines[-1]) == 1024
     (call,) = azdo.calls("POST")
     assert call.path.endswith(f"/timelines/{TIMELINE_ID}/records/{JOB_ID}/feed")
-    assert call.query == {"api-version": "6.0"}
+    assert call.query == {"api-version": "4.1"}
     assert call.json["count"] == 4
 
 
@@ -609,15 +611,27 @@ def test_unsupported_api_version_is_permanent_with_the_service_message(
     assert len(azdo.calls()) == 1
 
 
-def test_dropped_connection_on_post_is_retried(
+def test_dropped_connection_on_status_post_is_retried(
     azdo: FakeAzureDevOps, client: AzureDevOpsClient
 ) -> None:
-    azdo.inject_disconnect("/events", method="POST")
+    azdo.inject_disconnect("/statuses", method="POST")
 
-    client.post_task_completed(plan_ref(azdo), "succeeded")
+    client.post_commit_status(REPO, C3, STATUS)
 
-    assert [call.status for call in azdo.calls()] == [0, 204]
-    assert len(azdo.task_completed_events()) == 1
+    assert [call.status for call in azdo.calls()] == [0, 201]
+    assert len(azdo.commit_statuses(REPO, C3)) == 1
+
+
+def test_task_completed_whose_answer_is_lost_is_not_posted_again(
+    azdo: FakeAzureDevOps, client: AzureDevOpsClient
+) -> None:
+    azdo.inject_lost_response("/events", method="POST")
+
+    with pytest.raises(TransientAzureDevOpsError):
+        client.post_task_completed(plan_ref(azdo), "succeeded")
+
+    assert [call.status for call in azdo.calls()] == [0]
+    assert len(azdo.task_completed_events()) == 1  # it did arrive
 
 
 def test_connection_refused_is_transient() -> None:
@@ -728,10 +742,16 @@ def test_dry_run_sends_nothing_and_logs_the_writes(
     dry = DryRunAzureDevOps(azdo.org_url, "project")
     plan = plan_ref(azdo)
 
-    dry.post_commit_status(REPO, C3, STATUS)
-    dry.post_pull_request_status(REPO, 42, STATUS)
-    dry.post_task_completed(plan, "succeeded")
-    dry.append_feed(plan, ["reconciled"])
+    for write in (
+        lambda: dry.post_commit_status(REPO, C3, STATUS),
+        lambda: dry.post_pull_request_status(REPO, 42, STATUS),
+        lambda: dry.post_task_completed(plan, "succeeded"),
+        lambda: dry.append_feed(plan, ["reconciled"]),
+        lambda: dry.create_log(plan),
+        lambda: dry.append_log(plan, 3, ["line"]),
+    ):
+        with pytest.raises(NotSentError):  # callers record nothing as posted
+            write()
     assert dry.get_commit(REPO, C3) == Commit(C3, "", ())
     assert dry.is_ancestor(REPO, C1, C3) is False
     assert dry.pull_requests_for_merge_commit(REPO, MERGE) == []
@@ -745,7 +765,7 @@ def test_dry_run_sends_nothing_and_logs_the_writes(
     assert caught.value.status_code == 404
     assert azdo.calls() == []
     messages = [r.getMessage() for r in caplog.records if r.name == "connector.devops"]
-    assert len(messages) == 4
+    assert len(messages) == 6
     assert (
         f"POST /fabrikam/project/_apis/git/repositories/gitops%20repo/commits/{C3}/statuses"
         in (messages[0])
@@ -781,6 +801,8 @@ def test_both_implementations_satisfy_the_consumer_protocols(azdo: FakeAzureDevO
                 "get_plan_state",
                 "post_task_completed",
                 "append_feed",
+                "create_log",
+                "append_log",
                 "close",
             ):
                 assert callable(getattr(implementation, method))

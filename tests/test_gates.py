@@ -352,6 +352,7 @@ def test_abandoned_pr_fails_its_gate_through_the_service_hook(repo):
 
     assert hook("wrong").status_code == 401
     assert completions(world) == []
+    world.azdo.pull_requests[55].status = "abandoned"
     resp = hook(HOOK_SECRET)
     assert resp.status_code == 200
     assert json.loads(resp.get_body())["gatesFailed"] == 1

@@ -27,10 +27,27 @@ from types import TracebackType
 from typing import Any, Self
 from urllib.parse import parse_qs, unquote, urlsplit
 
-GIT_API_VERSIONS = frozenset({"5.1", "6.0", "7.0", "7.1", "7.1-preview.1"})
-PLAN_API_VERSIONS = frozenset({"7.1", "7.1-preview.1", "7.2-preview.2"})
-EVENT_API_VERSIONS = frozenset({"2.0-preview.1", "7.1", "7.1-preview.1"})
-FEED_API_VERSIONS = frozenset({"4.1", "6.0", "7.1"})
+
+@dataclass(frozen=True)
+class Versions:
+    """What a resource location publishes (the `OPTIONS _apis` catalogue): the oldest version it
+    serves and its last released one. A released api-version above `released` is refused as
+    "under preview" (400 VssInvalidPreviewVersionException); `X.Y-preview[.N]` is served up to
+    the service's own maximum. Source: the resource-location catalogue in
+    shared/reference/azure-devops-api.md §6.3 and the service's error texts quoted there."""
+
+    minimum: tuple[int, int]
+    released: tuple[int, int]
+
+
+SERVICE_MAX = (7, 2)  # Azure DevOps Services serves 7.2 previews (REST spec folders up to 7.2)
+# Git resources: released 7.1 in the REST spec (specification/git/7.1/git.json).
+GIT_API_VERSIONS = Versions(minimum=(1, 0), released=(7, 1))
+# Plans, timeline records and the record feed: not in the spec; a published catalogue lists them
+# with releasedVersion 5.1, minVersion 2.0 (the generated clients' 7.x versions are -preview).
+PLAN_API_VERSIONS = Versions(minimum=(2, 0), released=(5, 1))
+# Plan events, task logs, records update: released 7.1 (specification/distributedTask/7.1).
+TASK_API_VERSIONS = Versions(minimum=(2, 0), released=(7, 1))
 
 COMMIT_STATES = frozenset({"notSet", "pending", "succeeded", "failed", "error", "notApplicable"})
 PR_STATUSES = frozenset({"notSet", "active", "abandoned", "completed", "all"})
@@ -96,6 +113,14 @@ class FakeRecord:
     type: str = "Job"
     result: str | None = None
     parent_id: str | None = None
+    log_id: int | None = None
+
+
+@dataclass
+class FakeLog:
+    id: int
+    path: str
+    lines: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -108,6 +133,7 @@ class FakePlan:
     records: dict[str, FakeRecord] = field(default_factory=dict)
     events: list[dict[str, Any]] = field(default_factory=list)
     feed: dict[str, list[str]] = field(default_factory=dict)  # by record id
+    logs: dict[int, FakeLog] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -131,6 +157,7 @@ class _Fault:
     retry_after: str | None = None
     drop: bool = False
     delay: float = 0.0
+    lose_response: bool = False  # handle the request, then close without answering
 
     def matches(self, method: str, path: str) -> bool:
         return (
@@ -212,7 +239,7 @@ class _Route:
     method: str
     pattern: re.Pattern[str]
     handler: str  # name of a FakeAzureDevOps method
-    api_versions: frozenset[str]
+    api_versions: Versions
 
 
 _PROJECT = r"^/(?P<org>[^/]+)/(?P<project>[^/]+)/_apis"
@@ -223,7 +250,7 @@ _PLAN = _PROJECT + r"/distributedtask/hubs/(?P<hub>[^/]+)/plans/(?P<plan>[^/]+)"
 _TIMELINE = _PLAN + r"/timelines/(?P<timeline>[^/]+)"
 
 
-def _route(method: str, pattern: str, handler: str, versions: frozenset[str]) -> _Route:
+def _route(method: str, pattern: str, handler: str, versions: Versions) -> _Route:
     # Azure DevOps routes are case-insensitive (pullRequests == pullrequests).
     return _Route(method, re.compile(pattern + "/?$", re.IGNORECASE), handler, versions)
 
@@ -243,8 +270,12 @@ ROUTES: tuple[_Route, ...] = (
     ),
     _route("GET", _PLAN, "_get_plan", PLAN_API_VERSIONS),
     _route("GET", _TIMELINE + "/records", "_get_records", PLAN_API_VERSIONS),
-    _route("POST", _PLAN + "/events", "_post_event", EVENT_API_VERSIONS),
-    _route("POST", _TIMELINE + r"/records/(?P<record>[^/]+)/feed", "_post_feed", FEED_API_VERSIONS),
+    _route("PATCH", _TIMELINE + "/records", "_update_records", TASK_API_VERSIONS),
+    _route("POST", _PLAN + "/events", "_post_event", TASK_API_VERSIONS),
+    _route("POST", _TIMELINE + r"/records/(?P<record>[^/]+)/feed", "_post_feed", PLAN_API_VERSIONS),
+    _route("POST", _PLAN + "/logs", "_create_log", TASK_API_VERSIONS),
+    _route("POST", _PLAN + r"/logs/(?P<log>\d+)", "_append_log", TASK_API_VERSIONS),
+    _route("GET", _PLAN + r"/logs/(?P<log>\d+)", "_get_log", TASK_API_VERSIONS),
 )
 
 
@@ -446,6 +477,13 @@ class FakeAzureDevOps:
         with self._lock:
             self._faults.append(_Fault(path_contains, count, method, drop=True))
 
+    def inject_lost_response(
+        self, path_contains: str, count: int = 1, method: str | None = None
+    ) -> None:
+        """Handle the next `count` matching requests for real, then drop the answer."""
+        with self._lock:
+            self._faults.append(_Fault(path_contains, count, method, lose_response=True))
+
     def inject_delay(
         self, path_contains: str, seconds: float, count: int = 1, method: str | None = None
     ) -> None:
@@ -500,6 +538,15 @@ class FakeAzureDevOps:
         with self._lock:
             return list(self.pull_requests[pull_request_id].statuses)
 
+    def task_log(self, plan_id: str, record_id: str) -> list[str]:
+        """Lines of the stored log attached to a timeline record ([] when none is attached)."""
+        with self._lock:
+            plan = self.plans[plan_id.lower()]
+            record = plan.records.get(record_id.lower())
+            if record is None or record.log_id is None:
+                return []
+            return list(plan.logs[record.log_id].lines)
+
     def feed_lines(self, plan_id: str, record_id: str) -> list[str]:
         with self._lock:
             return list(self.plans[plan_id.lower()].feed.get(record_id.lower(), []))
@@ -530,6 +577,7 @@ class FakeAzureDevOps:
         except _HttpError as error:
             response = error.response()
         response.delay = fault.delay if fault is not None else 0.0
+        response.drop = fault is not None and fault.lose_response
         return response
 
     def _take_fault(self, request: _Request) -> _Fault | None:
@@ -855,6 +903,55 @@ class FakeAzureDevOps:
             raise _HttpError(404, message, "TaskOrchestrationJobNotFoundException")
         record.state, record.result = "completed", result
 
+    def _create_log(self, request: _Request, args: dict[str, str]) -> _Response:
+        plan = self._plan(args)
+        body = request.json()
+        path = body.get("path") if isinstance(body, dict) else None
+        if not isinstance(path, str) or not path:
+            raise _HttpError(400, "The log path is required.", "ArgumentNullException")
+        log = FakeLog(len(plan.logs) + 1, path)
+        plan.logs[log.id] = log
+        return _Response(200, self._log_json(plan, log))
+
+    def _append_log(self, request: _Request, args: dict[str, str]) -> _Response:
+        # Spec: consumes application/octet-stream (Logs_Append Log Content).
+        if not request.headers.get("content-type", "").startswith("application/octet-stream"):
+            raise _HttpError(415, "The request content type is not supported.", "")
+        plan = self._plan(args)
+        log = plan.logs.get(int(args["log"]))
+        if log is None:
+            raise _HttpError(404, f"Log {args['log']} was not found.", "TaskLogNotFoundException")
+        log.lines.extend(request.body.decode("utf-8").splitlines())
+        return _Response(200, self._log_json(plan, log))
+
+    def _update_records(self, request: _Request, args: dict[str, str]) -> _Response:
+        plan = self._timeline(args)
+        body = request.json()
+        items = body.get("value") if isinstance(body, dict) else None
+        if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
+            raise _HttpError(400, "The value must be a list of records.", "ArgumentException")
+        updated = []
+        for item in items:
+            record_id = str(item.get("id", "")).lower()
+            record = plan.records.setdefault(record_id, FakeRecord(record_id, type="Task"))
+            log = item.get("log")
+            if isinstance(log, dict):
+                if log.get("id") not in plan.logs:
+                    raise _HttpError(400, "The log does not exist.", "ArgumentException")
+                record.log_id = int(log["id"])
+            updated.append({"id": record.id, "state": record.state, "log": log})
+        return _Response(200, _collection(updated))
+
+    def _log_json(self, plan: FakePlan, log: FakeLog) -> dict[str, Any]:
+        return {
+            "id": log.id,
+            "path": log.path,
+            "lineCount": len(log.lines),
+            "createdOn": _iso(datetime.now(UTC)),
+            "lastChangedOn": _iso(datetime.now(UTC)),
+            "url": f"{self.org_url}_apis/distributedtask/plans/{plan.plan_id}/logs/{log.id}",
+        }
+
     def _post_feed(self, request: _Request, args: dict[str, str]) -> _Response:
         plan = self._timeline(args)
         body = request.json()
@@ -903,7 +1000,10 @@ def _is_statuses(path: str) -> bool:
     return re.search(r"/statuses/?$", path, re.IGNORECASE) is not None
 
 
-def _check_api_version(request: _Request, supported: frozenset[str]) -> None:
+_VERSION = re.compile(r"^(\d+)\.(\d+)(-preview(\.\d+)?)?$")
+
+
+def _check_api_version(request: _Request, versions: Versions) -> None:
     version = request.query.get("api-version")
     if not version:
         message = (
@@ -912,12 +1012,24 @@ def _check_api_version(request: _Request, supported: frozenset[str]) -> None:
             ' api-version=1.0") or as a query parameter (e.g. "?api-version=1.0").'
         )
         raise _HttpError(400, message, "VssVersionNotSpecifiedException")
-    if version not in supported:
+    match = _VERSION.match(version)
+    if match is None:
+        message = f"The requested version '{version}' is not a valid API version."
+        raise _HttpError(400, message, "VssInvalidApiVersionException")
+    number = (int(match.group(1)), int(match.group(2)))
+    if not versions.minimum <= number <= SERVICE_MAX:
         message = (
             f"The requested REST API version of {version} is outside the range of versions"
             " supported by this server."
         )
         raise _HttpError(400, message, "VssVersionOutOfRangeException")
+    if match.group(3) is None and number > versions.released:
+        message = (
+            f'The requested version "{version}" of the resource is under preview. The -preview'
+            " flag must be supplied in the api-version for such requests. For example:"
+            f' "{version}-preview"'
+        )
+        raise _HttpError(400, message, "VssInvalidPreviewVersionException")
 
 
 def _int_param(request: _Request, name: str, default: int) -> int:
