@@ -205,7 +205,9 @@ def test_trial_mode_logs_what_it_would_send_and_sends_nothing(world, commit, cap
         world.send(kustomization(commit))
     # THEN Azure DevOps sees reads only (the PAT is configured), and the log says what would
     # have been posted
-    writes = [c for c in world.azdo.calls() if c.method != "GET" and "pullrequestquery" not in c.path]
+    writes = [
+        c for c in world.azdo.calls() if c.method != "GET" and "pullrequestquery" not in c.path
+    ]
     assert writes == []
     assert world.azdo.calls("GET")
     would = [r.getMessage() for r in caplog.records if "dry_run" in r.getMessage()]
