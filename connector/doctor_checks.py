@@ -154,7 +154,8 @@ def azure_error(exc: AzureError) -> str:
 
 def _error_code(exc: AzureError) -> str:
     # Set by azure-core's HttpResponseError from the `x-ms-error-code` header or the body.
-    return str(getattr(exc, "error_code", None) or "")
+    code = getattr(exc, "error_code", None) or ""
+    return str(getattr(code, "value", code))  # azure-data-tables gives a `TableErrorCode`
 
 
 # --- Service Bus ---------------------------------------------------------------------------------

@@ -68,17 +68,28 @@ def devops_checks(container: Container) -> list[Check]:
     if note:
         first = resolution[0]
         resolution[0] = Check(first.check, first.ok, f"{first.detail}; {note}", first.remedy)
+    resolved = all(c.ok for c in resolution)
+    blocked = next((c.check for c in resolution[:2] if not c.ok), None)
     try:
-        return [
-            *resolution,
-            _statuses(client, s.azdo_gitops_repo, newest, resolved=all(c.ok for c in resolution)),
-            _pull_requests(client, s.pr_repo),
-            _plan_route(client, s),
-            hook_secret(s),
-        ]
+        if blocked:  # nothing else can answer: do not wait for each call's retries
+            rest = [_unverified(name, blocked) for name in _LATER]
+        else:
+            rest = [
+                _statuses(client, s.azdo_gitops_repo, newest, resolved=resolved),
+                _pull_requests(client, s.pr_repo),
+                _plan_route(client, s),
+            ]
+        return [*resolution, *rest, hook_secret(s)]
     finally:
         if note:  # a client of our own, not the app's
             client.close()
+
+
+_LATER: Final = ("devops.statuses", "devops.pull-requests", "devops.plan-route")
+
+
+def _unverified(name: str, failing: str) -> Check:
+    return Check(name, False, f"not verified: {failing} failed", f"fix {failing}")
 
 
 def _reader(container: Container) -> tuple[AzureDevOpsClient, str]:
@@ -153,7 +164,7 @@ def _blamed(failing: str, detail: str) -> list[Check]:
         elif name == failing:
             checks.append(Check(name, False, detail, _REMEDIES[name]))
         else:
-            checks.append(Check(name, False, f"not verified: {failing} failed", f"fix {failing}"))
+            checks.append(_unverified(name, failing))
     return checks
 
 
