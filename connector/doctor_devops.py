@@ -13,6 +13,8 @@ from __future__ import annotations
 import uuid
 from typing import TYPE_CHECKING, Final
 
+from azure.core.exceptions import ClientAuthenticationError
+
 from connector.devops import (
     AzureDevOpsClient,
     AzureDevOpsError,
@@ -129,6 +131,8 @@ def _resolve(client: AzureDevOpsClient, repository: str) -> tuple[list[Check], s
 
 def blame(exc: AzureDevOpsError) -> str:
     """Which step of the resolution a refused read of the repository's commits points at."""
+    if isinstance(exc.__cause__, ClientAuthenticationError):
+        return CREDENTIAL  # the identity could not get a token: nothing was sent
     if isinstance(exc, TransientAzureDevOpsError):
         return ORGANIZATION  # unreachable, or throttled / failing after retries
     if not isinstance(exc, PermanentAzureDevOpsError):

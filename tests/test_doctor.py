@@ -226,6 +226,26 @@ def test_unreachable_organisation_fails_the_organisation(settings, admin, capsys
     assert checks["devops.plan-route"]["detail"] == "not verified: devops.organization failed"
 
 
+class NoToken:
+    """A `TokenCredential` whose identity endpoint refuses, as without an assigned identity."""
+
+    def get_token(self, *scopes: str, **kwargs: object) -> None:
+        raise ClientAuthenticationError("ManagedIdentityCredential: no identity assigned")
+
+
+def test_identity_without_a_token_fails_the_credential(settings, admin, capsys):
+    settings.pop("AZDO_PAT")
+    code = main(
+        ["doctor", "--json"],
+        environ=settings,
+        make_container=lambda s: Container(s, queue_admin=admin, credential=NoToken()),
+    )
+    checks = {c["check"]: c for c in json.loads(capsys.readouterr().out)}
+    assert code == 3
+    assert failing(checks)[0] == "devops.credential"
+    assert "no access token" in checks["devops.credential"]["detail"]
+
+
 def test_unknown_project_fails_the_project(doctor, settings):
     code, checks = doctor({**settings, "AZDO_PROJECT": "no-such-project"})
     assert code == 3
