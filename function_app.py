@@ -52,6 +52,13 @@ def deployments(req: func.HttpRequest) -> func.HttpResponse:
     return entrypoints.deployments(req)
 
 
+@app.function_name("doctor")
+@app.route(route="doctor", methods=["GET"], auth_level=func.AuthLevel.ADMIN)
+def doctor(req: func.HttpRequest) -> func.HttpResponse:
+    """Checks every dependency with the app's own settings and identity (master key only)."""
+    return entrypoints.doctor(req)
+
+
 @app.function_name("sweep")
 @app.timer_trigger(arg_name="timer", schedule="0 */5 * * * *", run_on_startup=False)
 def sweep(timer: func.TimerRequest) -> None:

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from connector.ingest import Ingest
     from connector.processing import ChangeListener, Processor
     from connector.queue import MessageSender
+    from connector.queue_admin import QueueAdmin
     from connector.spektate import SpektateWriter
     from connector.statuses import StatusPublisher
     from connector.store import TableStore
@@ -253,6 +254,27 @@ class Container:
         from connector.deadletters import ServiceBusDeadLetterQueue
 
         return ServiceBusDeadLetterQueue.from_settings(self.settings, lambda: self.credential)
+
+    @built
+    def queue_admin(self) -> QueueAdmin:
+        """The queue's settings for `doctor`, with the identity (or connection) the app uses."""
+        from azure.servicebus.management import ServiceBusAdministrationClient
+
+        s = self.settings
+        if s.servicebus_connection is not None:
+            connection = s.servicebus_connection.get_secret_value()
+            return ServiceBusAdministrationClient.from_connection_string(connection)
+        if not s.servicebus_namespace:
+            raise SettingsError(
+                "Service Bus not configured: set ServiceBusConnection or "
+                "ServiceBusConnection__fullyQualifiedNamespace"
+            )
+        credential = self.credential
+        if s.servicebus_client_id and s.servicebus_client_id != s.azure_client_id:
+            from azure.identity import ManagedIdentityCredential
+
+            credential = ManagedIdentityCredential(client_id=s.servicebus_client_id)
+        return ServiceBusAdministrationClient(s.servicebus_namespace, credential)
 
     @built
     def listeners(self) -> list[ChangeListener]:

@@ -4,11 +4,13 @@
     gates [--env E] [--open]   waiting and completed gates
     dlq peek [--max N]     dead-lettered messages, without moving them
     dlq replay [--max N] [--dry-run]   dead letters back to the queue
+    doctor                 check settings, storage, Service Bus, Azure DevOps and Spektate
 
 Settings come from the environment, as in the app; `--settings local.settings.json` loads its
 `Values` on top (the file wins). Tables by default, `--json` for machines.
 Exit codes: 0 ok, 1 not found, 2 usage or configuration error (the message names the setting),
-3 a service (storage, Service Bus) failed, a replay stopped early, or an unexpected error.
+3 a service (storage, Service Bus) failed, a replay stopped early, or an unexpected error;
+for `doctor`, 3 when any check failed.
 """
 
 from __future__ import annotations
@@ -49,6 +51,8 @@ def main(
         args = _parser().parse_args(argv)
     except SystemExit as exc:  # argparse printed help (0) or a usage error (2)
         return exc.code if isinstance(exc.code, int) else USAGE
+    if args.command == "doctor":  # settings that do not load are a failing check, not exit 2
+        return doctor_command(args, environ, make_container)
     try:
         container = make_container(load_settings(args.settings, environ))
         command: Command = args.run
@@ -121,6 +125,7 @@ def _parser() -> argparse.ArgumentParser:
     gates.add_argument("--open", action="store_true", help="only waiting gates")
     gates.set_defaults(run=gates_command)
     _dlq_parser(commands, common)
+    commands.add_parser("doctor", parents=[common], help="check a deployment")  # see main()
     return parser
 
 
@@ -277,6 +282,22 @@ def replay_command(container: Container, args: argparse.Namespace) -> int:
     if result.error:
         return _fail(FAILED, f"replay stopped: {result.error}")
     return OK
+
+
+# --- doctor --------------------------------------------------------------------------------------
+
+
+def doctor_command(
+    args: argparse.Namespace,
+    environ: Mapping[str, str] | None,
+    make_container: Callable[[Settings], Container],
+) -> int:
+    from connector import doctor
+
+    def build() -> Container:
+        return make_container(load_settings(args.settings, environ))
+
+    return doctor.command(build, as_json=args.json)
 
 
 # --- tables --------------------------------------------------------------------------------------

@@ -280,6 +280,16 @@ class AzureDevOpsClient:
     def get_commit(self, repository: str, commit: str) -> Commit:
         return self._send(self._routes.commit(repository, commit), to_commit)
 
+    def list_commits(self, repository: str, top: int) -> list[Commit]:
+        """The newest `top` commits of the default branch (Commits - Get Commits)."""
+        call = self._routes.commits(repository, top)
+        return self._send(call, lambda data: [to_commit(item) for item in data["value"]])
+
+    def count_commit_statuses(self, repository: str, commit: str, top: int) -> int:
+        """How many statuses (at most `top`) a commit has (Statuses - List)."""
+        call = self._routes.commit_statuses(repository, commit, top)
+        return self._send(call, lambda data: len(list(data["value"])))
+
     def is_ancestor(self, repository: str, ancestor: str, descendant: str) -> bool:
         """Whether `ancestor` is reachable from `descendant`: their merge base is `ancestor`."""
         bases = self._send(self._routes.merge_bases(repository, ancestor, descendant), merge_bases)
@@ -494,6 +504,12 @@ class DryRunAzureDevOps:
         if self._reader is not None:
             return self._reader.get_commit(repository, commit)
         return Commit(commit, "", ())
+
+    def list_commits(self, repository: str, top: int) -> list[Commit]:
+        return []
+
+    def count_commit_statuses(self, repository: str, commit: str, top: int) -> int:
+        return 0
 
     def is_ancestor(self, repository: str, ancestor: str, descendant: str) -> bool:
         if self._reader is not None:

@@ -157,6 +157,16 @@ class Routes:
         path = f"{self._repository(repository)}/commits/{_segment(commit, 'commit')}"
         return self._git("Commits_Get", "GET", path)
 
+    def commits(self, repository: str, top: int) -> Call:
+        # "Commits - Get Commits" (operationId `Commits_Get Commits`, REST spec subset git 7.1).
+        params: dict[str, str | int] = {"searchCriteria.$top": int(top)}
+        return self._git("GET", f"{self._repository(repository)}/commits", params=params)
+
+    def commit_statuses(self, repository: str, commit: str, top: int) -> Call:
+        # "Statuses - List" (operationId `Statuses_List`, REST spec subset git 7.1).
+        path = f"{self._repository(repository)}/commits/{_segment(commit, 'commit')}/statuses"
+        return self._git("GET", path, params={"top": int(top)})
+
     def merge_bases(self, repository: str, commit: str, other: str) -> Call:
         path = f"{self._repository(repository)}/commits/{_segment(commit, 'commit')}/mergebases"
         return self._git("Merge Bases_List", "GET", path, params={"otherCommitId": other})

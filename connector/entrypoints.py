@@ -50,6 +50,12 @@ def deployments(req: func.HttpRequest) -> func.HttpResponse:
     return serve(req, bootstrap.container())  # serve() turns SettingsError into a 503 itself
 
 
+def doctor(req: func.HttpRequest) -> func.HttpResponse:
+    from connector import bootstrap, doctor
+
+    return doctor.serve(bootstrap.container())  # settings errors become a failing check
+
+
 def sweep(timer: func.TimerRequest) -> None:
     from connector import bootstrap
 

@@ -260,6 +260,8 @@ ROUTES: tuple[_Route, ...] = (
     _route("GET", _COMMIT + "/statuses", "_list_commit_statuses", GIT_API_VERSIONS),
     _route("GET", _COMMIT + "/mergebases", "_merge_bases", GIT_API_VERSIONS),
     _route("GET", _COMMIT, "_get_commit", GIT_API_VERSIONS),
+    # "Commits - Get Commits" (operationId `Commits_Get Commits`, REST spec subset git 7.1).
+    _route("GET", _REPO + "/commits", "_list_commits", GIT_API_VERSIONS),
     _route("POST", _PR + "/statuses", "_create_pr_status", GIT_API_VERSIONS),
     _route("GET", _PR + "/statuses", "_list_pr_statuses", GIT_API_VERSIONS),
     _route("GET", _PR + "/properties", "_pr_properties", GIT_API_VERSIONS),
@@ -760,6 +762,26 @@ class FakeAzureDevOps:
     def _get_commit(self, request: _Request, args: dict[str, str]) -> _Response:
         repository = self._repository(args["repo"])
         return _Response(200, self._commit_json(self._commit(repository, args["commit"])))
+
+    # Projects the organisation has, by name or id; None accepts any (the default). So far only
+    # the commits list checks it.
+    projects: frozenset[str] | None = None
+
+    def _list_commits(self, request: _Request, args: dict[str, str]) -> _Response:
+        self._check_project(args["project"])
+        repository = self._repository(args["repo"])
+        newest_first = list(reversed(repository.commits.values()))
+        skip = _int_param(request, "searchCriteria.$skip", 0)
+        top = _int_param(request, "searchCriteria.$top", 100)  # a page of 100 when unset
+        page = [self._commit_json(commit) for commit in newest_first[skip : skip + top]]
+        return _Response(200, _collection(page))
+
+    def _check_project(self, project: str) -> None:
+        if self.projects is None or project.lower() in {p.lower() for p in self.projects}:
+            return
+        # What the service answers for a project name it does not know (404, TF200016).
+        message = f"TF200016: The following project does not exist: {project}."
+        raise _HttpError(404, message, "ProjectDoesNotExistWithNameException")
 
     def _merge_bases(self, request: _Request, args: dict[str, str]) -> _Response:
         repository = self._repository(args["repo"])

@@ -1,0 +1,452 @@
+"""`doctor` end to end: Azurite, the loopback Azure DevOps, the CLI and `GET /api/doctor`.
+
+Green against a healthy set-up; red, naming the failing check, with a wrong PAT, an unknown
+organisation, project or repository, a storage key that cannot write, a queue without sessions.
+Only the Service Bus administration client is a fake (behind `QueueAdmin`).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import azure.functions as func
+import pytest
+from azure.core.exceptions import ClientAuthenticationError, ResourceNotFoundError
+
+import function_app
+from connector import bootstrap
+from connector.bootstrap import Container
+from connector.cli import main
+from connector.settings import Settings
+from tests.azurite import KEY
+from tests.conftest import BASE_SETTINGS
+from tests.fakes.azdo_server import FakeAzureDevOps
+from tests.test_function_metadata import trigger
+from tests.world import PAT, PROJECT, REPO
+
+pytestmark = pytest.mark.azurite
+
+COMMIT = "ab" * 20
+HOOK_SECRET = "hook-secret-value-5150"
+SB_KEY = "servicebus-shared-access-key-4242="
+SB_CONNECTION = (
+    "Endpoint=sb://fabrikam.servicebus.windows.net/;SharedAccessKeyName=app;"
+    f"SharedAccessKey={SB_KEY}"
+)
+PREFIXES = ("settings.", "storage.", "servicebus.", "devops.", "spektate.")
+
+
+@dataclass
+class Queue:
+    requires_session: bool | None = True
+    requires_duplicate_detection: bool | None = True
+
+
+class FakeQueueAdmin:
+    """`QueueAdmin`: answers one queue's settings, or raises what the SDK raises."""
+
+    def __init__(self, queue: Queue | None = None, error: Exception | None = None) -> None:
+        self.queue = queue or Queue()
+        self.error = error
+        self.asked: list[str] = []
+
+    def get_queue(self, queue_name: str) -> Queue:
+        self.asked.append(queue_name)
+        if self.error is not None:
+            raise self.error
+        return self.queue
+
+
+@pytest.fixture
+def azdo() -> Iterator[FakeAzureDevOps]:
+    with FakeAzureDevOps(pat=PAT) as fake:
+        fake.projects = frozenset({PROJECT})
+        fake.add_repository(REPO)
+        fake.add_commit(REPO, COMMIT, "manifests for dev")
+        yield fake
+
+
+@pytest.fixture
+def admin() -> FakeQueueAdmin:
+    return FakeQueueAdmin()
+
+
+@pytest.fixture
+def settings(azdo: FakeAzureDevOps, azurite_connection: str) -> dict[str, str]:
+    """A healthy deployment's app settings, state tables unique to the test."""
+    return {
+        **BASE_SETTINGS,
+        "AZDO_ORG_URL": azdo.org_url,
+        "AZDO_PROJECT": PROJECT,
+        "AZDO_GITOPS_REPO": REPO,
+        "AZDO_PAT": PAT,
+        "AZDO_HOOK_SECRET": HOOK_SECRET,
+        "STATE_STORAGE": azurite_connection,
+        "STATE_TABLE_PREFIX": "doc" + uuid.uuid4().hex[:12],
+        "ServiceBusConnection": SB_CONNECTION,
+    }
+
+
+@pytest.fixture
+def doctor(admin: FakeQueueAdmin, capsys: pytest.CaptureFixture[str]):
+    """Run `python -m connector doctor --json` in-process; the exit code and the checks by name."""
+
+    def _run(environ: dict[str, str]) -> tuple[int, dict[str, dict]]:
+        code = main(
+            ["doctor", "--json"],
+            environ=environ,
+            make_container=lambda s: Container(s, queue_admin=admin),
+        )
+        out = capsys.readouterr().out
+        return code, {c["check"]: c for c in json.loads(out)}
+
+    return _run
+
+
+def failing(checks: dict[str, dict]) -> list[str]:
+    return [name for name, c in checks.items() if not c["ok"]]
+
+
+# --- green ---------------------------------------------------------------------------------------
+
+
+def test_green_against_azurite_and_the_loopback_azure_devops(doctor, settings, azdo, admin):
+    code, checks = doctor(settings)
+    assert failing(checks) == [], checks
+    assert code == 0
+    assert {
+        "settings.complete",
+        "settings.consistent",
+        "storage.reachable",
+        "storage.write",
+        "servicebus.queue",
+        "devops.organization",
+        "devops.credential",
+        "devops.project",
+        "devops.repository",
+        "devops.commits",
+        "devops.statuses",
+        "devops.pull-requests",
+        "devops.plan-route",
+        "devops.hook-secret",
+        "spektate.table",
+    } == set(checks)
+    assert all(name.startswith(PREFIXES) for name in checks)
+    assert admin.asked == ["flux-events"]
+    assert COMMIT[:12] in checks["devops.commits"]["detail"]
+
+
+def test_the_azure_devops_checks_make_the_documented_reads(doctor, settings, azdo):
+    doctor(settings)
+    [commits] = [c for c in azdo.calls("GET") if c.path.endswith(f"/repositories/{REPO}/commits")]
+    assert commits.query["searchCriteria.$top"] == "1"
+    assert commits.status == 200
+    [statuses] = azdo.calls("GET", f"/commits/{COMMIT}/statuses")
+    assert (statuses.query["top"], statuses.status) == ("1", 200)
+    [query] = azdo.calls("POST", "/pullrequestquery")
+    assert query.status == 200
+    assert query.json["queries"][0]["type"] == "lastMergeCommit"
+    [plan] = azdo.calls("GET", "/distributedtask/hubs/build/plans/")
+    assert plan.status == 404
+    assert not azdo.calls("POST", "/statuses")  # doctor writes nothing to Azure DevOps
+
+
+def test_the_storage_probe_row_is_gone_afterwards(doctor, settings, azurite_connection):
+    from connector.store import connect
+
+    _code, checks = doctor(settings)
+    assert checks["storage.write"]["ok"]
+    table = connect(connection_string=azurite_connection).get_table_client(
+        settings["STATE_TABLE_PREFIX"] + "processed"
+    )
+    assert list(table.query_entities("PartitionKey eq 'doctor'")) == []
+
+
+def test_text_output_one_line_per_check(admin, settings, capsys):
+    code = main(
+        ["doctor"], environ=settings, make_container=lambda s: Container(s, queue_admin=admin)
+    )
+    lines = capsys.readouterr().out.splitlines()
+    assert code == 0
+    assert lines[-1] == "all checks passed"
+    checks = list(lines[:-2])
+    assert len(checks) == 15
+    assert all(line.split()[0] == "OK" and line.split()[1].startswith(PREFIXES) for line in checks)
+
+
+# --- red, naming the failing check ---------------------------------------------------------------
+
+
+def test_wrong_pat_fails_the_credential(doctor, settings):
+    code, checks = doctor({**settings, "AZDO_PAT": "wrong-pat-0000000000"})
+    assert code == 3
+    assert checks["devops.organization"]["ok"]
+    assert not checks["devops.credential"]["ok"]
+    assert "401" in checks["devops.credential"]["detail"]
+    assert "AZDO_PAT" in checks["devops.credential"]["remedy"]
+    assert checks["devops.repository"]["detail"] == "not verified: devops.credential failed"
+    assert not checks["devops.plan-route"]["ok"]  # not verified without a credential
+    assert checks["storage.write"]["ok"]  # the other checks still ran
+
+
+def test_unknown_organisation_fails_the_organisation(doctor, settings, azdo):
+    other = azdo.org_url.replace(f"/{azdo.organization}/", "/contoso/")
+    code, checks = doctor({**settings, "AZDO_ORG_URL": other})
+    assert code == 3
+    assert failing(checks)[0] == "devops.organization"
+    assert "404" in checks["devops.organization"]["detail"]
+    assert "AZDO_ORG_URL" in checks["devops.organization"]["remedy"]
+
+
+def test_unreachable_organisation_fails_the_organisation(settings, admin, capsys):
+    import socket
+
+    from connector.devops import AzureDevOpsClient
+
+    with socket.socket() as s:  # a loopback port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{s.getsockname()[1]}/fabrikam/"
+    # The app's client, without its retries' back-off.
+    client = AzureDevOpsClient(url, PROJECT, pat=PAT, retry_total=0)
+    code = main(
+        ["doctor", "--json"],
+        environ={**settings, "AZDO_ORG_URL": url},
+        make_container=lambda s: Container(s, queue_admin=admin, devops=client),
+    )
+    checks = {c["check"]: c for c in json.loads(capsys.readouterr().out)}
+    assert code == 3
+    assert failing(checks)[0] == "devops.organization"
+    assert "ServiceRequestError" in checks["devops.organization"]["detail"]
+    # Nothing else can answer: the later checks are not tried (and not waited for).
+    assert checks["devops.plan-route"]["detail"] == "not verified: devops.organization failed"
+
+
+class NoToken:
+    """A `TokenCredential` whose identity endpoint refuses, as without an assigned identity."""
+
+    def get_token(self, *scopes: str, **kwargs: object) -> None:
+        raise ClientAuthenticationError("ManagedIdentityCredential: no identity assigned")
+
+
+def test_identity_without_a_token_fails_the_credential(settings, admin, capsys):
+    settings.pop("AZDO_PAT")
+    code = main(
+        ["doctor", "--json"],
+        environ=settings,
+        make_container=lambda s: Container(s, queue_admin=admin, credential=NoToken()),
+    )
+    checks = {c["check"]: c for c in json.loads(capsys.readouterr().out)}
+    assert code == 3
+    assert failing(checks)[0] == "devops.credential"
+    assert "no access token" in checks["devops.credential"]["detail"]
+
+
+def test_unknown_project_fails_the_project(doctor, settings):
+    code, checks = doctor({**settings, "AZDO_PROJECT": "no-such-project"})
+    assert code == 3
+    assert failing(checks)[0] == "devops.project"
+    assert "TF200016" in checks["devops.project"]["detail"]
+    assert [checks[n]["ok"] for n in ("devops.organization", "devops.credential")] == [True, True]
+
+
+def test_unknown_repository_fails_the_repository(doctor, settings):
+    code, checks = doctor({**settings, "AZDO_GITOPS_REPO": "no-such-repo"})
+    assert code == 3
+    assert failing(checks)[0] == "devops.repository"
+    assert "TF401019" in checks["devops.repository"]["detail"]
+    assert "AZDO_GITOPS_REPO" in checks["devops.repository"]["remedy"]
+
+
+def test_storage_it_cannot_write_fails_storage_and_nothing_else(doctor, settings):
+    wrong_key = base64.b64encode(b"not the account key " * 3).decode()
+    wrong = settings["STATE_STORAGE"].replace(KEY, wrong_key)
+    assert wrong != settings["STATE_STORAGE"]
+    code, checks = doctor({**settings, "STATE_STORAGE": wrong})
+    assert code == 3
+    assert set(failing(checks)) == {"storage.reachable", "storage.write"}
+    assert "403" in checks["storage.write"]["detail"]
+    assert wrong_key not in json.dumps(checks)
+
+
+@pytest.mark.parametrize(
+    ("queue", "missing"),
+    [
+        (Queue(requires_session=False), "sessions"),
+        (Queue(requires_duplicate_detection=False), "duplicate detection"),
+    ],
+)
+def test_queue_without_sessions_or_duplicate_detection_fails(
+    doctor, settings, admin, queue, missing
+):
+    admin.queue = queue
+    code, checks = doctor(settings)
+    assert code == 3
+    assert failing(checks) == ["servicebus.queue"]
+    assert missing in checks["servicebus.queue"]["detail"]
+
+
+def test_no_manage_right_is_a_named_skip_not_a_failure(doctor, settings, admin):
+    refused = ClientAuthenticationError("Unauthorized: Manage,EntityRead claims required")
+    refused.status_code = 401
+    admin.error = refused
+    code, checks = doctor(settings)
+    assert code == 0
+    assert checks["servicebus.queue"]["ok"]
+    assert checks["servicebus.queue"]["detail"].startswith("skipped: no Manage right")
+
+
+def test_missing_queue_fails(doctor, settings, admin):
+    admin.error = ResourceNotFoundError("queue not found")
+    _code, checks = doctor(settings)
+    assert failing(checks) == ["servicebus.queue"]
+    assert "does not exist" in checks["servicebus.queue"]["detail"]
+
+
+def test_a_check_that_raises_is_isolated(doctor, settings, admin):
+    admin.error = RuntimeError("boom")
+    code, checks = doctor(settings)
+    assert code == 3
+    assert failing(checks) == ["servicebus"]
+    assert checks["servicebus"]["detail"] == "RuntimeError: boom"
+    assert checks["devops.plan-route"]["ok"]
+
+
+def test_plan_route_refused_names_status_and_message(doctor, settings, azdo):
+    azdo.inject("/plans/", 400, method="GET")
+    _code, checks = doctor(settings)
+    assert failing(checks) == ["devops.plan-route"]
+    assert "400: Injected 400." in checks["devops.plan-route"]["detail"]
+
+
+def test_missing_hook_secret_fails(doctor, settings):
+    settings.pop("AZDO_HOOK_SECRET")
+    _code, checks = doctor(settings)
+    assert failing(checks) == ["devops.hook-secret"]
+
+
+def test_incomplete_settings_name_what_is_missing(doctor, settings):
+    settings.pop("AZDO_GITOPS_REPO")
+    code, checks = doctor(settings)
+    assert code == 3
+    assert "AZDO_GITOPS_REPO" in checks["settings.complete"]["detail"]
+    assert not checks["devops.organization"]["ok"]
+
+
+def test_settings_that_do_not_parse_are_a_failing_check_not_a_traceback(doctor, settings, capsys):
+    code, checks = doctor({**settings, "GATE_TIMEOUT_MINUTES": "0"})
+    assert code == 3
+    assert list(checks) == ["settings.complete"]
+    assert "GATE_TIMEOUT_MINUTES" in checks["settings.complete"]["detail"]
+    assert "Traceback" not in capsys.readouterr().err
+
+
+def test_inconsistent_settings(doctor, settings):
+    _code, checks = doctor({**settings, "PR_NUMBER_PATTERNS": '["(unclosed", "no group"]'})
+    assert failing(checks) == ["settings.consistent"]
+    detail = checks["settings.consistent"]["detail"]
+    assert "PR_NUMBER_PATTERNS[0] is not a valid" in detail
+    assert "PR_NUMBER_PATTERNS[1] has no group" in detail
+
+
+def test_trial_mode_still_checks_azure_devops_with_reads(doctor, settings, azdo):
+    code, checks = doctor({**settings, "AZDO_DRY_RUN": "true"})
+    assert code == 0
+    assert "trial mode" in checks["devops.organization"]["detail"]
+    assert azdo.calls("GET", "/commits")
+    code, checks = doctor({**settings, "AZDO_DRY_RUN": "true", "AZDO_PAT": "wrong-pat-000000"})
+    assert failing(checks)[0] == "devops.credential"
+
+
+# --- Spektate ------------------------------------------------------------------------------------
+
+
+def test_spektate_table_reachable_when_configured(doctor, settings, azurite_connection):
+    from connector.store import connect
+
+    table = "spk" + uuid.uuid4().hex[:10]
+    spektate = {
+        "SPEKTATE_STORAGE": azurite_connection,
+        "SPEKTATE_PARTITION_KEY": "p",
+        "SPEKTATE_TABLE": table,
+    }
+    code, checks = doctor({**settings, **spektate})
+    assert failing(checks) == ["spektate.table"]
+    assert f"table {table} does not exist" in checks["spektate.table"]["detail"]
+    connect(connection_string=azurite_connection).create_table(table)
+    code, checks = doctor({**settings, **spektate})
+    assert code == 0
+    assert checks["spektate.table"]["detail"] == f"table {table} answers"
+
+
+# --- secrets -------------------------------------------------------------------------------------
+
+
+def test_no_secret_is_ever_printed(admin, settings, capsys, caplog):
+    # The Service Bus SDK's error carries the key: it must come out masked.
+    admin.error = RuntimeError(f"could not connect with {SB_CONNECTION}")
+    settings = {**settings, "AZDO_PAT": "wrong-pat-secret-99999"}
+    secrets = ["wrong-pat-secret-99999", HOOK_SECRET, SB_KEY, KEY, BASE_SETTINGS["FLUX_HMAC_KEY"]]
+    caplog.set_level(logging.DEBUG)
+    for argv in (["doctor"], ["doctor", "--json"]):
+        main(argv, environ=settings, make_container=lambda s: Container(s, queue_admin=admin))
+        out, err = capsys.readouterr()
+        printed = out + err + caplog.text
+        assert "***" in out
+        for secret in secrets:
+            assert secret not in printed
+
+
+# --- HTTP ----------------------------------------------------------------------------------------
+
+
+def http_get() -> func.HttpRequest:
+    return func.HttpRequest(method="GET", url="/api/doctor", route_params={}, body=b"")
+
+
+def test_route_is_an_admin_get():
+    t = trigger("doctor")
+    assert (t["route"], t["authLevel"], t["methods"]) == ("doctor", "ADMIN", ["GET"])
+
+
+def test_http_answer_is_the_json_list_200_when_green(settings, admin):
+    bootstrap.override(Container(Settings.from_env(settings), queue_admin=admin))
+    try:
+        response = function_app.doctor(http_get())
+    finally:
+        bootstrap.override(None)
+    assert response.status_code == 200
+    assert response.mimetype == "application/json"
+    body = json.loads(response.get_body())
+    assert isinstance(body, list)
+    assert all(set(item) == {"check", "ok", "detail", "remedy"} for item in body)
+    assert all(item["ok"] for item in body)
+
+
+def test_http_answer_503_naming_the_failing_check(settings, admin):
+    settings = {**settings, "AZDO_PAT": "wrong-pat-0000000000"}
+    bootstrap.override(Container(Settings.from_env(settings), queue_admin=admin))
+    try:
+        response = function_app.doctor(http_get())
+    finally:
+        bootstrap.override(None)
+    assert response.status_code == 503
+    body = json.loads(response.get_body())
+    assert next(c["check"] for c in body if not c["ok"]) == "devops.credential"
+    assert "wrong-pat-0000000000" not in response.get_body().decode()
+
+
+def test_http_answer_with_settings_that_do_not_parse(monkeypatch):
+    monkeypatch.setenv("GATE_TIMEOUT_MINUTES", "0")
+    bootstrap.override(Container())
+    try:
+        response = function_app.doctor(http_get())
+    finally:
+        bootstrap.override(None)
+    assert response.status_code == 503
+    [check] = json.loads(response.get_body())
+    assert (check["check"], check["ok"]) == ("settings.complete", False)
