@@ -121,6 +121,11 @@ _PLAN_FIELDS = (
 )
 
 
+def entity(gate: Gate) -> dict[str, Any]:
+    """The gate's Table entity as `add` writes it (registration checks it against the limits)."""
+    return {"PartitionKey": gate.environment, "RowKey": gate.id, **_row(gate)}
+
+
 def _row(gate: Gate) -> dict[str, Any]:
     return {
         **{f: getattr(gate.plan, f) for f in _PLAN_FIELDS},
