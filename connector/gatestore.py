@@ -134,6 +134,11 @@ _PLAN_FIELDS = tuple(f.name for f in fields(PlanRef))
 _KEY_FIELDS = ("id", "environment")  # RowKey and PartitionKey
 
 
+def entity(gate: Gate) -> dict[str, Any]:
+    """The gate's Table entity as `add` writes it (registration checks it against the limits)."""
+    return {"PartitionKey": gate.environment, "RowKey": gate.id, **_row(gate)}
+
+
 def _row(gate: Gate) -> dict[str, Any]:
     row: dict[str, Any] = {f: getattr(gate.plan, f) for f in _PLAN_FIELDS}
     for f in fields(Gate):

@@ -29,7 +29,11 @@ class ServiceHooks:
             return Reply(405, {"error": "method not allowed: use POST"})
         secret = self._settings.azdo_hook_secret
         if secret is None:
-            return Reply(503, {"error": "service hooks not configured: set AZDO_HOOK_SECRET"})
+            return Reply(
+                503,
+                {"error": "service hooks not configured: set AZDO_HOOK_SECRET"},
+                {"Retry-After": "30"},  # a setting must change first
+            )
         if not _password_matches(request.headers.get("Authorization"), secret.get_secret_value()):
             return Reply(
                 401,

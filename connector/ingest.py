@@ -8,7 +8,6 @@ problem, or a 503 (Flux retries 5xx) when we could not queue.
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -17,16 +16,19 @@ from opentelemetry import propagate, trace
 from pydantic import ValidationError
 
 from connector import envelope, telemetry
-from connector.events import FluxEvent
+from connector.events import ORIGIN_NAME, FluxEvent
 from connector.queue import MessageSender, OutgoingMessage, QueueUnavailableError
 from connector.settings import Settings
 from connector.signature import SignatureError, verify
+from connector.store import key_problem, observation_keys, property_problem
+from connector.tracking import ObjectRef
 from connector.web import Reply, Request
 
 logger = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 1024 * 1024
 RETRY_AFTER_SECONDS = "5"
+NOT_CONFIGURED_RETRY_AFTER = "30"  # a setting must change first: no point in retrying sooner
 _CAUSES = {
     400: "malformed",
     401: "signature",
@@ -35,14 +37,23 @@ _CAUSES = {
     422: "invalid",
     503: "not_configured",
 }
-# Cluster and environment names end up in session ids, table keys and status names.
-_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}")
+# Which event fields make up each Table key of `store.observation_keys`, to name them in a 422.
+_KEY_FIELDS = {
+    "object row": ("metadata.env", "metadata.cluster", "involvedObject"),
+    "pointer partition": ("metadata.env", "metadata.cluster"),
+    "pointer row": ("involvedObject",),
+    "object status row": ("metadata.cluster", "involvedObject"),
+    "environment status row": ("metadata.env",),
+}
+_OBJECT_FIELDS = ("involvedObject.kind", "involvedObject.namespace", "involvedObject.name")
 
 
 class RejectedError(Exception):
-    def __init__(self, status: int, error: str, **details: Any) -> None:
+    def __init__(
+        self, status: int, error: str, headers: dict[str, str] | None = None, **details: Any
+    ) -> None:
         super().__init__(error)
-        self.reply = Reply(status, {"error": error, **details})
+        self.reply = Reply(status, {"error": error, **details}, headers or {})
 
 
 class Ingest:
@@ -89,9 +100,29 @@ class Ingest:
             raise RejectedError(405, "method not allowed: use POST")
         self._check_signature(request)
         event = parse_event(request.body)
-        cluster = _origin("cluster", event, request.params, self._settings.default_cluster)
-        env = _origin("env", event, request.params, self._settings.default_env)
+        cluster = _origin("cluster", event, request.params, lambda: self._settings.default_cluster)
+        env = _origin("env", event, request.params, lambda: self._environment_of(cluster))
+        check_storable(event, cluster, env)
         return event, cluster, env
+
+    def _environment_of(self, cluster: str) -> str:
+        """The environment when the event names none: the one `ENVIRONMENTS` lists the cluster in,
+        else `DEFAULT_ENV`. A cluster listed in several is ambiguous unless `DEFAULT_ENV` is one
+        of them: guessing would post statuses and complete gates of the wrong environment."""
+        listed = sorted(
+            name for name, spec in self._settings.environments.items() if cluster in spec.clusters
+        )
+        default = self._settings.default_env
+        if len(listed) == 1:
+            return listed[0]
+        if not listed or default in listed:
+            return default
+        raise RejectedError(
+            422,
+            f"event has no env and cluster {cluster!r} is in several ENVIRONMENTS "
+            f"({', '.join(listed)}): set env in the Flux Alert's eventMetadata or as ?env=",
+            fields=[{"field": "metadata.env", "problem": "ambiguous", "candidates": listed}],
+        )
 
     def _check_signature(self, request: Request) -> None:
         keys = self._settings.hmac_keys
@@ -100,6 +131,7 @@ class Ingest:
                 503,
                 "webhook not configured: set FLUX_HMAC_KEY "
                 "(or FLUX_ALLOW_UNSIGNED=true for local trials only)",
+                {"Retry-After": NOT_CONFIGURED_RETRY_AFTER},
             )
         if len(request.body) > MAX_BODY_BYTES:
             raise RejectedError(413, f"body larger than {MAX_BODY_BYTES} bytes")
@@ -160,9 +192,11 @@ def parse_event(body: bytes) -> FluxEvent:
         raise RejectedError(422, f"invalid Flux event: {names}", fields=fields) from None
 
 
-def _origin(key: str, event: FluxEvent, params: Mapping[str, str], default: str) -> str:
-    """Cluster or environment: event metadata, else query parameter, else the setting."""
-    value = event.meta(key) or params.get(key) or default
+def _origin(
+    key: str, event: FluxEvent, params: Mapping[str, str], default: Callable[[], str]
+) -> str:
+    """Cluster or environment: event metadata, else query parameter, else from the settings."""
+    value = event.meta(key) or params.get(key) or default()
     if not value:
         raise RejectedError(
             422,
@@ -170,13 +204,40 @@ def _origin(key: str, event: FluxEvent, params: Mapping[str, str], default: str)
             f"as the ?{key}= query parameter, or in the connector's default setting",
             fields=[{"field": f"metadata.{key}", "problem": "missing"}],
         )
-    if not _NAME.fullmatch(value):
+    if not ORIGIN_NAME.fullmatch(value):
         raise RejectedError(
             422,
             f"invalid {key}: use letters, digits, '.', '_' or '-' (at most 63 characters)",
             fields=[{"field": f"metadata.{key}", "problem": "invalid characters or length"}],
         )
     return value
+
+
+def check_storable(event: FluxEvent, cluster: str, env: str) -> None:
+    """422 for an event the state store could not hold, so that a 202 means it will be processed:
+    every Table key its processing builds, and the one unbounded string it stores (the reason)."""
+    obj = event.involved_object
+    keys = observation_keys(env, cluster, ObjectRef(obj.kind, obj.namespace, obj.name))
+    fields: list[dict[str, str]] = []
+    for role, value in keys.items():
+        problem = key_problem(value)
+        if problem is not None:
+            names = [n for f in _KEY_FIELDS[role] for n in _expand(f)]
+            fields.extend({"field": n, "problem": f"{role}: {problem}"} for n in names)
+    problem = property_problem(event.reason)
+    if problem is not None:
+        fields.append({"field": "reason", "problem": problem})
+    if fields:
+        unique = list(dict.fromkeys(f["field"] for f in fields))
+        raise RejectedError(
+            422,
+            f"event too large for the state store: {', '.join(unique)} (shorten them)",
+            fields=fields,
+        )
+
+
+def _expand(field: str) -> tuple[str, ...]:
+    return _OBJECT_FIELDS if field == "involvedObject" else (field,)
 
 
 def build_message(

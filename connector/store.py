@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import re
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
@@ -62,6 +63,88 @@ def key(*parts: str) -> str:
 
 def unkey(text: str) -> list[str]:
     return [unquote(p) for p in text.split("|")]
+
+
+# --- Azure Table limits -------------------------------------------------------------------------
+# Source: Learn, "Understanding the Table service data model" (rest/api/storageservices): a
+# PartitionKey or RowKey is a string of up to 1 KiB; strings are UTF-16, a string property holds
+# up to 64 KiB (32K characters); all of an entity's data is at most 1 MiB; key fields must not
+# contain / \ # ? or the control characters U+0000-U+001F and U+007F-U+009F. Azurite enforces the
+# same (keys of at most 512 UTF-16 characters, TableHandler.validateKey).
+KEY_LIMIT_BYTES = 1024
+PROPERTY_LIMIT_BYTES = 64 * 1024
+ENTITY_LIMIT_BYTES = 1024 * 1024
+_FORBIDDEN_IN_KEY = re.compile(r"[\x00-\x1f\x7f-\x9f/\\#?]")
+
+
+def utf16_size(text: str) -> int:
+    """Bytes a string takes in the Table service (UTF-16; a surrogate pair counts twice)."""
+    return len(text.encode("utf-16-le", "surrogatepass"))
+
+
+def key_problem(value: str) -> str | None:
+    """Why `value` cannot be a PartitionKey or RowKey, or None when it can."""
+    if utf16_size(value) > KEY_LIMIT_BYTES:
+        return f"a Table key of {utf16_size(value)} bytes (UTF-16) exceeds {KEY_LIMIT_BYTES}"
+    if _FORBIDDEN_IN_KEY.search(value):
+        return "a Table key must not contain / \\ # ? or control characters"
+    return None
+
+
+def property_problem(value: str) -> str | None:
+    """Why `value` cannot be a string property, or None when it can."""
+    size = utf16_size(value)
+    if size > PROPERTY_LIMIT_BYTES:
+        return f"{size} bytes (UTF-16) exceed the Table property limit of {PROPERTY_LIMIT_BYTES}"
+    return None
+
+
+def entity_size(entity: Mapping[str, Any]) -> int:
+    """The stored size of an entity, by the Azure Storage team's published formula ("Understanding
+    Windows Azure Storage Billing", 2010): 4 + 2 x len(PartitionKey + RowKey) + for each property
+    8 + 2 x len(name) + its value (a string 4 + 2 x len; a number or date 8; a bool 1)."""
+    size = 4
+    for name, value in entity.items():
+        if name in ("PartitionKey", "RowKey"):
+            size += utf16_size(str(value))
+            continue
+        size += 8 + utf16_size(name)
+        if isinstance(value, str):
+            size += 4 + utf16_size(value)
+        elif isinstance(value, bool):
+            size += 1
+        else:
+            size += 8
+    return size
+
+
+def entity_problems(entity: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """(property, problem) for each part of `entity` the Table service would refuse."""
+    problems = []
+    for name, value in entity.items():
+        if name in ("PartitionKey", "RowKey"):
+            found = key_problem(str(value))
+        else:
+            found = property_problem(value) if isinstance(value, str) else None
+        if found is not None:
+            problems.append((name, found))
+    size = entity_size(entity)
+    if size > ENTITY_LIMIT_BYTES:
+        problems.append(("entity", f"{size} bytes exceed the Table entity limit of 1 MiB"))
+    return problems
+
+
+def observation_keys(env: str, cluster: str, obj: ObjectRef) -> dict[str, str]:
+    """Every Table key that processing an event of `obj` builds: its state row on a commit
+    (`record`), its pointer (`_point`), and the status ledger rows of its object and environment
+    statuses (contexts as in `connector.statuses`). Ingest checks them before accepting."""
+    return {
+        "object row": key("obj", env, cluster, obj.kind, obj.namespace, obj.name),
+        "pointer partition": key(env, cluster),
+        "pointer row": key(obj.kind, obj.namespace, obj.name),
+        "object status row": key("status", f"{cluster}/{obj}"),
+        "environment status row": key("status", f"env/{env}"),
+    }
 
 
 @dataclass(frozen=True)

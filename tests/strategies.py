@@ -114,3 +114,30 @@ def signatures() -> st.SearchStrategy[str | None]:
             st.text(alphabet="0123456789abcdefXYZ", max_size=130),
         )
     )
+
+
+# Object-reference parts from short to past every limit, ASCII, non-ASCII and characters that
+# Table keys escape or forbid, to probe what ingest may accept.
+STRETCHED_PART = st.one_of(
+    K8S_NAME,
+    st.text(min_size=1, max_size=260),
+    st.builds(
+        lambda c, n: c * n,
+        st.sampled_from(["a", "ü", "名", "#", "?", "%", "|", "😀"]),
+        st.integers(1, 260),
+    ),
+)
+ORIGIN = st.from_regex(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}", fullmatch=True)
+
+
+@st.composite
+def stretched_event_dicts(draw: st.DrawFn) -> dict:
+    """A Flux event whose object identity and reason may be long, non-ASCII or odd."""
+    event = draw(flux_event_dicts())
+    obj = event["involvedObject"]
+    for part in ("kind", "namespace", "name"):
+        if draw(st.booleans()):
+            obj[part] = draw(STRETCHED_PART)
+    if draw(st.integers(0, 9)) == 0:
+        event["reason"] = "R" * draw(st.integers(32 * 1024 - 2, 32 * 1024 + 2))
+    return event

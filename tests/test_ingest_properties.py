@@ -8,10 +8,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import function_app
+from connector import envelope
 from connector.signature import sign
+from connector.store import key_problem, observation_keys, property_problem
+from connector.tracking import ObjectRef
 from tests.conftest import HMAC_KEY, flux_request
+from tests.flux_encoding import go_json
 from tests.recording_sender import RecordingSender
-from tests.strategies import flux_events, junk_bodies, signatures
+from tests.strategies import ORIGIN, flux_events, junk_bodies, signatures, stretched_event_dicts
 
 
 def _post(body: bytes, headers: dict[str, str], params: dict[str, str], method: str):
@@ -54,3 +58,41 @@ def test_any_valid_signed_event_is_accepted(install, body):
     assert status == 202, payload
     [message] = sender.drain()
     assert payload["id"] == message.message_id
+
+
+# '/' and the C0 and C1 control characters (Kubernetes names contain none).
+NOT_IN_OBJECT_PARTS = {"/", *map(chr, range(0x20)), *map(chr, range(0x7F, 0xA0))}
+
+
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(event=stretched_event_dicts(), cluster=ORIGIN, env=ORIGIN)
+def test_every_accepted_event_fits_the_state_store(install, event, cluster, env):
+    # GIVEN any signed event, whatever its object names and origin
+    sender = RecordingSender()
+    install(sender=sender)
+    body = go_json(event)
+    # WHEN it is posted
+    status, payload = _post(
+        body, {"X-Signature": sign(HMAC_KEY, body)}, {"cluster": cluster, "env": env}, "POST"
+    )
+    # THEN it is accepted exactly when every Table key and the stored reason fit, and a refusal
+    # is a 422 naming a field
+    obj = event["involvedObject"]
+    keys = observation_keys(env, cluster, ObjectRef(obj["kind"], obj["namespace"], obj["name"]))
+    parts_valid = all(
+        0 < len(obj[p]) <= 253 and not NOT_IN_OBJECT_PARTS & set(obj[p])
+        for p in ("kind", "namespace", "name")
+    )
+    fits = all(key_problem(k) is None for k in keys.values())
+    fits = fits and property_problem(event["reason"]) is None
+    if status == 202:
+        [message] = sender.drain()
+        decoded = envelope.decode(message.body)
+        assert isinstance(decoded, envelope.Envelope)
+        assert fits
+    else:
+        assert status == 422, payload
+        assert payload["fields"]
+        assert not (fits and parts_valid), payload
