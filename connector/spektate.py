@@ -8,7 +8,7 @@ Field by field, and what the dashboard displays of it: `docs/spektate.md`.
    `{PartitionKey: SPEKTATE_PARTITION_KEY, RowKey: change id, Notification: JSON}`. `Notification`
    is the connector-subscriber shape the Flux view reads: `commit_id` (full SHA; the dashboard keeps
    7 chars), `message` (the only text the panel displays, so it starts with the phase and reason),
-   `status_name` (the reason; reaches the dashboard's API, not its screen), `state`
+   `status_name` (`<env>/<cluster>: <reason>`; reaches the API, not the screen), `state`
    (`pending|succeeded|failed`), `genre` (the Flux kind), `gitops_operator` (`Flux`), plus `env`,
    `cluster`, `object` and `time` for readers that want them.
 2. Deployments table (`SPEKTATE_DEPLOYMENTS_TABLE`, optional): `manifestCommitId` (7 chars, as the
