@@ -48,6 +48,11 @@ azdo_requests = meter.create_counter(
 azdo_throttled = meter.create_counter(
     "connector.azdo.throttled", unit="{request}", description="Azure DevOps 429 answers"
 )
+spektate_errors = meter.create_counter(
+    "connector.spektate.errors",
+    unit="{error}",
+    description="Spektate writes given up (permanent errors, not redelivered), by step and status",
+)
 status_latency = meter.create_histogram(
     "connector.status.latency",
     unit="s",

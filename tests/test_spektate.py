@@ -42,6 +42,7 @@ C1 = "c8925188500a55dad9563388e537a03dcdded446"
 HLD = "e4f5a6b7c8d9e0f1a2b3c4d5e6f7a8b9c0d1e2f3"
 APPS = ObjectRef("Kustomization", "flux-system", "apps")
 T0 = datetime(2026, 5, 14, 9, 12, 40, tzinfo=UTC)
+WRITTEN_AT = datetime(2026, 5, 14, 9, 13, 1, tzinfo=UTC)
 MANIFEST_REPO = "https://dev.azure.com/fabrikam/app/_git/manifests"
 REASONS = {
     Phase.PROGRESSING: "Progressing",
@@ -133,7 +134,11 @@ def deployments(service: Any) -> Iterator[Any]:
 @pytest.fixture
 def writer(flux_table: Any, deployments: Any, partition: str) -> SpektateWriter:
     return SpektateWriter(
-        flux_table, partition_key=partition, deployments=deployments, manifest_repo=MANIFEST_REPO
+        flux_table,
+        partition_key=partition,
+        deployments=deployments,
+        manifest_repo=MANIFEST_REPO,
+        clock=lambda: WRITTEN_AT,
     )
 
 
@@ -171,7 +176,8 @@ def test_state_change_is_written_in_the_shape_the_flux_view_reads(writer, flux_t
         "commit_id": C1,
         "status_name": "dev/dev-1: ReconciliationSucceeded",
         "state": "succeeded",
-        "message": "dev/dev-1 Kustomization/flux-system/apps: Reconciliation finished in 43.9s",
+        "message": "dev/dev-1 Kustomization/flux-system/apps: succeeded (ReconciliationSucceeded)"
+        " \u2013 Reconciliation finished in 43.9s",
         "gitops_operator": "Flux",
         "genre": "Kustomization",
         "env": "dev",
@@ -233,6 +239,10 @@ def test_a_failed_write_raises_and_the_retry_writes_it_once(flux_table, partitio
 
         def __init__(self, table: Any) -> None:
             self.table, self.failures = table, 1
+            self.table_name = table.table_name
+
+        def create_table(self) -> Any:
+            return self.table.create_table()
 
         def get_entity(self, partition_key: str, row_key: str, *, select: Any = None) -> Any:
             return self.table.get_entity(partition_key, row_key, select=select)
@@ -253,10 +263,12 @@ def test_a_failed_write_raises_and_the_retry_writes_it_once(flux_table, partitio
     assert len(dashboard_view(flux_table, partition)) == 1
 
 
-def test_a_missing_table_is_a_clear_error(service, partition):
-    writer = SpektateWriter(service.get_table_client("nosuchtable"), partition_key=partition)
-    with pytest.raises(SpektateError, match="ResourceNotFoundError 404 TableNotFound"):
-        notify(writer, observe())
+def test_a_missing_table_is_created_on_first_use(service, partition):
+    name = "flux" + uuid.uuid4().hex[:8]  # a table nobody created (a fresh account: see _errors)
+    writer = SpektateWriter(service.get_table_client(name), partition_key=partition)
+    notify(writer, observe())
+    assert len(dashboard_view(service.get_table_client(name), partition)) == 1
+    service.delete_table(name)
 
 
 def test_the_manifest_repository_url_is_the_web_url():
@@ -286,7 +298,12 @@ def test_the_deployment_row_of_the_commit_is_merged_and_keeps_pipeline_fields(
     notify(writer, observe(Phase.SUCCEEDED, at=T0 + timedelta(seconds=9)))
 
     linked = dict(deployments.get_entity(partition, row["RowKey"]))
-    assert linked == {**row, "manifestCommitId": C1[:7], "manifestRepo": MANIFEST_REPO}
+    assert linked == {
+        **row,
+        "manifestCommitId": C1[:7],
+        "manifestRepo": MANIFEST_REPO,
+        "fluxUpdatedAt": WRITTEN_AT.isoformat(),
+    }
     assert dict(deployments.get_entity(partition, other["RowKey"])) == other
 
 
@@ -337,14 +354,14 @@ def test_rows_are_never_created_and_pipeline_links_are_never_overwritten(
     assert len(list(deployments.list_entities())) == 1
 
 
-def test_an_already_linked_row_is_not_rewritten(writer, deployments, partition):
+def test_an_already_linked_row_gains_only_the_update_time(writer, deployments, partition):
     row = pipeline_row(
         partition, hldCommitId=C1[:7], manifestCommitId=C1[:7], manifestRepo=MANIFEST_REPO
     )
     deployments.create_entity(row)
-    before = deployments.get_entity(partition, row["RowKey"]).metadata["etag"]
     notify(writer, observe())
-    assert deployments.get_entity(partition, row["RowKey"]).metadata["etag"] == before
+    after = dict(deployments.get_entity(partition, row["RowKey"]))
+    assert after == {**row, "fluxUpdatedAt": WRITTEN_AT.isoformat()}
 
 
 # --- end to end -------------------------------------------------------------------------------
