@@ -26,7 +26,7 @@ from typing import Any
 
 from azure.core.exceptions import AzureError
 
-from connector import deployments
+from connector import deployments, sample
 from connector.bootstrap import Container
 from connector.gates import OPEN
 from connector.gatestore import GateStore
@@ -50,7 +50,8 @@ def main(
     except SystemExit as exc:  # argparse printed help (0) or a usage error (2)
         return exc.code if isinstance(exc.code, int) else USAGE
     try:
-        container = make_container(load_settings(args.settings, environ))
+        args.environ = dict(os.environ if environ is None else environ)
+        container = make_container(load_settings(args.settings, args.environ))
         command: Command = args.run
         return command(container, args)
     except SettingsError as exc:
@@ -121,6 +122,7 @@ def _parser() -> argparse.ArgumentParser:
     gates.add_argument("--open", action="store_true", help="only waiting gates")
     gates.set_defaults(run=gates_command)
     _dlq_parser(commands, common)
+    sample.add_parser(commands, common)
     return parser
 
 
