@@ -26,7 +26,7 @@ from typing import Any
 
 from azure.core.exceptions import AzureError
 
-from connector import deployments, sample
+from connector import console_logs, deployments, sample
 from connector.bootstrap import Container
 from connector.gates import OPEN
 from connector.gatestore import GateStore
@@ -51,6 +51,7 @@ def main(
         return exc.code if isinstance(exc.code, int) else USAGE
     try:
         args.environ = dict(os.environ if environ is None else environ)
+        console_logs.install_for_cli(args.environ)
         container = make_container(load_settings(args.settings, args.environ))
         command: Command = args.run
         return command(container, args)

@@ -40,6 +40,8 @@ LOCAL_ONLY = {
     "STATE_STORAGE": "table connection string (Azurite); Azure uses STATE_STORAGE__accountUrl",
     "SPEKTATE_STORAGE": "table connection string (Azurite); Azure uses "
     "SPEKTATE_STORAGE__accountUrl when a Spektate account is given",
+    "LOG_FORMAT": "console formatting; unset in Azure keeps the bare event name as the message "
+    "(the README's queries) with the fields as customDimensions",
 }
 
 # Settings set in Bicep that the code does not read: the Functions host and the Python worker do.
