@@ -1,16 +1,15 @@
 # One entry point for people and CI. `make test` installs everything it needs first.
+# `make help` lists every target from the `## ` comment on its rule line (so it cannot drift).
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
 .PHONY: help install test lint typecheck unit infra bench run clean
 
-help:
-	@echo "make run    - run the function app locally (Azurite + Core Tools)"
-	@echo "make test   - install everything, then lint, type-check and run all tests"
-	@echo "make bench  - print the benchmarks' figures"
+help: ## list the targets
+	@awk 'BEGIN {FS = ":[^#]*## "} /^[a-z][a-z_-]*:.*## / {printf "make %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
-install: $(VENV)/.installed node_modules/.installed
+install: $(VENV)/.installed node_modules/.installed ## create .venv and install the Python and npm dev dependencies
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -22,28 +21,32 @@ node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
-lint: install
+lint: install ## ruff check and ruff format --check
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-typecheck: install
+typecheck: install ## mypy --strict on connector/
 	$(BIN)/mypy
 
-unit: install
+unit: install ## pytest (starts Azurite and the Azure DevOps fake itself)
 	$(BIN)/pytest -q
 
 # Bicep: checkov in its own venv (.ci/checkov.sh); the template's own tests run with `unit`.
-infra:
+infra: ## checkov on infra/ (in its own venv)
 	bash .ci/checkov.sh
 
-test: lint typecheck unit infra
+test: lint typecheck unit infra ## install everything, then lint, type-check, all tests, Bicep checks
 
-bench: install node_modules/.installed
+bench: install node_modules/.installed ## print the benchmarks' figures (no thresholds)
 	$(BIN)/python bench/ingest.py
 	$(BIN)/python bench/storm.py
 
-run: install
+# local.settings.json first, so that it exists to edit even when the install or a check fails.
+run: local.settings.json install ## run the app locally (checks prerequisites, Azurite, Service Bus, func start)
 	./scripts/run-local.sh
 
-clean:
-	rm -rf $(VENV) .venv-checkov node_modules .mypy_cache .ruff_cache .pytest_cache .hypothesis
+local.settings.json:
+	cp local.settings.sample.json $@
+
+clean: ## remove .venv, node_modules, .tools and caches
+	rm -rf $(VENV) .venv-checkov node_modules .tools .mypy_cache .ruff_cache .pytest_cache .hypothesis

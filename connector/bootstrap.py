@@ -6,6 +6,7 @@ adapter builds it from `Settings`. Tests replace adapters with `override(...)`.
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
@@ -292,10 +293,11 @@ def container() -> Container:
     global _container  # noqa: PLW0603 - the process-wide composition root
     with _lock:
         if _container is None:
-            from connector import telemetry
+            from connector import console_logs, telemetry
 
             telemetry.configure()
             telemetry.install_log_correlation()
+            console_logs.install(os.environ)
             _container = Container()
         return _container
 

@@ -1,16 +1,18 @@
 """Operations from a shell: `python -m connector <command>`, with the app's own settings.
 
-    status <commit>        per environment, cluster and object, from the state store
+    status <commit>        per environment, cluster and object (a unique prefix will do)
     gates [--env E] [--open]   waiting and completed gates
     dlq peek [--max N]     dead-lettered messages, without moving them
     dlq replay [--max N] [--dry-run]   dead letters back to the queue
     doctor                 check settings, storage, Service Bus, Azure DevOps and Spektate
+    send-sample [--url U] [--phase P]  signed sample Flux events to a running app (connector.sample)
 
 Settings come from the environment, as in the app; `--settings local.settings.json` loads its
 `Values` on top (the file wins). Tables by default, `--json` for machines.
 Exit codes: 0 ok, 1 not found, 2 usage or configuration error (the message names the setting),
-3 a service (storage, Service Bus) failed, a replay stopped early, or an unexpected error;
-for `doctor`, 3 when any check failed.
+3 a service (storage, Service Bus) failed, no credential worked (the message says `az login`),
+a replay stopped early, a sample event was refused, a `doctor` check failed, or an unexpected
+error.
 """
 
 from __future__ import annotations
@@ -26,9 +28,9 @@ from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Any
 
-from azure.core.exceptions import AzureError
+from azure.core.exceptions import AzureError, ClientAuthenticationError
 
-from connector import deployments
+from connector import commits, console_logs, deployments, sample
 from connector.bootstrap import Container
 from connector.gates import OPEN
 from connector.gatestore import GateStore
@@ -37,6 +39,20 @@ from connector.settings import Settings, SettingsError
 OK, NOT_FOUND, USAGE, FAILED = 0, 1, 2, 3
 SUMMARY_WIDTH = 60
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+LOGIN_HINT = (
+    "run `az login` (an account with Storage Table Data Reader, and Service Bus data roles for "
+    "dlq), or use --settings with connection strings"
+)
+EPILOG = """settings:
+  As the app reads them: environment variables (app setting names, e.g. AzureWebJobsStorage,
+  STATE_STORAGE__accountUrl, ServiceBusConnection__fullyQualifiedNamespace); --settings FILE
+  loads the Values of a local.settings.json on top (the file wins). Identity-based settings use
+  DefaultAzureCredential: `az login` on a workstation.
+
+exit codes:
+  0 ok   1 not found   2 usage or configuration error (names the setting)
+  3 a service failed (storage, Service Bus, HTTP), no credential worked, or an unexpected error
+"""
 
 Command = Callable[[Container, argparse.Namespace], int]
 
@@ -54,11 +70,18 @@ def main(
     if args.command == "doctor":  # settings that do not load are a failing check, not exit 2
         return doctor_command(args, environ, make_container)
     try:
-        container = make_container(load_settings(args.settings, environ))
+        args.environ = dict(os.environ if environ is None else environ)
+        console_logs.install_for_cli(args.environ)
+        container = make_container(load_settings(args.settings, args.environ))
         command: Command = args.run
         return command(container, args)
     except SettingsError as exc:
         return _fail(USAGE, f"configuration: {exc}")
+    except ClientAuthenticationError:
+        # DefaultAzureCredential's message lists every credential it tried (26 lines): too much.
+        _fail(FAILED, "no Azure credential worked for storage or Service Bus")
+        print(f"hint: {LOGIN_HINT}", file=sys.stderr)
+        return FAILED
     except AzureError as exc:
         return _fail(FAILED, f"service unavailable: {type(exc).__name__}: {exc}")
     except Exception:  # a bug: show it, but keep exit code 1 meaning "not found"
@@ -112,13 +135,22 @@ def _parser() -> argparse.ArgumentParser:
     common.add_argument("--json", action="store_true", default=argparse.SUPPRESS)
     common.add_argument("--settings", metavar="FILE", default=argparse.SUPPRESS)
     parser = argparse.ArgumentParser(
-        prog="python -m connector", description="Operate the Flux to Azure DevOps connector."
+        prog="python -m connector",
+        description="Operate the Flux to Azure DevOps connector.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--json", action="store_true", help="machine-readable output")
     parser.add_argument("--settings", metavar="FILE", help="load Values from local.settings.json")
     commands = parser.add_subparsers(dest="command", required=True, metavar="command")
-    status = commands.add_parser("status", parents=[common], help="a commit's deployment")
-    status.add_argument("commit", help="full commit id (40 hex characters)")
+    status = commands.add_parser(
+        "status",
+        parents=[common],
+        help="a commit's deployment",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    status.add_argument("commit", help="commit id, or a unique prefix of 4+ hex characters")
     status.set_defaults(run=status_command)
     gates = commands.add_parser("gates", parents=[common], help="waiting and completed gates")
     gates.add_argument("--env", help="only this environment")
@@ -126,6 +158,7 @@ def _parser() -> argparse.ArgumentParser:
     gates.set_defaults(run=gates_command)
     _dlq_parser(commands, common)
     commands.add_parser("doctor", parents=[common], help="check a deployment")  # see main()
+    sample.add_parser(commands, common)
     return parser
 
 
@@ -156,13 +189,18 @@ def _positive(text: str) -> int:
 
 def status_command(container: Container, args: argparse.Namespace) -> int:
     try:
-        commit = deployments.parse_commit(args.commit)
-    except deployments.InvalidCommitError as exc:
+        commits.parse(args.commit)
+    except ValueError as exc:
         return _fail(USAGE, f"commit: {exc}")
+    store = deployments.state_store(container)
     try:
-        view = deployments.deployment_view(
-            deployments.state_store(container), container.settings, commit
-        )
+        commit = commits.resolve(store, args.commit)
+    except commits.AmbiguousCommitError as exc:
+        return _fail(USAGE, str(exc))
+    except commits.CommitLookupError as exc:
+        return _fail(NOT_FOUND, str(exc))
+    try:
+        view = deployments.deployment_view(store, container.settings, commit)
     except deployments.UnknownCommitError:
         return _fail(NOT_FOUND, f"unknown commit {commit}: no state, status or gate recorded")
     print(deployments.render_json(view) if args.json else format_status(view))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, Json, SecretStr, ValidationError
 
@@ -16,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, Json, SecretStr, ValidationEr
 HOST_SETTINGS = (
     "AzureWebJobsStorage",
     "FUNCTIONS_WORKER_RUNTIME",
+    "ServiceBusConnection__credential",  # `managedidentity` for the trigger's identity connection
 )
 
 
@@ -102,6 +104,8 @@ class Settings(BaseModel):
         default="", alias="APPLICATIONINSIGHTS_CONNECTION_STRING"
     )
     otlp_endpoint: str = Field(default="", alias="OTEL_EXPORTER_OTLP_ENDPOINT")
+    # Read by connector.console_logs before the settings are; declared here to be validated.
+    log_format: Literal["text", "json"] | None = Field(default=None, alias="LOG_FORMAT")
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:

@@ -194,6 +194,12 @@ param subscribers array = []
 @description('OTEL_EXPORTER_OTLP_ENDPOINT: extra OTLP endpoint for traces; empty: Application Insights only.')
 param otlpEndpoint string = ''
 
+@description('Keyless pipelines (off when empty): client id of the Azure service connection whose Entra token AzureFunction@2 presents. Turns on App Service Authentication for the pipeline-facing routes (modules/pipeline-auth.bicep). Function keys stay the default.')
+param pipelineClientId string = ''
+
+@description('Keyless pipelines: the token audience the service connection requests (Application ID URI of the app registration).')
+param pipelineAuthAudience string = ''
+
 // ---------------------------------------------------------------------------------------------
 // Names
 // ---------------------------------------------------------------------------------------------
@@ -474,6 +480,15 @@ module functionApp 'modules/functionapp.bicep' = {
     instanceMemoryMB: instanceMemoryMB
     maximumInstanceCount: maximumInstanceCount
     connectorSettings: connectorSettings
+  }
+}
+
+module pipelineAuth 'modules/pipeline-auth.bicep' = if (!empty(pipelineClientId)) {
+  name: 'pipeline-auth'
+  params: {
+    appName: functionApp.outputs.name
+    pipelineClientId: pipelineClientId
+    audience: pipelineAuthAudience
   }
 }
 

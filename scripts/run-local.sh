@@ -6,6 +6,9 @@
 #                 else the emulator from docker-compose.yml (left running: `docker compose down`)
 #   Functions     Azure Functions Core Tools v4 (`func start`) with .venv active
 #
+# Missing Core Tools are installed with npm into .tools/core-tools (RUN_LOCAL_INSTALL_CORE_TOOLS=0
+# turns that off). Every other missing prerequisite is reported, all at once, with its remedy.
+#
 # Knobs (environment): SERVICEBUS_EMULATOR_HEALTH_URL, SERVICEBUS_EMULATOR_TIMEOUT (s),
 # AZURITE_TABLE_PORT (default 10002, must match AzureWebJobsStorage), AZURITE_TIMEOUT (s).
 set -euo pipefail
@@ -21,38 +24,22 @@ table_port=${AZURITE_TABLE_PORT:-10002}
 emulator_health_url=${SERVICEBUS_EMULATOR_HEALTH_URL:-http://localhost:5300/health}
 emulator_timeout=${SERVICEBUS_EMULATOR_TIMEOUT:-180}
 azurite_timeout=${AZURITE_TIMEOUT:-30}
+core_tools_dir=.tools/core-tools
 
 say() { printf 'run-local: %s\n' "$*" >&2; }
 die() { printf 'run-local: error: %s\n' "$*" >&2; exit 1; }
 
-# --- 1. Prerequisites: report everything missing at once --------------------------------------
-missing=()
-command -v func >/dev/null 2>&1 || missing+=(
-  "Azure Functions Core Tools v4 ('func') is not on PATH. Install it with
-    npm i -g azure-functions-core-tools@4
-  or Microsoft's package (https://learn.microsoft.com/azure/azure-functions/functions-run-local).
-  It downloads its host and extension bundle from cdn.functions.azure.com on first use.")
-[[ -x $azurite_bin ]] || missing+=(
-  "Azurite is not installed in the project ($azurite_bin). Run: npm ci")
-[[ -x $venv_python && -f .venv/bin/activate ]] || missing+=(
-  "The Python virtual environment .venv is missing. Run: make install")
-if ((${#missing[@]})); then
-  printf 'run-local: cannot start, missing prerequisites:\n' >&2
-  printf -- '- %s\n' "${missing[@]}" >&2
-  exit 1
-fi
-
-# --- 2. local.settings.json -------------------------------------------------------------------
+# --- 1. local.settings.json, first: whatever is missing below, the file exists to be edited ----
 if [[ -e $settings ]]; then
   say "using the existing $settings"
-else
-  [[ -f $sample ]] || die "$sample is missing, so $settings cannot be created"
+elif [[ -f $sample ]]; then
   cp "$sample" "$settings"
   say "created $settings from $sample (it is git-ignored: put your own values there)"
 fi
 
 # Which Service Bus does local.settings.json name? namespace | connection | emulator | conflict
-servicebus_mode=$("$venv_python" - "$settings" <<'PY'
+servicebus_mode() {
+  "$1" - "$settings" <<'PY'
 import json
 import sys
 
@@ -73,7 +60,73 @@ elif conn and not emulator:
 else:
     print("emulator")
 PY
-)
+}
+
+docker_running() { command -v docker >/dev/null 2>&1 && docker info >/dev/null 2>&1; }
+
+# Core Tools through npm into .tools/ (git-ignored), not package.json: `npm ci` in CI would run
+# its postinstall, which downloads the host from a CDN that CI may not reach.
+install_core_tools() {
+  [[ ${RUN_LOCAL_INSTALL_CORE_TOOLS:-1} == 1 ]] && command -v npm >/dev/null 2>&1 || return 1
+  say "Core Tools ('func') not found: installing azure-functions-core-tools@4 into $core_tools_dir"
+  npm install --prefix "$core_tools_dir" --no-audit --no-fund --loglevel=error \
+    azure-functions-core-tools@4 >&2 || return 1
+  [[ -x $core_tools_dir/node_modules/.bin/func ]]
+}
+
+# --- 2. Prerequisites: check all of them, then report everything missing at once -----------------
+[[ -x $core_tools_dir/node_modules/.bin/func ]] && PATH="$root/$core_tools_dir/node_modules/.bin:$PATH"
+missing=()
+[[ -f $settings ]] || missing+=(
+  "$sample is missing, so $settings cannot be created. Restore it: git checkout -- $sample")
+if ! command -v func >/dev/null 2>&1; then
+  if install_core_tools; then
+    PATH="$root/$core_tools_dir/node_modules/.bin:$PATH"
+  else
+    missing+=(
+  "Azure Functions Core Tools v4 ('func') is not on PATH and could not be installed through npm
+  here (no npm, no network, or RUN_LOCAL_INSTALL_CORE_TOOLS=0). Install it with
+    npm i -g azure-functions-core-tools@4
+  or Microsoft's package (https://learn.microsoft.com/azure/azure-functions/functions-run-local).
+  It downloads its host and extension bundle from cdn.functions.azure.com on first use.")
+  fi
+fi
+command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 || missing+=(
+  "Node.js and npm (20 or later) are not on PATH; Azurite runs on Node. Install them
+  (https://nodejs.org/), then run: npm ci")
+[[ -x $azurite_bin ]] || missing+=(
+  "Azurite is not installed in the project ($azurite_bin). Run: npm ci")
+python=""
+if [[ -x $venv_python && -f .venv/bin/activate ]]; then
+  python=$venv_python
+else
+  missing+=("The Python virtual environment .venv is missing. Run: make install")
+fi
+mode=unknown
+if [[ -n $python && -f $settings ]]; then
+  if ! mode=$(servicebus_mode "$python" 2>&1); then
+    missing+=("${mode#run-local: error: }")
+    mode=unknown
+  fi
+fi
+case $mode in
+  conflict) missing+=(
+  "$settings sets ServiceBusConnection__fullyQualifiedNamespace and also ServiceBusConnection,
+  which the Functions host would use instead. To use the namespace, set ServiceBusConnection to \"\"") ;;
+  emulator) docker_running || missing+=(
+  "No Service Bus to use. Either
+  - install Docker (and start it) so the Service Bus emulator can run from docker-compose.yml, or
+  - put a real Service Bus in $settings: ServiceBusConnection (a connection string) or
+    ServiceBusConnection__fullyQualifiedNamespace (with ServiceBusConnection set to \"\").
+    Its queue (SERVICEBUS_QUEUE, default flux-events) must have sessions and duplicate detection
+    enabled (Standard tier or above).") ;;
+esac
+if ((${#missing[@]})); then
+  printf 'run-local: cannot start, %d prerequisite(s) missing:\n' "${#missing[@]}" >&2
+  printf -- '- %s\n' "${missing[@]}" >&2
+  exit 1
+fi
+servicebus_mode=$mode
 
 # --- 3. Service Bus (before Azurite: the likeliest reason to stop) ----------------------------
 emulator_healthy() {
@@ -86,18 +139,7 @@ case $servicebus_mode in
     say "Service Bus: the namespace in $settings (your az login needs the Service Bus data roles)" ;;
   connection)
     say "Service Bus: the connection string in $settings" ;;
-  conflict)
-    die "$settings sets ServiceBusConnection__fullyQualifiedNamespace and also ServiceBusConnection,
-  which the Functions host would use instead. To use the namespace, set ServiceBusConnection to \"\"" ;;
   emulator)
-    if ! command -v docker >/dev/null 2>&1 || ! docker info >/dev/null 2>&1; then
-      die "no Service Bus to use. Either
-  - install Docker (and start it) so the Service Bus emulator can run from docker-compose.yml, or
-  - put a real Service Bus in $settings: ServiceBusConnection (a connection string) or
-    ServiceBusConnection__fullyQualifiedNamespace (with ServiceBusConnection set to \"\").
-    Its queue (SERVICEBUS_QUEUE, default flux-events) must have sessions and duplicate detection
-    enabled (Standard tier or above)."
-    fi
     say "Service Bus: starting the emulator (docker compose up -d; first start pulls the images)"
     docker compose -f "$root/docker-compose.yml" up -d
     deadline=$((SECONDS + emulator_timeout))

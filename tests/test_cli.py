@@ -12,7 +12,7 @@ import azure.functions as func
 import pytest
 
 from connector.bootstrap import Container
-from connector.cli import main
+from connector.cli import LOGIN_HINT, main
 from connector.deployments import serve
 from connector.gates import GateState
 from connector.settings import Settings
@@ -115,9 +115,72 @@ def test_unknown_commit_exits_1(run, store):
 
 
 def test_invalid_commit_exits_2_naming_commit(run):
-    code, _, err = run("status", "main")
+    for text in ("main", "abc"):  # not hex; too short to be a prefix
+        code, _, err = run("status", text)
+        assert code == 2
+        assert err.startswith("error: commit: a commit id or a unique prefix of at least 4 hex")
+
+
+def test_status_accepts_a_unique_short_sha(run, store):
+    populate(store)
+    code, out, err = run("status", A[:7].upper())
+    assert code == 0, err
+    assert out.splitlines()[0] == f"commit {A}"
+
+
+def test_short_sha_of_a_gate_only_commit_resolves(run, store):
+    gate_commit = "abcd" + "0" * 36
+    add_gate(store, gate_commit, minutes=1)
+    code, out, err = run("status", "abcd00")
+    assert code == 0, err
+    assert out.splitlines()[0] == f"commit {gate_commit}"
+
+
+def test_ambiguous_short_sha_lists_the_candidates(run, store):
+    twins = [A[:8] + "1" * 32, A[:8] + "2" * 32]
+    for commit in twins:
+        record(store, commit, Phase.SUCCEEDED)
+    code, out, err = run("status", A[:8])
     assert code == 2
-    assert err.startswith("error: commit: must be 40 hexadecimal characters")
+    assert out == ""
+    assert "ambiguous: 2 commits match" in err
+    assert all(commit in err for commit in twins)
+
+
+def test_unknown_short_sha_exits_1(run, store):
+    populate(store)
+    code, _, err = run("status", "ffff0000")
+    assert code == 1
+    assert "no recorded commit starts with ffff0000" in err
+
+
+def test_no_working_credential_says_az_login_in_two_lines(capsys):
+    from azure.identity import EnvironmentCredential
+
+    settings = {**SETTINGS, "STATE_STORAGE__accountUrl": "https://127.0.0.1:9/devstoreaccount1"}
+    code = main(
+        ["gates"],
+        environ=settings,
+        # No AZURE_CLIENT_ID/SECRET in this environment: the credential cannot get a token, as
+        # DefaultAzureCredential on a workstation without `az login`.
+        make_container=lambda s: Container(s, credential=EnvironmentCredential()),
+    )
+    err = capsys.readouterr().err
+    assert code == 3
+    assert err.splitlines() == [
+        "error: no Azure credential worked for storage or Service Bus",
+        f"hint: {LOGIN_HINT}",
+    ]
+    assert "az login" in err
+
+
+def test_help_says_where_settings_come_from_and_the_exit_codes(capsys):
+    assert main(["--help"]) == 0
+    out = capsys.readouterr().out
+    assert "--settings FILE" in out
+    assert "environment variables" in out
+    for code in ("0 ok", "1 not found", "2 usage or configuration error", "3 a service failed"):
+        assert code in out
 
 
 # --- gates ---------------------------------------------------------------------------------------

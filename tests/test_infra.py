@@ -40,6 +40,8 @@ LOCAL_ONLY = {
     "STATE_STORAGE": "table connection string (Azurite); Azure uses STATE_STORAGE__accountUrl",
     "SPEKTATE_STORAGE": "table connection string (Azurite); Azure uses "
     "SPEKTATE_STORAGE__accountUrl when a Spektate account is given",
+    "LOG_FORMAT": "console formatting; unset in Azure keeps the bare event name as the message "
+    "(the README's queries) with the fields as customDimensions",
 }
 
 # Settings set in Bicep that the code does not read: the Functions host and the Python worker do.
@@ -637,3 +639,28 @@ def test_azure_yaml_service() -> None:
     assert re.search(r"^services:\n  api:\n", text, re.MULTILINE)
     for line in ("project: .", "language: python", "host: function", "path: infra"):
         assert re.search(rf"^\s+{re.escape(line)}$", text, re.MULTILINE), line
+
+
+# --- Keyless pipelines (App Service Authentication) --------------------------------------------
+
+
+def test_pipeline_auth_is_off_by_default_and_admits_only_the_service_connection() -> None:
+    assert param_default("main.bicep", "pipelineClientId") == ""
+    params, conditional = module("main.bicep", "pipelineAuth")
+    assert conditional  # deployed only when a client id is given
+    assert params["params"]["pipelineClientId"] == "pipelineClientId"
+
+    auth = the_resource("modules/pipeline-auth.bicep", "Microsoft.Web/sites/config")["properties"]
+    assert auth["platform"]["enabled"] is True
+    assert auth["globalValidation"]["requireAuthentication"] is True
+    assert auth["globalValidation"]["unauthenticatedClientAction"] == "Return401"
+    aad = auth["identityProviders"]["azureActiveDirectory"]
+    policy = aad["validation"]["defaultAuthorizationPolicy"]
+    assert policy["allowedApplications"] == ["pipelineClientId"]
+    assert aad["validation"]["allowedAudiences"] == ["audience"]
+    # The webhook (HMAC), the health probe and the service hook (basic auth) keep their own auth.
+    assert set(param_default("modules/pipeline-auth.bicep", "excludedPaths")) == {
+        "/api/flux",
+        "/api/health",
+        "/api/devops/events",
+    }

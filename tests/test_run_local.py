@@ -10,6 +10,7 @@ itself after 20 s), so the script's readiness wait and its clean-up on exit are 
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import socket
 import subprocess
@@ -44,6 +45,18 @@ with open({log!r}, "a", encoding="utf-8") as f:
 FUNC_EXTRA = 'sys.exit(int(os.environ.get("FAKE_FUNC_EXIT", "0")))'
 DOCKER_EXTRA = """if sys.argv[1:2] == ["info"]:
     sys.exit(int(os.environ.get("FAKE_DOCKER_INFO_EXIT", "0")))
+"""
+# npm stand-in: `npm install --prefix DIR azure-functions-core-tools@4` puts a recording `func` in
+# DIR/node_modules/.bin, as the real package does; FAKE_NPM_EXIT=1 stands for "no network".
+NPM_EXTRA = """code = int(os.environ.get("FAKE_NPM_EXIT", "0"))
+if code == 0 and sys.argv[1:2] == ["install"]:
+    import pathlib
+    prefix = sys.argv[sys.argv.index("--prefix") + 1]
+    target = pathlib.Path(prefix, "node_modules", ".bin", "func")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(pathlib.Path(os.environ["FAKE_FUNC_SOURCE"]).read_text())
+    target.chmod(0o755)
+sys.exit(code)
 """
 AZURITE_EXTRA = """import signal, socket, time
 def stop(*_):
@@ -142,9 +155,12 @@ def project(tmp_path: Path) -> Project:
             "AZURITE_TABLE_PORT": str(free_port()),
             "SERVICEBUS_EMULATOR_TIMEOUT": "0",
             "SERVICEBUS_EMULATOR_HEALTH_URL": f"http://127.0.0.1:{free_port()}/health",
+            "FAKE_FUNC_SOURCE": str(bin_dir / "func"),
         },
     )
     p.stand_in("func", bin_dir, FUNC_EXTRA)
+    p.stand_in("node", bin_dir)
+    p.stand_in("npm", bin_dir, NPM_EXTRA)
     p.stand_in("docker", bin_dir, DOCKER_EXTRA)
     p.stand_in("azurite", root / "node_modules" / ".bin", AZURITE_EXTRA)
     return p
@@ -178,16 +194,65 @@ def assert_nothing_started(p: Project) -> None:
 # --- prerequisites ---------------------------------------------------------------------------
 
 
-def test_missing_core_tools_names_the_install_command(project: Project) -> None:
+def test_missing_core_tools_are_installed_through_npm(project: Project) -> None:
+    project.write_settings(ServiceBusConnection="Endpoint=sb://ns.servicebus.windows.net/;x=y")
+    (project.root / "scripts" / "func").write_bytes((project.bin / "func").read_bytes())
+    project.env["FAKE_FUNC_SOURCE"] = str(project.root / "scripts" / "func")
     (project.bin / "func").unlink()
 
     result = project.run()
+
+    assert result.returncode == 0, result.stderr
+    [npm] = project.calls("npm")
+    assert npm["argv"][0] == "install"
+    assert npm["argv"][npm["argv"].index("--prefix") + 1] == ".tools/core-tools"
+    assert npm["argv"][-1] == "azure-functions-core-tools@4"
+    assert [c["argv"] for c in project.calls("func")] == [["start"]]
+    assert (project.root / ".tools/core-tools/node_modules/.bin/func").exists()
+
+
+def test_core_tools_already_installed_by_npm_are_used(project: Project) -> None:
+    project.write_settings(ServiceBusConnection="Endpoint=sb://ns.servicebus.windows.net/;x=y")
+    installed = project.root / ".tools/core-tools/node_modules/.bin"
+    installed.mkdir(parents=True)
+    (installed / "func").write_bytes((project.bin / "func").read_bytes())
+    (installed / "func").chmod(0o755)
+    (project.bin / "func").unlink()
+
+    result = project.run()
+
+    assert result.returncode == 0, result.stderr
+    assert project.calls("npm") == []
+    assert len(project.calls("func")) == 1
+
+
+@pytest.mark.parametrize("npm", ["no network", "no npm", "opted out"])
+def test_core_tools_not_installable_names_the_install_command(project: Project, npm: str) -> None:
+    (project.bin / "func").unlink()
+    if npm == "no npm":
+        (project.bin / "npm").unlink()
+
+    result = project.run(
+        FAKE_NPM_EXIT="1", RUN_LOCAL_INSTALL_CORE_TOOLS="0" if npm == "opted out" else "1"
+    )
 
     assert result.returncode != 0
     assert "Azure Functions Core Tools" in result.stderr
     assert "npm i -g azure-functions-core-tools@4" in result.stderr
     assert_nothing_started(project)
-    assert not project.settings.exists()
+    assert project.settings.read_bytes() == SAMPLE.read_bytes()  # created before stopping
+    if npm == "opted out":
+        assert project.calls("npm") == []
+
+
+def test_missing_node_says_install_node(project: Project) -> None:
+    (project.bin / "node").unlink()
+
+    result = project.run()
+
+    assert result.returncode != 0
+    assert "Node.js and npm" in result.stderr
+    assert_nothing_started(project)
 
 
 def test_missing_venv_says_make_install(project: Project) -> None:
@@ -213,14 +278,30 @@ def test_missing_azurite_says_npm_ci(project: Project) -> None:
 
 def test_every_missing_prerequisite_is_reported_at_once(project: Project) -> None:
     (project.bin / "func").unlink()
+    (project.bin / "node").unlink()
     (project.root / "node_modules" / ".bin" / "azurite").unlink()
     shutil.rmtree(project.root / ".venv")
 
-    result = project.run()
+    result = project.run(FAKE_NPM_EXIT="1")
 
     assert result.returncode != 0
-    for remedy in ("azure-functions-core-tools@4", "npm ci", "make install"):
+    assert "4 prerequisite(s) missing" in result.stderr
+    for remedy in ("npm i -g azure-functions-core-tools@4", "Node.js", "npm ci", "make install"):
         assert remedy in result.stderr
+    assert project.settings.exists()
+
+
+def test_missing_docker_is_reported_with_the_other_prerequisites(project: Project) -> None:
+    (project.bin / "func").unlink()
+    (project.bin / "docker").unlink()
+
+    result = project.run(FAKE_NPM_EXIT="1")
+
+    assert result.returncode != 0
+    assert "2 prerequisite(s) missing" in result.stderr
+    assert "npm i -g azure-functions-core-tools@4" in result.stderr
+    assert "install Docker" in result.stderr
+    assert project.settings.exists()
 
 
 # --- local.settings.json ----------------------------------------------------------------------
@@ -373,6 +454,32 @@ def test_running_azurite_is_reused(project: Project) -> None:
     assert "already listens" in result.stderr
     assert project.calls("azurite") == []
     assert len(project.calls("func")) == 1
+
+
+# --- make help ---------------------------------------------------------------------------------
+
+
+def test_make_help_lists_every_target_with_one_line() -> None:
+    makefile = (ROOT / "Makefile").read_text(encoding="utf-8")
+    # Command targets: a plain word before the colon (file rules hold a dot or a slash).
+    targets = set(re.findall(r"^([a-z][a-z_-]*):(?!=)", makefile, flags=re.MULTILINE))
+    phony = set(makefile.split(".PHONY:", 1)[1].splitlines()[0].split())
+
+    result = subprocess.run(  # noqa: S603 - fixed arguments
+        [shutil.which("make") or "make", "--no-print-directory", "-C", str(ROOT), "help"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    )
+
+    listed = {}
+    for line in result.stdout.splitlines():
+        word, target, description = line.split(maxsplit=2)
+        assert word == "make"
+        listed[target] = description
+    assert set(listed) == targets == phony
+    assert all(description.strip() for description in listed.values())
 
 
 # --- the files the script relies on ---------------------------------------------------------------
