@@ -69,6 +69,14 @@ def main(
         return exc.code if isinstance(exc.code, int) else USAGE
     if args.command == "doctor":  # settings that do not load are a failing check, not exit 2
         return doctor_command(args, environ, make_container)
+    return _run(args, environ, make_container)
+
+
+def _run(
+    args: argparse.Namespace,
+    environ: Mapping[str, str] | None,
+    make_container: Callable[[Settings], Container],
+) -> int:
     try:
         args.environ = dict(os.environ if environ is None else environ)
         console_logs.install_for_cli(args.environ)

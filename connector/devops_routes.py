@@ -45,6 +45,8 @@ API_VERSIONS: Final[dict[str, ApiVersion | None]] = {
     "Statuses_Create": None,
     "Pull Request Statuses_Create": None,
     "Commits_Get": None,
+    "Commits_Get Commits": None,  # doctor
+    "Statuses_List": None,  # doctor
     "Merge Bases_List": None,
     "Pull Request Query_Get": None,
     "Pull Requests_Get Pull Request By Id": None,
@@ -158,14 +160,13 @@ class Routes:
         return self._git("Commits_Get", "GET", path)
 
     def commits(self, repository: str, top: int) -> Call:
-        # "Commits - Get Commits" (operationId `Commits_Get Commits`, REST spec subset git 7.1).
         params: dict[str, str | int] = {"searchCriteria.$top": int(top)}
-        return self._git("GET", f"{self._repository(repository)}/commits", params=params)
+        path = f"{self._repository(repository)}/commits"
+        return self._git("Commits_Get Commits", "GET", path, params=params)
 
     def commit_statuses(self, repository: str, commit: str, top: int) -> Call:
-        # "Statuses - List" (operationId `Statuses_List`, REST spec subset git 7.1).
         path = f"{self._repository(repository)}/commits/{_segment(commit, 'commit')}/statuses"
-        return self._git("GET", path, params={"top": int(top)})
+        return self._git("Statuses_List", "GET", path, params={"top": int(top)})
 
     def merge_bases(self, repository: str, commit: str, other: str) -> Call:
         path = f"{self._repository(repository)}/commits/{_segment(commit, 'commit')}/mergebases"
