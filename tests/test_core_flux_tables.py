@@ -117,4 +117,3 @@ def test_source_kind_set_holds_exactly_the_table():
 def test_kinds_match_case_sensitively():
     """Kubernetes kinds are case-sensitive identifiers; `gitrepository` is not a Flux kind."""
     assert not event(reason="NewArtifact", kind="gitrepository").is_source
-

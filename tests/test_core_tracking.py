@@ -335,54 +335,42 @@ def test_when_several_objects_fail_the_first_by_kind_namespace_name_is_reported(
 
 
 CLUSTERS = [
-    # (states, expected objects, phase, done, pending, failed objects)
-    pytest.param({}, [], Phase.PROGRESSING, (), (), (), id="nothing-seen-nothing-expected"),
-    pytest.param({}, [B, A], Phase.PROGRESSING, (), (A, B), (), id="nothing-seen"),
+    # (states, expected objects, (phase, done, pending, failed objects))
+    pytest.param({}, [], (Phase.PROGRESSING, (), (), ()), id="nothing-seen-nothing-expected"),
+    pytest.param({}, [B, A], (Phase.PROGRESSING, (), (A, B), ()), id="nothing-seen"),
     pytest.param(
         {B: st(Phase.SUCCEEDED), A: st(Phase.SUCCEEDED)},
         [],
-        Phase.SUCCEEDED,
-        (A, B),
-        (),
-        (),
+        (Phase.SUCCEEDED, (A, B), (), ()),
         id="all-seen-succeeded",
     ),
     pytest.param(
         {A: st(Phase.SUCCEEDED)},
         [A, C],
-        Phase.PROGRESSING,
-        (A,),
-        (C,),
-        (),
+        (Phase.PROGRESSING, (A,), (C,), ()),
         id="an-expected-object-unseen",
     ),
     pytest.param(
         {A: st(Phase.SUCCEEDED), D: st(Phase.PROGRESSING)},
         [A],
-        Phase.PROGRESSING,
-        (A,),
-        (D,),
-        (),
+        (Phase.PROGRESSING, (A,), (D,), ()),
         id="an-unexpected-object-progressing",
     ),
     pytest.param(
         {A: st(Phase.SUCCEEDED), C: st(Phase.FAILED)},
         [A, B, C],
-        Phase.FAILED,
-        (A,),
-        (B,),
-        (C,),
+        (Phase.FAILED, (A,), (B,), (C,)),
         id="one-failure-fails-and-is-not-pending",
     ),
 ]
 
 
-@pytest.mark.parametrize(("states", "expected", "phase", "done", "pending", "failed"), CLUSTERS)
-def test_cluster_result(states, expected, phase, done, pending, failed):
+@pytest.mark.parametrize(("states", "expected", "outcome"), CLUSTERS)
+def test_cluster_result(states, expected, outcome):
     result = cluster_result("c1", states, expected)
     assert result.cluster == "c1"
-    assert (result.phase, result.done, result.pending) == (phase, done, pending)
-    assert tuple(o for o, _ in result.failed) == failed
+    failed = tuple(o for o, _ in result.failed)
+    assert (result.phase, result.done, result.pending, failed) == outcome
 
 
 def cr(name: str, phase: Phase) -> ClusterResult:
