@@ -64,6 +64,7 @@ REFUSED = [
     pytest.param("md5=" + "0" * 32, [KEY], FORMAT, id="unknown-algorithm"),
     pytest.param("=" + "0" * 64, [KEY], FORMAT, id="no-algorithm"),
     pytest.param("sha256=xyz", [KEY], "X-Signature digest is not hexadecimal", id="not-hex"),
+    pytest.param("sha256=00=00", [KEY], "X-Signature digest is not hexadecimal", id="second-eq"),
     pytest.param("sha256=", [KEY], MISMATCH, id="empty-digest"),
     pytest.param(sign(KEY, BODY), [OTHER], MISMATCH, id="wrong-key"),
     pytest.param(sign(KEY, BODY), [], MISMATCH, id="no-keys"),
