@@ -50,6 +50,7 @@ mutate: $(VENV)/.installed
 	rm -rf mutants
 	@start=$$(date +%s); $(BIN)/mutmut run; echo; echo "wall time $$(( $$(date +%s) - start )) s"
 	$(BIN)/mutmut results --all true | $(BIN)/python scripts/mutation_score.py tests/mutants-equivalent.txt
+	$(BIN)/python scripts/constant_mutants.py
 
 run: install
 	./scripts/run-local.sh
