@@ -69,6 +69,12 @@ def classify(event: FluxEvent) -> Phase | None:
 
 def _legacy_helm_phase(message: str) -> Phase | None:
     lowered = message.lower()
+    # "Helm <action> succeeded": a rollback means the wanted release did not stay (as
+    # RollbackSucceeded), an uninstall is remediation in progress (as UninstallSucceeded).
+    if "rollback" in lowered and "succeeded" in lowered:
+        return Phase.FAILED
+    if "uninstall" in lowered and "succeeded" in lowered:
+        return Phase.PROGRESSING
     if "succeeded" in lowered:
         return Phase.SUCCEEDED
     if "started" in lowered or "progress" in lowered:

@@ -101,21 +101,11 @@ def test_legacy_helm_error_fails_whatever_the_message():
     assert classify(flux_event("error", "Helm upgrade succeeded", severity="error")) == Phase.FAILED
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: legacy 'Helm rollback succeeded' is read as success, but RollbackSucceeded "
-    "means the wanted release did not stay (a failed upgrade turns green after its rollback)",
-)
 def test_legacy_helm_rollback_is_a_failure_like_rollback_succeeded():
     # helm-controller v0.36.2 internal/controller/helmrelease_controller.go:449 (action rollback)
     assert classify(flux_event("info", "Helm rollback succeeded")) == Phase.FAILED
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: legacy 'Helm uninstall succeeded' (remediation) is read as success, while "
-    "UninstallSucceeded is progress",
-)
 def test_legacy_helm_uninstall_is_progress_like_uninstall_succeeded():
     # helm-controller v0.36.2 internal/controller/helmrelease_controller.go:453 (action uninstall)
     assert classify(flux_event("info", "Helm uninstall succeeded")) == Phase.PROGRESSING
