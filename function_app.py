@@ -2,7 +2,7 @@
 
 import azure.functions as func
 
-from connector import entrypoints
+from connector.app import entrypoints
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
 

@@ -29,11 +29,11 @@ import azure.functions as func  # noqa: E402
 from azure.servicebus import ServiceBusMessage  # noqa: E402
 
 import function_app  # noqa: E402
-from connector import bootstrap  # noqa: E402
-from connector.bootstrap import Container  # noqa: E402
-from connector.queue import OutgoingMessage, to_servicebus_message  # noqa: E402
+from connector.app import bootstrap  # noqa: E402
+from connector.app.bootstrap import Container  # noqa: E402
+from connector.queue.sender import OutgoingMessage, to_servicebus_message  # noqa: E402
 from connector.settings import Settings  # noqa: E402
-from connector.signature import sign  # noqa: E402
+from connector.sources.flux.signature import sign  # noqa: E402
 
 KEY = b"bench-hmac-key"
 ROUNDS = 2000

@@ -1,5 +1,5 @@
 """`python -m connector …`: the operations CLI (see `connector.cli`)."""
 
-from connector.cli import main
+from connector.app.cli import main
 
 raise SystemExit(main())

@@ -18,7 +18,10 @@ import tomllib
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-T, E, V, S = (f"connector/{m}.py" for m in ("tracking", "events", "envelope", "signature"))
+T, E, V, S = (
+    f"connector/{m}.py"
+    for m in ("core/tracking", "sources/flux/events", "queue/envelope", "sources/flux/signature")
+)
 REASONS = [
     "ReconciliationSucceeded",
     "InstallSucceeded",
@@ -89,7 +92,7 @@ def main() -> int:
                 shutil.copytree(source, copy / part, ignore=shutil.ignore_patterns("__pycache__"))
             else:
                 shutil.copy(source, copy / part)
-        if not survives(copy, "connector/events.py", "", "", tests):
+        if not survives(copy, E, "", "", tests):
             raise SystemExit("the core tests fail on the unmutated copy: fix them first")
         survivors = [m for m in MUTANTS if survives(copy, *m, tests)]
     for file, text, replacement in survivors:

@@ -6,10 +6,10 @@ from pathlib import Path
 import azure.functions as func
 import pytest
 
-from connector import bootstrap
-from connector.bootstrap import Container
+from connector.app import bootstrap
+from connector.app.bootstrap import Container
 from connector.settings import Settings
-from connector.signature import sign
+from connector.sources.flux.signature import sign
 from tests.recording_sender import RecordingSender
 
 EVENTS = Path(__file__).parent / "events"
@@ -87,7 +87,7 @@ def table_store(azurite_connection: str, request: pytest.FixtureRequest):
     import re
     import uuid
 
-    from connector.store import TableStore, connect
+    from connector.storage.tables import TableStore, connect
 
     prefix = "t" + re.sub(r"[^a-z0-9]", "", request.node.name.lower())[:20] + uuid.uuid4().hex[:8]
     return TableStore(connect(connection_string=azurite_connection), prefix=prefix)

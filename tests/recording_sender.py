@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import threading
 
-from connector.queue import OutgoingMessage, QueueUnavailableError
+from connector.queue.sender import OutgoingMessage, QueueUnavailableError
 
 
 class RecordingSender:

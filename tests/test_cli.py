@@ -11,13 +11,13 @@ from pathlib import Path
 import azure.functions as func
 import pytest
 
-from connector.bootstrap import Container
-from connector.cli import LOGIN_HINT, main
-from connector.deployments import serve
-from connector.gates import GateState
+from connector.app.bootstrap import Container
+from connector.app.cli import LOGIN_HINT, main
+from connector.app.deployments import serve
+from connector.core.gates import GateState
+from connector.core.tracking import Phase
 from connector.settings import Settings
-from connector.store import TableStore, connect
-from connector.tracking import Phase
+from connector.storage.tables import TableStore, connect
 from tests.test_deadletters import InMemoryDeadLetterQueue, letters
 from tests.test_deployments_view import ENVIRONMENTS, A, add_gate, populate, record
 

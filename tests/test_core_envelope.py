@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 import pytest
 from pydantic import ValidationError
 
-from connector.envelope import (
+from connector.queue.envelope import (
     SERVICE_BUS_ID_LIMIT,
     Envelope,
     GateCheck,
@@ -19,7 +19,7 @@ from connector.envelope import (
     message_id,
     session_id,
 )
-from connector.events import FluxEvent, InvolvedObject
+from connector.sources.flux.events import FluxEvent, InvolvedObject
 
 RECEIVED = datetime(2026, 5, 14, 9, 12, 51, tzinfo=UTC)
 # Go's json.Marshal escapes <, > and & (see the Flux webhook notes); the bytes stay as signed.

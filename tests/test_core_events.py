@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from connector.events import FluxEvent, commit_from_revision, first_line
+from connector.sources.flux.events import FluxEvent, commit_from_revision, first_line
 
 SHA = "c8925188500a55dad9563388e537a03dcdded446"
 OTHER = "1" * 40

@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import pytest
 
-from connector import tracking
-from connector.envelope import Envelope
-from connector.events import SOURCE_KINDS, FluxEvent
-from connector.tracking import Phase, classify, observe
+from connector.core import tracking
+from connector.core.tracking import Phase, classify, observe
+from connector.queue.envelope import Envelope
+from connector.sources.flux.events import SOURCE_KINDS, FluxEvent
 
 SHA = "c8925188500a55dad9563388e537a03dcdded446"
 

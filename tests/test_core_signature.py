@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from connector.signature import ALGORITHMS, SignatureError, sign, verify
+from connector.sources.flux.signature import ALGORITHMS, SignatureError, sign, verify
 
 # fluxcd/notification-controller @ 2e46958 internal/notifier/forwarder_test.go:57,91-92
 FLUX_KEY = b"7152fed34dd6149a7c75a276c510da27cb6f82b0"

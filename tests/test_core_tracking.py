@@ -7,9 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from connector.envelope import Envelope
-from connector.events import FluxEvent
-from connector.tracking import (
+from connector.core.tracking import (
     ClusterResult,
     ObjectRef,
     ObjectState,
@@ -22,6 +20,8 @@ from connector.tracking import (
     observe,
     transition,
 )
+from connector.queue.envelope import Envelope
+from connector.sources.flux.events import FluxEvent
 
 SHA = "c8925188500a55dad9563388e537a03dcdded446"
 T0 = datetime(2026, 5, 14, 9, 0, tzinfo=UTC)

@@ -16,7 +16,7 @@ from azure.servicebus import (
 from azure.servicebus.amqp import AmqpMessageBodyType
 from azure.servicebus.exceptions import ServiceBusConnectionError
 
-from connector.deadletters import (
+from connector.queue.deadletters import (
     REPLAY_PROPERTY,
     DeadLetter,
     DeadLetterQueue,

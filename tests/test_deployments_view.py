@@ -10,14 +10,14 @@ from datetime import UTC, datetime, timedelta
 import azure.functions as func
 import pytest
 
-from connector.bootstrap import Container
-from connector.deployments import deployment_view, render_html, serve
-from connector.devops import PlanRef
-from connector.gates import Gate, GateState, gate_id
-from connector.gatestore import GateStore
+from connector.app.bootstrap import Container
+from connector.app.deployments import deployment_view, render_html, serve
+from connector.core.gates import Gate, GateState, gate_id
+from connector.core.tracking import ObjectRef, Observation, Phase
+from connector.devops.client import PlanRef
+from connector.gates.store import GateStore
 from connector.settings import Settings
-from connector.store import TableStore
-from connector.tracking import ObjectRef, Observation, Phase
+from connector.storage.tables import TableStore
 
 pytestmark = pytest.mark.azurite
 

@@ -15,7 +15,7 @@ from typing import Any, ClassVar, cast
 import pytest
 from azure.core.credentials import AccessToken
 
-from connector.devops import (
+from connector.devops.client import (
     ORG_SCOPE,
     AzureDevOpsClient,
     Commit,
@@ -738,7 +738,7 @@ def test_requests_are_traced_when_a_tracing_plugin_is_configured(
 def test_dry_run_sends_nothing_and_logs_the_writes(
     azdo: FakeAzureDevOps, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.INFO, logger="connector.devops")
+    caplog.set_level(logging.INFO, logger="connector.devops.client")
     dry = DryRunAzureDevOps(azdo.org_url, "project")
     plan = plan_ref(azdo)
 
@@ -764,7 +764,7 @@ def test_dry_run_sends_nothing_and_logs_the_writes(
 
     assert caught.value.status_code == 404
     assert azdo.calls() == []
-    messages = [r.getMessage() for r in caplog.records if r.name == "connector.devops"]
+    messages = [r.getMessage() for r in caplog.records if r.name == "connector.devops.client"]
     assert len(messages) == 6
     assert (
         f"POST /fabrikam/project/_apis/git/repositories/gitops%20repo/commits/{C3}/statuses"

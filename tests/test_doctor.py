@@ -19,9 +19,9 @@ import pytest
 from azure.core.exceptions import ClientAuthenticationError, ResourceNotFoundError
 
 import function_app
-from connector import bootstrap
-from connector.bootstrap import Container
-from connector.cli import main
+from connector.app import bootstrap
+from connector.app.bootstrap import Container
+from connector.app.cli import main
 from connector.settings import Settings
 from tests.azurite import KEY
 from tests.conftest import BASE_SETTINGS
@@ -157,7 +157,7 @@ def test_the_azure_devops_checks_make_the_documented_reads(doctor, settings, azd
 
 
 def test_the_storage_probe_row_is_gone_afterwards(doctor, settings, azurite_connection):
-    from connector.store import connect
+    from connector.storage.tables import connect
 
     _code, checks = doctor(settings)
     assert checks["storage.write"]["ok"]
@@ -206,7 +206,7 @@ def test_unknown_organisation_fails_the_organisation(doctor, settings, azdo):
 def test_unreachable_organisation_fails_the_organisation(settings, admin, capsys):
     import socket
 
-    from connector.devops import AzureDevOpsClient
+    from connector.devops.client import AzureDevOpsClient
 
     with socket.socket() as s:  # a loopback port nobody listens on
         s.bind(("127.0.0.1", 0))
@@ -366,7 +366,7 @@ def test_trial_mode_still_checks_azure_devops_with_reads(doctor, settings, azdo)
 
 
 def test_spektate_table_reachable_when_configured(doctor, settings, azurite_connection):
-    from connector.store import connect
+    from connector.storage.tables import connect
 
     table = "spk" + uuid.uuid4().hex[:10]
     spektate = {

@@ -12,9 +12,9 @@ import azure.functions as func
 import pytest
 
 import function_app
-from connector.devops import TransientAzureDevOpsError
-from connector.gatekeeper import GateKeeper
-from connector.gatestore import GateStore
+from connector.devops.client import TransientAzureDevOpsError
+from connector.gates.keeper import GateKeeper
+from connector.gates.store import GateStore
 from tests.world import PROJECT, REPO, kustomization
 
 pytestmark = pytest.mark.azurite

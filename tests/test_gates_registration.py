@@ -12,8 +12,8 @@ import azure.functions as func
 import pytest
 
 import function_app
-from connector.gatestore import GateStore
-from connector.registration import MAX_CLUSTERS, MAX_OBJECTS
+from connector.gates.registration import MAX_CLUSTERS, MAX_OBJECTS
+from connector.gates.store import GateStore
 from tests.test_gates import A, plan
 
 pytestmark = pytest.mark.azurite
@@ -203,7 +203,7 @@ def break_storage(world):
     """Point the app's state store at a closed port (no retries, so the test stays quick)."""
     from azure.data.tables import TableServiceClient
 
-    from connector.store import TableStore
+    from connector.storage.tables import TableStore
     from tests.azurite import connection_string
 
     endpoint = f"http://127.0.0.1:{closed_port()}/devstoreaccount1"

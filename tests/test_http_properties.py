@@ -12,8 +12,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import function_app
-from connector.gatestore import GateStore, entity
-from connector.store import entity_problems
+from connector.gates.store import GateStore, entity
+from connector.storage.tables import entity_problems
 from tests.strategies import ORIGIN, STRETCHED_PART, junk_bodies
 
 pytestmark = pytest.mark.azurite

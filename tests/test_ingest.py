@@ -7,8 +7,8 @@ import json
 import pytest
 
 import function_app
-from connector import envelope
-from connector.signature import sign
+from connector.queue import envelope
+from connector.sources.flux.signature import sign
 from tests.conftest import BASE_SETTINGS, HMAC_KEY, all_event_names, event_bytes, flux_request
 
 
@@ -128,7 +128,7 @@ def test_rotated_keys_are_all_accepted(install, sender):
 
 
 def test_flux_forwarder_test_vector():
-    from connector.signature import verify
+    from connector.sources.flux.signature import verify
 
     body = event_bytes("flux-test-vector")
     verify(
@@ -237,8 +237,8 @@ def test_queue_failure_is_503_with_retry_after_and_nothing_accepted(install, sen
 
 
 def test_unconfigured_service_bus_is_503_naming_the_setting(sender):
-    from connector import bootstrap
-    from connector.bootstrap import Container
+    from connector.app import bootstrap
+    from connector.app.bootstrap import Container
     from connector.settings import Settings
 
     bootstrap.override(Container(Settings.from_env(BASE_SETTINGS)))
@@ -251,7 +251,7 @@ def test_unconfigured_service_bus_is_503_naming_the_setting(sender):
 
 
 def test_invalid_settings_are_503_naming_the_setting(install):
-    from connector import bootstrap
+    from connector.app import bootstrap
 
     bootstrap.override(None)
     with pytest.MonkeyPatch.context() as mp:
@@ -275,7 +275,7 @@ def test_trace_context_is_carried_in_application_properties(install, sender):
 
 
 def test_long_names_are_shortened_with_a_hash_not_truncated():
-    from connector.events import InvolvedObject
+    from connector.sources.flux.events import InvolvedObject
 
     long_a = InvolvedObject(kind="Kustomization", namespace="n", name="a" * 200 + "1")
     long_b = InvolvedObject(kind="Kustomization", namespace="n", name="a" * 200 + "2")

@@ -8,10 +8,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import function_app
-from connector import envelope
-from connector.signature import sign
-from connector.store import key_problem, observation_keys, property_problem
-from connector.tracking import ObjectRef
+from connector.core.tracking import ObjectRef
+from connector.queue import envelope
+from connector.sources.flux.signature import sign
+from connector.storage.tables import key_problem, observation_keys, property_problem
 from tests.conftest import HMAC_KEY, flux_request
 from tests.flux_encoding import go_json
 from tests.recording_sender import RecordingSender

@@ -8,8 +8,8 @@ from datetime import UTC, datetime
 import pytest
 
 import function_app
-from connector.processing import UnreadableMessageError
-from connector.queue import (
+from connector.core.processing import UnreadableMessageError
+from connector.queue.sender import (
     OutgoingMessage,
     QueueUnavailableError,
     ServiceBusMessageSender,

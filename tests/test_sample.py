@@ -20,9 +20,9 @@ import azure.functions as func
 import pytest
 
 import function_app
-from connector import sample
-from connector.cli import main
-from connector.envelope import Envelope
+from connector.app import sample
+from connector.app.cli import main
+from connector.queue.envelope import Envelope
 from tests.conftest import BASE_SETTINGS, HMAC_KEY
 from tests.flux_encoding import go_json
 

@@ -12,19 +12,10 @@ from typing import Any
 import pytest
 from azure.core.exceptions import ServiceRequestError
 
-from connector import bootstrap
-from connector.bootstrap import Container
-from connector.processing import ChangeListener, Processor
-from connector.spektate import (
-    MESSAGE_LIMIT,
-    DeploymentLinks,
-    SpektateError,
-    SpektateWriter,
-    change_id,
-    repository_url,
-)
-from connector.store import Recorded, connect
-from connector.tracking import (
+from connector.app import bootstrap
+from connector.app.bootstrap import Container
+from connector.core.processing import ChangeListener, Processor
+from connector.core.tracking import (
     EnvironmentResult,
     ObjectRef,
     ObjectState,
@@ -34,6 +25,15 @@ from connector.tracking import (
     cluster_result,
     environment_result,
 )
+from connector.outputs.spektate import (
+    MESSAGE_LIMIT,
+    DeploymentLinks,
+    SpektateError,
+    SpektateWriter,
+    change_id,
+    repository_url,
+)
+from connector.storage.tables import Recorded, connect
 from tests.world import REPO, World, kustomization
 
 pytestmark = pytest.mark.azurite

@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
-from connector.spektate import SpektateWriter
-from connector.store import connect
-from connector.tracking import ObjectRef, Phase, Verdict
+from connector.core.tracking import ObjectRef, Phase, Verdict
+from connector.outputs.spektate import SpektateWriter
+from connector.storage.tables import connect
 from tests.spektate_dashboard import RunningDashboard, load_deployments, load_flux
 from tests.test_spektate import C1, T0, notify, observe, pipeline_row
 

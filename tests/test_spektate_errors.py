@@ -26,9 +26,9 @@ from azure.data.tables import (
     generate_table_sas,
 )
 
-from connector.spektate import SpektateError, SpektateWriter
-from connector.store import connect
-from connector.tracking import ObjectRef, Phase
+from connector.core.tracking import ObjectRef, Phase
+from connector.outputs.spektate import SpektateError, SpektateWriter
+from connector.storage.tables import connect
 from tests.azurite import ACCOUNT, KEY, azurite_tables
 from tests.spektate_dashboard import load_flux
 from tests.test_spektate import C1, install_listeners, notify, observe

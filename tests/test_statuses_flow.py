@@ -8,7 +8,7 @@ from itertools import pairwise
 
 import pytest
 
-from connector.devops import TransientAzureDevOpsError
+from connector.devops.client import TransientAzureDevOpsError
 from tests.conftest import event_bytes
 from tests.world import REPO, kustomization, latest, rollout_events, statuses_by_context
 
@@ -191,9 +191,9 @@ def test_concurrent_processors_lose_nothing(world, commit):
 
 
 def test_trial_mode_logs_what_it_would_send_and_sends_nothing(world, commit, caplog):
-    from connector import bootstrap
-    from connector.bootstrap import Container
-    from connector.devops import DryRunAzureDevOps
+    from connector.app import bootstrap
+    from connector.app.bootstrap import Container
+    from connector.devops.client import DryRunAzureDevOps
 
     # GIVEN the app built from settings with AZDO_DRY_RUN=true (no client override)
     base = world.configure(AZDO_DRY_RUN="true")
@@ -201,7 +201,7 @@ def test_trial_mode_logs_what_it_would_send_and_sends_nothing(world, commit, cap
     bootstrap.override(trial)
     assert isinstance(trial.devops, DryRunAzureDevOps)
     # WHEN a rollout is reported
-    with caplog.at_level("INFO", logger="connector.devops"):
+    with caplog.at_level("INFO", logger="connector.devops.client"):
         world.send(kustomization(commit))
     # THEN Azure DevOps sees reads only (the PAT is configured), and the log says what would
     # have been posted

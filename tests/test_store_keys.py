@@ -8,8 +8,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from connector.statuses import environment_status, object_status
-from connector.store import (
+from connector.core.tracking import EnvironmentResult, ObjectRef, ObjectState, Phase
+from connector.outputs.statuses import environment_status, object_status
+from connector.storage.tables import (
     entity_problems,
     entity_size,
     key,
@@ -18,7 +19,6 @@ from connector.store import (
     property_problem,
     unkey,
 )
-from connector.tracking import EnvironmentResult, ObjectRef, ObjectState, Phase
 
 NOW = datetime(2026, 5, 14, tzinfo=UTC)
 

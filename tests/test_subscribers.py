@@ -13,16 +13,16 @@ from typing import Any
 
 import pytest
 
-from connector.signature import verify
-from connector.spektate import SpektateWriter
-from connector.subscribers import (
+from connector.core.tracking import Phase, Verdict
+from connector.outputs.spektate import SpektateWriter
+from connector.outputs.subscribers import (
     SCHEMA,
     DeliveryLedger,
     SubscriberDeliveryError,
     SubscriberNotifier,
     WebhookClient,
 )
-from connector.tracking import Phase, Verdict
+from connector.sources.flux.signature import verify
 from tests.fakes.webhook_receiver import WebhookReceiver
 from tests.test_spektate import (
     C1,

@@ -17,7 +17,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 import function_app
 from connector import telemetry
-from connector.devops import TransientAzureDevOpsError
+from connector.devops.client import TransientAzureDevOpsError
 from tests.conftest import HMAC_KEY, flux_request
 from tests.world import PAT, REPO, kustomization
 

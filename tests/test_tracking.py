@@ -7,9 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from hypothesis import given
 
-from connector import envelope
-from connector.events import FluxEvent, commit_from_revision
-from connector.tracking import (
+from connector.core.tracking import (
     ObjectRef,
     ObjectState,
     Observation,
@@ -21,6 +19,8 @@ from connector.tracking import (
     observe,
     transition,
 )
+from connector.queue import envelope
+from connector.sources.flux.events import FluxEvent, commit_from_revision
 from tests.conftest import all_event_names, event_bytes
 from tests.strategies import flux_event_dicts
 

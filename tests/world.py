@@ -11,12 +11,12 @@ import azure.functions as func
 from azure.functions.servicebus import ServiceBusMessage
 
 import function_app
-from connector import bootstrap
-from connector.bootstrap import Container
-from connector.devops import AzureDevOpsClient
-from connector.queue import OutgoingMessage
+from connector.app import bootstrap
+from connector.app.bootstrap import Container
+from connector.devops.client import AzureDevOpsClient
+from connector.queue.sender import OutgoingMessage
 from connector.settings import Settings
-from connector.store import TableStore
+from connector.storage.tables import TableStore
 from tests.conftest import BASE_SETTINGS, flux_request
 from tests.fakes.azdo_server import FakeAzureDevOps
 from tests.flux_encoding import go_json

@@ -1,0 +1,1 @@
+"""Entry points (Functions triggers, the CLI) and the composition root."""

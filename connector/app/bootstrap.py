@@ -1,0 +1,309 @@
+"""Composition root: which real adapters the app uses, built lazily and once per process.
+
+Importing this module builds nothing and touches no network; the first invocation that needs an
+adapter builds it from `Settings`. Tests replace adapters with `override(...)`.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
+
+from connector.settings import Settings, SettingsError
+
+if TYPE_CHECKING:
+    from azure.core.credentials import TokenCredential
+
+    from connector.core.processing import ChangeListener, Processor
+    from connector.devops.client import AzureDevOpsClient, DryRunAzureDevOps
+    from connector.gates.keeper import GateKeeper
+    from connector.outputs.spektate import SpektateWriter
+    from connector.outputs.statuses import StatusPublisher
+    from connector.outputs.subscribers import SubscriberNotifier
+    from connector.queue.admin import QueueAdmin
+    from connector.queue.deadletters import DeadLetterQueue
+    from connector.queue.sender import MessageSender
+    from connector.sources.flux.ingest import Ingest
+    from connector.storage.tables import TableStore
+
+
+T = TypeVar("T")
+
+
+class built(Generic[T]):  # noqa: N801 - used like `cached_property`
+    """A lazily built, cached attribute, built under its container's own lock: the worker runs
+    invocations on several threads. (`cached_property` locked per property across all instances
+    until Python 3.12, and not at all since.) Cached in the instance dict, which also lets
+    keyword overrides shadow it."""
+
+    def __init__(self, build: Callable[[Any], T]) -> None:
+        self._build = build
+        self._name = build.__name__
+        self.__doc__ = build.__doc__
+
+    @overload
+    def __get__(self, instance: None, owner: type[Any] | None = None) -> built[T]: ...
+    @overload
+    def __get__(self, instance: object, owner: type[Any] | None = None) -> T: ...
+    def __get__(self, instance: object, owner: type[Any] | None = None) -> T | built[T]:
+        if instance is None:
+            return self
+        cache = instance.__dict__
+        with instance._build_lock:  # type: ignore[attr-defined]
+            if self._name not in cache:
+                cache[self._name] = self._build(instance)
+            value: T = cache[self._name]
+            return value
+
+
+class Container:
+    def __init__(self, settings: Settings | None = None, **overrides: Any) -> None:
+        self._build_lock = threading.RLock()
+        self._settings = settings
+        # Overrides shadow the cached properties of the same name (tests pass fakes this way).
+        self.__dict__.update(overrides)
+
+    @built
+    def settings(self) -> Settings:
+        return self._settings if self._settings is not None else Settings.from_env()
+
+    @built
+    def credential(self) -> TokenCredential:
+        from azure.identity import DefaultAzureCredential, ManagedIdentityCredential
+
+        client_id = self.settings.azure_client_id
+        if client_id:
+            # Deterministic in Azure: the user-assigned identity, never a developer login.
+            return ManagedIdentityCredential(client_id=client_id)
+        return DefaultAzureCredential()
+
+    @built
+    def sender(self) -> MessageSender:
+        from connector.queue.sender import ServiceBusMessageSender
+
+        s = self.settings
+        if s.servicebus_connection is not None:
+            return ServiceBusMessageSender(
+                s.servicebus_queue, connection_string=s.servicebus_connection.get_secret_value()
+            )
+        if not s.servicebus_namespace:
+            raise SettingsError(
+                "Service Bus not configured: set ServiceBusConnection or "
+                "ServiceBusConnection__fullyQualifiedNamespace"
+            )
+        credential = self.credential
+        if s.servicebus_client_id and s.servicebus_client_id != s.azure_client_id:
+            from azure.identity import ManagedIdentityCredential
+
+            # The identity the trigger binding uses (`ServiceBusConnection__clientId`).
+            credential = ManagedIdentityCredential(client_id=s.servicebus_client_id)
+        return ServiceBusMessageSender(
+            s.servicebus_queue, namespace=s.servicebus_namespace, credential=credential
+        )
+
+    @built
+    def ingest(self) -> Ingest:
+        from connector.sources.flux.ingest import Ingest
+
+        return Ingest(self.settings, self.sender)
+
+    @built
+    def store(self) -> TableStore:
+        from connector.storage.tables import TableStore, connect
+
+        s = self.settings
+        if s.state_storage is not None:
+            service = connect(connection_string=s.state_storage.get_secret_value())
+        elif s.state_storage_account_url:
+            service = connect(account_url=s.state_storage_account_url, credential=self.credential)
+        elif s.webjobs_storage is not None:
+            service = connect(connection_string=s.webjobs_storage.get_secret_value())
+        elif s.webjobs_storage_account:
+            url = f"https://{s.webjobs_storage_account}.table.core.windows.net"
+            service = connect(account_url=url, credential=self.credential)
+        else:
+            raise SettingsError(
+                "state storage not configured: set AzureWebJobsStorage, STATE_STORAGE or "
+                "STATE_STORAGE__accountUrl"
+            )
+        return TableStore(service, prefix=s.state_table_prefix)
+
+    @built
+    def devops(self) -> AzureDevOpsClient | DryRunAzureDevOps:
+        from connector.devops.client import DryRunAzureDevOps
+
+        s = self.settings
+        if not (s.azdo_org_url and s.azdo_project):
+            raise SettingsError("Azure DevOps not configured: set AZDO_ORG_URL and AZDO_PROJECT")
+        if s.azdo_dry_run:
+            # Reads are harmless: real ones when credentials are configured (PR gates work).
+            configured = s.azdo_pat is not None or bool(s.azure_client_id)
+            reader = self._azdo_client() if configured else None
+            return DryRunAzureDevOps(
+                s.azdo_org_url, s.azdo_project, api_version=s.azdo_api_version, reader=reader
+            )
+        return self._azdo_client()
+
+    def _azdo_client(self) -> AzureDevOpsClient:
+        from connector.devops.client import AzureDevOpsClient
+
+        s = self.settings
+        if s.azdo_pat is not None:
+            return AzureDevOpsClient(
+                s.azdo_org_url,
+                s.azdo_project,
+                pat=s.azdo_pat.get_secret_value(),
+                api_version=s.azdo_api_version,
+            )
+        return AzureDevOpsClient(
+            s.azdo_org_url,
+            s.azdo_project,
+            credential=self.credential,
+            api_version=s.azdo_api_version,
+        )
+
+    @built
+    def statuses(self) -> StatusPublisher:
+        from connector.outputs.statuses import StatusPublisher
+
+        s = self.settings
+        if not s.azdo_gitops_repo:
+            raise SettingsError("manifests repository not configured: set AZDO_GITOPS_REPO")
+        return StatusPublisher(
+            self.devops,
+            self.store,
+            repository=s.azdo_gitops_repo,
+            genre=s.status_genre,
+            target_url=s.status_target_url,
+        )
+
+    @built
+    def processor(self) -> Processor:
+        from connector.core.processing import Processor
+
+        return Processor(self.settings, self.store, self.statuses, listeners=self.listeners)
+
+    @built
+    def gatekeeper(self) -> GateKeeper:
+        from connector.devops.client import AzureDevOpsClient, JobToken
+        from connector.gates.keeper import GateKeeper
+        from connector.gates.store import GateStore
+
+        s = self.settings
+
+        def job_client(token: str) -> AzureDevOpsClient:
+            return AzureDevOpsClient(s.azdo_org_url, s.azdo_project, credential=JobToken(token))
+
+        use_job_token = s.gate_use_job_token and not s.azdo_dry_run
+        return GateKeeper(
+            s,
+            GateStore(self.store),
+            self.store,
+            self.devops,
+            job_client=job_client if use_job_token else None,
+        )
+
+    @built
+    def spektate(self) -> SpektateWriter | None:
+        """Spektate's own storage account: a connection string, or (in Azure) its table
+        endpoint with the function's managed identity. None when not configured."""
+        from connector.outputs.spektate import SpektateWriter, repository_url
+        from connector.storage.tables import connect
+
+        s = self.settings
+        if s.spektate_storage is not None:
+            service = connect(connection_string=s.spektate_storage.get_secret_value())
+        elif s.spektate_storage_account_url:
+            service = connect(
+                account_url=s.spektate_storage_account_url, credential=self.credential
+            )
+        else:
+            return None
+        if not s.spektate_partition_key:
+            raise SettingsError("Spektate is configured but SPEKTATE_PARTITION_KEY is not set")
+        deployments = s.spektate_deployments_table
+        return SpektateWriter(
+            service.get_table_client(s.spektate_table),
+            partition_key=s.spektate_partition_key,
+            deployments=service.get_table_client(deployments) if deployments else None,
+            manifest_repo=repository_url(s.azdo_org_url, s.azdo_project, s.azdo_gitops_repo),
+        )
+
+    @built
+    def subscribers(self) -> SubscriberNotifier | None:
+        """Outgoing webhooks, with deliveries recorded in the state store. None without URLs."""
+        from connector.outputs.subscribers import DeliveryLedger, SubscriberNotifier
+
+        s = self.settings
+        if not s.subscribers:
+            return None
+        key = s.subscribers_hmac_key
+        ledger = DeliveryLedger(self.store.table("subscriberdeliveries"))
+        try:
+            return SubscriberNotifier(
+                s.subscribers,
+                ledger,
+                key=key.get_secret_value().encode() if key is not None else None,
+            )
+        except ValueError as exc:  # names the problem, never the URL
+            raise SettingsError(f"SUBSCRIBERS: {exc}") from None
+
+    @built
+    def dead_letters(self) -> DeadLetterQueue:
+        from connector.queue.deadletters import ServiceBusDeadLetterQueue
+
+        return ServiceBusDeadLetterQueue.from_settings(self.settings, lambda: self.credential)
+
+    @built
+    def queue_admin(self) -> QueueAdmin:
+        """The queue's settings for `doctor`, with the identity (or connection) the app uses."""
+        from azure.servicebus.management import ServiceBusAdministrationClient
+
+        s = self.settings
+        if s.servicebus_connection is not None:
+            connection = s.servicebus_connection.get_secret_value()
+            return ServiceBusAdministrationClient.from_connection_string(connection)
+        if not s.servicebus_namespace:
+            raise SettingsError(
+                "Service Bus not configured: set ServiceBusConnection or "
+                "ServiceBusConnection__fullyQualifiedNamespace"
+            )
+        credential = self.credential
+        if s.servicebus_client_id and s.servicebus_client_id != s.azure_client_id:
+            from azure.identity import ManagedIdentityCredential
+
+            credential = ManagedIdentityCredential(client_id=s.servicebus_client_id)
+        return ServiceBusAdministrationClient(s.servicebus_namespace, credential)
+
+    @built
+    def listeners(self) -> list[ChangeListener]:
+        """Told of every observation after its statuses are posted; gates first, so that a
+        failing Spektate or subscriber never delays a pipeline."""
+        optional = (self.spektate, self.subscribers)
+        return [self.gatekeeper, *(item for item in optional if item is not None)]
+
+
+_lock = threading.Lock()
+_container: Container | None = None
+
+
+def container() -> Container:
+    global _container  # noqa: PLW0603 - the process-wide composition root
+    with _lock:
+        if _container is None:
+            from connector import console_logs, telemetry
+
+            telemetry.configure()
+            telemetry.install_log_correlation()
+            console_logs.install(os.environ)
+            _container = Container()
+        return _container
+
+
+def override(new: Container | None) -> None:
+    """Install a container (tests), or None to rebuild from the environment on next use."""
+    global _container  # noqa: PLW0603
+    with _lock:
+        _container = new

@@ -1,0 +1,353 @@
+"""One commit's deployment, as operators see it: per environment, cluster and object, the commit
+statuses posted for it and the gates waiting on it. Read-only; built from the state store.
+
+The same view backs `python -m connector status <commit>` and `GET /api/deployments/{commit}`
+(JSON, or a small server-rendered HTML page with `?format=html` or `Accept: text/html`).
+Environment and cluster phases are the roll-up the gates use (exact commit, no descendants);
+objects an environment expects but that have not reported the commit are listed as `pending`.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import logging
+import re
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Any
+
+import azure.functions as func
+from azure.core.exceptions import AzureError
+
+from connector.app.web import Reply, to_response
+from connector.core.gates import Gate
+from connector.core.rollup import Rollup
+from connector.core.tracking import (
+    ClusterResult,
+    EnvironmentResult,
+    ObjectRef,
+    ObjectState,
+    cluster_result,
+)
+from connector.gates.store import GateStore
+from connector.settings import Settings, SettingsError
+from connector.sources.flux.events import SOURCE_KINDS
+from connector.storage.tables import StatusRecord, TableStore
+
+if TYPE_CHECKING:
+    from connector.app.bootstrap import Container
+
+logger = logging.getLogger(__name__)
+
+View = dict[str, Any]
+ObjectStates = dict[tuple[str, str], dict[ObjectRef, ObjectState]]
+
+_COMMIT = re.compile(r"[0-9a-fA-F]{40}")
+PENDING = "pending"
+_PENDING_OBJECT = {
+    "phase": PENDING,
+    "reason": "",
+    "summary": "no report of this commit yet",
+    "time": None,
+}
+
+
+class InvalidCommitError(ValueError):
+    """The commit is not a full SHA-1 (40 hexadecimal characters)."""
+
+
+class UnknownCommitError(LookupError):
+    """Nothing is recorded for the commit: no object state, commit status or gate."""
+
+
+def parse_commit(text: str) -> str:
+    """A full commit id, lower-cased as Flux reports it; else InvalidCommitError."""
+    if not _COMMIT.fullmatch(text):
+        raise InvalidCommitError("must be 40 hexadecimal characters (a full SHA-1)")
+    return text.lower()
+
+
+def state_store(container: Container) -> TableStore:
+    """The container's store; a malformed connection string becomes a SettingsError naming the
+    setting in use (the SDK's ValueError names none)."""
+    try:
+        return container.store
+    except SettingsError:
+        raise
+    except ValueError as exc:
+        raise SettingsError(f"{_storage_setting(container.settings)}: {exc}") from None
+
+
+def _storage_setting(settings: Settings) -> str:
+    if settings.state_storage is not None:
+        return "STATE_STORAGE"
+    if settings.state_storage_account_url:
+        return "STATE_STORAGE__accountUrl"
+    return "AzureWebJobsStorage"
+
+
+# --- the view ------------------------------------------------------------------------------------
+
+
+def deployment_view(store: TableStore, settings: Settings, commit: str) -> View:
+    """The JSON-ready view of a commit; UnknownCommitError when nothing concerns it."""
+    commit = parse_commit(commit)
+    states = store.commit_states(commit)
+    statuses = store.status_records(commit)
+    gates = [g for g in GateStore(store).all_gates() if (g.commit or "").lower() == commit]
+    if not (states or statuses or gates):
+        raise UnknownCommitError(commit)
+    rollup = Rollup(settings, store)
+    envs = sorted({env for env, _ in states} | {g.environment for g in gates})
+    return {
+        "commit": commit,
+        "environments": {
+            env: _environment(rollup.environment(commit, env), states) for env in envs
+        },
+        "statuses": {name: status_summary(r) for name, r in sorted(statuses.items())},
+        "gates": [gate_summary(g) for g in sorted(gates, key=_gate_order)],
+    }
+
+
+def _environment(result: EnvironmentResult, states: ObjectStates) -> View:
+    """The environment's phase counts only the clusters it expects; a stray cluster reporting the
+    commit is shown, but cannot make the environment fail or succeed."""
+    expected = {c.cluster: c for c in result.clusters}
+    seen = {cluster: found for (env, cluster), found in states.items() if env == result.env}
+    clusters = {
+        name: _cluster(expected.get(name), seen.get(name, {}), name)
+        for name in sorted(set(expected) | set(seen))
+    }
+    return {"phase": result.phase.value, "clusters": clusters}
+
+
+def _cluster(
+    result: ClusterResult | None, states: Mapping[ObjectRef, ObjectState], name: str
+) -> View:
+    if result is None:  # a cluster the environment does not expect: judged on what it reported
+        deployed = {o: s for o, s in states.items() if o.kind not in SOURCE_KINDS}
+        result = cluster_result(name, deployed, deployed)
+    objects: dict[str, Any] = {str(o): object_summary(s) for o, s in states.items()}
+    for obj in result.pending:
+        objects.setdefault(str(obj), dict(_PENDING_OBJECT))
+    return {"phase": result.phase.value, "objects": dict(sorted(objects.items()))}
+
+
+def object_summary(state: ObjectState) -> View:
+    return {
+        "phase": state.phase.value,
+        "reason": state.reason,
+        "summary": state.summary,
+        "time": state.time.isoformat(),
+    }
+
+
+def status_summary(record: StatusRecord) -> View:
+    return {
+        "state": record.state,
+        "description": record.description,
+        "claimed_at": record.claimed_at.isoformat(),
+        "confirmed": record.confirmed,
+        "trial": record.trial,
+    }
+
+
+def gate_summary(gate: Gate) -> View:
+    """What an operator needs about a gate (no plan or job identifiers beyond the gate id)."""
+    return {
+        "id": gate.id,
+        "environment": gate.environment,
+        "state": gate.state.value,
+        "result": gate.result,
+        "reason": gate.result_reason,
+        "commit": gate.commit,
+        "pull_request_id": gate.pull_request_id,
+        "repository": gate.repository,
+        "clusters": list(gate.clusters),
+        "objects": list(gate.objects),
+        "created_at": gate.created_at.isoformat(),
+        "deadline": gate.deadline.isoformat(),
+        "source": gate.source,
+        "trial": gate.trial,
+    }
+
+
+def _gate_order(gate: Gate) -> tuple[str, str, str]:
+    return gate.environment, gate.created_at.isoformat(), gate.id
+
+
+# --- rendering -----------------------------------------------------------------------------------
+
+
+def render_json(view: View) -> str:
+    return json.dumps(view, indent=2)
+
+
+_STYLE = (
+    "body{font-family:system-ui,sans-serif;margin:1.5rem;color:#222}"
+    "table{border-collapse:collapse;margin-bottom:1.5rem}"
+    "th,td{border:1px solid #ccc;padding:.25rem .5rem;text-align:left;vertical-align:top}"
+    "td{overflow-wrap:anywhere;max-width:40rem}"
+    "th{background:#f3f3f3}code{font-size:.95em}"
+    ".succeeded{color:#176f2c}.failed{color:#b3261e;font-weight:bold}"
+    ".progressing,.pending,.waiting,.completing{color:#8a5a00}"
+)
+
+
+def render_html(view: View) -> str:
+    """A read-only page: escaped text in three tables, no scripts, no external resources."""
+    commit = _e(view["commit"])
+    return (
+        '<!doctype html>\n<html lang="en"><head><meta charset="utf-8">'
+        f"<title>Deployment {commit[:12]}</title><style>{_STYLE}</style></head><body>"
+        f"<h1>Commit <code>{commit}</code></h1>"
+        "<h2>Environments</h2>"
+        + _table(
+            ("Environment", "Cluster", "Object", "Phase", "Reason", "Time", "Summary"),
+            _deployment_rows(view["environments"]),
+            phase_column=3,
+        )
+        + "<h2>Commit statuses</h2>"
+        + _table(("Context", "State", "Confirmed", "Description"), _status_rows(view["statuses"]))
+        + "<h2>Gates</h2>"
+        + _table(
+            ("Environment", "State", "Result", "Reason", "Pull request", "Created", "Deadline"),
+            _gate_rows(view["gates"]),
+            phase_column=1,
+        )
+        + "</body></html>\n"
+    )
+
+
+def _deployment_rows(environments: Mapping[str, Any]) -> list[list[str]]:
+    rows = []
+    for env, environment in environments.items():
+        rows.append([env, "", "", environment["phase"], "", "", ""])
+        for cluster, detail in environment["clusters"].items():
+            rows.append([env, cluster, "", detail["phase"], "", "", ""])
+            for name, obj in detail["objects"].items():
+                time = obj["time"] or ""
+                rows.append([env, cluster, name, obj["phase"], obj["reason"], time, obj["summary"]])
+    return rows
+
+
+def _status_rows(statuses: Mapping[str, Any]) -> list[list[str]]:
+    return [
+        [name, s["state"], "yes" if s["confirmed"] else "no", s["description"]]
+        for name, s in statuses.items()
+    ]
+
+
+def _gate_rows(gates: Iterable[Mapping[str, Any]]) -> list[list[str]]:
+    return [
+        [
+            g["environment"],
+            g["state"],
+            g["result"],
+            g["reason"],
+            str(g["pull_request_id"] or ""),
+            g["created_at"],
+            g["deadline"],
+        ]
+        for g in gates
+    ]
+
+
+def _table(headers: Iterable[str], rows: list[list[str]], phase_column: int | None = None) -> str:
+    if not rows:
+        return "<p>None.</p>"
+    head = "".join(f"<th>{_e(h)}</th>" for h in headers)
+    body = "".join(_row(row, phase_column) for row in rows)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _row(cells: list[str], phase_column: int | None) -> str:
+    parts = []
+    for i, cell in enumerate(cells):
+        attr = f' class="{_e(cell)}"' if i == phase_column and cell else ""
+        parts.append(f"<td{attr}>{_e(cell)}</td>")
+    return "<tr>" + "".join(parts) + "</tr>"
+
+
+def _e(value: object) -> str:
+    return html.escape(str(value), quote=True)
+
+
+# --- HTTP ----------------------------------------------------------------------------------------
+
+_HTML_HEADERS = {
+    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'",
+    "X-Content-Type-Options": "nosniff",
+    "Cache-Control": "no-store",
+    "Vary": "Accept",
+}
+
+
+def serve(req: func.HttpRequest, container: Container) -> func.HttpResponse:
+    """`GET /api/deployments/{commit}`: 200 with the view, 400 naming a bad parameter, 404 for an
+    unknown commit, 503 when the state store is not configured or not reachable."""
+    if req.method.upper() not in ("GET", "HEAD"):
+        return _error(405, "method not allowed: use GET")
+    try:
+        commit = parse_commit(req.route_params.get("commit", ""))
+    except InvalidCommitError as exc:
+        return _error(400, f"invalid commit: {exc}", field="commit", problem=str(exc))
+    fmt = _format(req)
+    if fmt is None:
+        problem = "use json or html"
+        return _error(400, f"invalid format: {problem}", field="format", problem=problem)
+    return _respond(container, commit, fmt)
+
+
+def _respond(container: Container, commit: str, fmt: str) -> func.HttpResponse:
+    try:
+        view = deployment_view(state_store(container), container.settings, commit)
+    except SettingsError as exc:
+        logger.error("config.invalid", extra={"error": str(exc)})  # noqa: TRY400
+        return _error(503, str(exc), retry_after="30")
+    except UnknownCommitError:
+        error = "unknown commit: no object state, commit status or gate is recorded for it"
+        return to_response(Reply(404, {"error": error, "commit": commit}))
+    except AzureError as exc:
+        logger.warning("deployments.store_unavailable", extra={"error": type(exc).__name__})
+        return _error(503, "state store unavailable, retry later", retry_after="5")
+    if fmt == "html":
+        return func.HttpResponse(
+            render_html(view),
+            status_code=200,
+            headers=_HTML_HEADERS,
+            mimetype="text/html",
+            charset="utf-8",
+        )
+    return func.HttpResponse(
+        render_json(view),
+        status_code=200,
+        headers={"Vary": "Accept"},
+        mimetype="application/json",
+        charset="utf-8",
+    )
+
+
+def _format(req: func.HttpRequest) -> str | None:
+    """`?format=` wins; else HTML when the client accepts it (a browser), else JSON."""
+    asked = req.params.get("format")
+    if asked is not None:
+        lowered = asked.lower()
+        return lowered if lowered in ("json", "html") else None
+    accept = req.headers.get("accept") or ""
+    return "html" if "text/html" in accept.lower() else "json"
+
+
+def _error(
+    status: int,
+    error: str,
+    *,
+    field: str | None = None,
+    problem: str = "",
+    retry_after: str | None = None,
+) -> func.HttpResponse:
+    body: dict[str, Any] = {"error": error}
+    if field is not None:
+        body["fields"] = [{"field": field, "problem": problem}]
+    headers = {"Retry-After": retry_after} if retry_after else {}
+    return to_response(Reply(status, body, headers))

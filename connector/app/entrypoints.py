@@ -1,0 +1,129 @@
+"""One function per trigger: adapt the Functions object, make one call into the connector, reply.
+
+`function_app.py` only binds these to triggers. Configuration problems become a 503 naming the
+setting (Flux retries, nothing is accepted) instead of a stack trace, and so does a dependency
+that cannot be reached (state store, queue, Azure DevOps); every 503 carries Retry-After.
+Modules are imported inside the functions that need them, so indexing the app and `/api/health`
+stay cheap on a cold start.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Protocol
+
+import azure.functions as func
+
+from connector import __version__
+from connector.app.web import Reply, Request, to_request, to_response
+
+if TYPE_CHECKING:
+    from connector.app.bootstrap import Container
+
+logger = logging.getLogger(__name__)
+
+
+class Handler(Protocol):
+    def handle(self, request: Request) -> Reply: ...
+
+
+def flux(req: func.HttpRequest) -> func.HttpResponse:
+    return _serve(req, lambda c: c.ingest)
+
+
+def gates(req: func.HttpRequest) -> func.HttpResponse:
+    from connector.gates.registration import Registration
+
+    return _serve(req, lambda c: Registration(c.settings, c.gatekeeper, c.sender))
+
+
+def devops_events(req: func.HttpRequest) -> func.HttpResponse:
+    from connector.gates.hooks import ServiceHooks
+
+    return _serve(req, lambda c: ServiceHooks(c.settings, c.gatekeeper))
+
+
+def deployments(req: func.HttpRequest) -> func.HttpResponse:
+    from connector.app import bootstrap
+    from connector.app.deployments import serve
+
+    return serve(req, bootstrap.container())  # serve() turns SettingsError into a 503 itself
+
+
+def doctor(req: func.HttpRequest) -> func.HttpResponse:
+    from connector.app import bootstrap, doctor
+
+    return doctor.serve(bootstrap.container())  # settings errors become a failing check
+
+
+def sweep(timer: func.TimerRequest) -> None:
+    from connector.app import bootstrap
+
+    swept = bootstrap.container().gatekeeper.sweep()
+    logger.info("sweep.done", extra={"gates": swept, "past_due": timer.past_due})
+
+
+def _serve(req: func.HttpRequest, build: Callable[[Container], Handler]) -> func.HttpResponse:
+    from connector.app import bootstrap
+    from connector.settings import SettingsError
+
+    try:
+        handler = build(bootstrap.container())
+    except SettingsError as exc:
+        logger.error("config.invalid", extra={"error": str(exc)})  # noqa: TRY400
+        return to_response(Reply(503, {"error": str(exc)}, {"Retry-After": "30"}))
+    try:
+        reply = handler.handle(to_request(req))
+    except Exception as exc:
+        dependency = _unavailable(exc)
+        if dependency is None:
+            raise
+        logger.error(  # noqa: TRY400 - the cause is named; SDK tracebacks add noise
+            "http.dependency_unavailable",
+            extra={"dependency": dependency, "cause": type(exc).__name__},
+        )
+        reply = Reply(
+            503, {"error": f"{dependency} unavailable, retry later"}, {"Retry-After": "5"}
+        )
+    return to_response(reply)
+
+
+def _unavailable(exc: Exception) -> str | None:
+    """The dependency a handler's exception says is unreachable or overloaded, else None.
+
+    Only failures a later retry can fix: a connection failure, a timeout, throttling or a server
+    error, a credential that cannot get a token, too many concurrent writers. A storage 4xx is
+    our own bug and stays a 500, not an invitation to retry forever."""
+    from azure.core.exceptions import AzureError, ClientAuthenticationError, HttpResponseError
+
+    from connector.devops.client import TransientAzureDevOpsError
+    from connector.queue.sender import QueueUnavailableError
+    from connector.storage.tables import ConcurrencyError
+
+    if isinstance(exc, QueueUnavailableError):
+        return "queue"
+    if isinstance(exc, TransientAzureDevOpsError):
+        return "Azure DevOps"
+    if isinstance(exc, ConcurrencyError | ClientAuthenticationError):
+        return "state store"
+    if isinstance(exc, HttpResponseError) and exc.status_code is not None:
+        retryable = exc.status_code >= 500 or exc.status_code in (408, 429)
+        return "state store" if retryable else None
+    if isinstance(exc, AzureError):  # ServiceRequestError, ServiceResponseError: no answer
+        return "state store"
+    return None
+
+
+def health(req: func.HttpRequest) -> func.HttpResponse:
+    return func.HttpResponse(
+        json.dumps({"status": "ok", "version": __version__}), mimetype="application/json"
+    )
+
+
+def process(msg: func.ServiceBusMessage) -> None:
+    from connector.app import bootstrap
+    from connector.core.processing import handle_message
+
+    handle_message(msg, bootstrap.container())

@@ -1,0 +1,1 @@
+"""The pure deployment model: observations, transitions, roll-ups, gate rules. No I/O."""

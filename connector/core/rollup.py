@@ -1,0 +1,106 @@
+"""An environment's state on a commit, assembled from the state store.
+
+Which clusters: the gate's, else `ENVIRONMENTS`, else every cluster seen in the environment.
+Which objects per cluster: the gate's, else `ENVIRONMENTS`, else learned (see `_learned`).
+With `follow` set, an object that already runs a descendant of the commit counts with its state
+on that descendant (Flux skipped the commit; its change is deployed all the same).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import timedelta
+
+from connector.core.tracking import (
+    EnvironmentResult,
+    ObjectRef,
+    ObjectState,
+    cluster_result,
+    environment_result,
+)
+from connector.settings import Settings
+from connector.sources.flux.events import SOURCE_KINDS
+from connector.storage.tables import DeploymentStore, ObjectPointer
+
+# How long an object that stopped reporting still counts as part of its cluster.
+INVENTORY_TTL = timedelta(hours=24)
+
+IsDescendant = Callable[[str, str], bool]  # (ancestor, commit) -> bool
+
+
+class Rollup:
+    def __init__(self, settings: Settings, store: DeploymentStore) -> None:
+        self._settings = settings
+        self._store = store
+
+    def environment(
+        self,
+        commit: str,
+        env: str,
+        *,
+        clusters: Sequence[str] = (),
+        objects: Sequence[str] = (),
+        follow: IsDescendant | None = None,
+    ) -> EnvironmentResult:
+        spec = self._settings.environments.get(env)
+        inventory = self._store.cluster_objects(env)
+        chosen = list(clusters) or (list(spec.clusters) if spec else []) or sorted(inventory)
+        configured = [ObjectRef.parse(o) for o in (objects or (spec.objects if spec else ()))]
+        states = _StatesByCommit(self._store, env)
+        results = []
+        for cluster in chosen:
+            pointers = inventory.get(cluster, {})
+            current = _current(commit, cluster, pointers, states, follow)
+            expected = configured or _learned(commit, current, pointers)
+            results.append(cluster_result(cluster, current, expected))
+        return environment_result(env, results)
+
+
+class _StatesByCommit:
+    """Object states per commit for one environment, each commit read once."""
+
+    def __init__(self, store: DeploymentStore, env: str) -> None:
+        self._store = store
+        self._env = env
+        self._cache: dict[str, dict[tuple[str, str], dict[ObjectRef, ObjectState]]] = {}
+
+    def get(self, commit: str, cluster: str) -> dict[ObjectRef, ObjectState]:
+        if commit not in self._cache:
+            self._cache[commit] = self._store.commit_states(commit, self._env)
+        found = self._cache[commit].get((self._env, cluster), {})
+        return {o: s for o, s in found.items() if o.kind not in SOURCE_KINDS}
+
+
+def _current(
+    commit: str,
+    cluster: str,
+    pointers: dict[ObjectRef, ObjectPointer],
+    states: _StatesByCommit,
+    follow: IsDescendant | None,
+) -> dict[ObjectRef, ObjectState]:
+    """Each object's state on the commit, or on the descendant it has moved on to."""
+    current = dict(states.get(commit, cluster))
+    if follow is None:
+        return current
+    for obj, pointer in pointers.items():
+        if pointer.commit != commit and follow(commit, pointer.commit):
+            state = states.get(pointer.commit, cluster).get(obj)
+            if state is not None:
+                current[obj] = state
+    return current
+
+
+def _learned(
+    commit: str, current: dict[ObjectRef, ObjectState], pointers: dict[ObjectRef, ObjectPointer]
+) -> set[ObjectRef]:
+    """Without configured objects, a cluster expects the objects already on this commit plus their
+    siblings: recently seen objects still on the commit those objects were on before. They read
+    the same source, so they will move too; the cluster is not done until they have."""
+    previous = {p.previous_commit for o, p in pointers.items() if o in current}
+    previous.discard(None)
+    if not previous:
+        return set(current)
+    # Relative to the cluster's newest report, so that replays and tests of old events agree.
+    horizon = max(p.time for p in pointers.values()) - INVENTORY_TTL
+    siblings = {o for o, p in pointers.items() if p.commit in previous and p.time >= horizon}
+    return set(current) | siblings

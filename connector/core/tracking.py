@@ -1,0 +1,246 @@
+"""The deployment state model: what an event means, how an object's state moves, and the
+per-cluster and per-environment roll-up. Pure code, no I/O.
+
+Phases are per (cluster, object, commit). `progressing` never overrides a terminal phase of the
+same commit (drift corrections and `DependencyNotReady` re-sends cost no status writes); terminal
+phases replace each other in event-time order (a failed health check can recover, and vice versa).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from enum import StrEnum
+
+from connector.queue.envelope import Envelope
+from connector.sources.flux.events import FluxEvent, first_line
+
+
+class Phase(StrEnum):
+    PROGRESSING = "progressing"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+
+TERMINAL = frozenset({Phase.SUCCEEDED, Phase.FAILED})
+
+# Reasons whose meaning does not follow from severity alone. Anything else: error → failed,
+# info → informational (recorded, no phase change). Kinds and reasons are open sets.
+_SUCCEEDED_REASONS = frozenset(
+    {
+        "ReconciliationSucceeded",  # Kustomization (commit_status=update)
+        "InstallSucceeded",  # HelmRelease
+        "UpgradeSucceeded",
+        "TestSucceeded",
+        "DriftCorrected",
+        "NewArtifact",  # sources
+        "Succeeded",
+    }
+)
+_PROGRESSING_REASONS = frozenset(
+    {
+        "Progressing",  # change sets and "Health check passed" are progress, not results
+        "DependencyNotReady",  # transient and info: never a failure
+        "HealthCheckCanceled",  # a newer reconciliation took over
+        "PendingRelease",
+        "UninstallSucceeded",  # part of remediation, not a result
+    }
+)
+# A successful rollback means the wanted release did not stay: the deployment failed.
+_FAILED_INFO_REASONS = frozenset({"RollbackSucceeded"})
+
+
+def classify(event: FluxEvent) -> Phase | None:
+    """The phase an event reports, or None when it is informational only."""
+    reason = event.reason
+    if event.is_error:
+        return Phase.FAILED
+    if reason in _SUCCEEDED_REASONS:
+        return Phase.SUCCEEDED
+    if reason in _PROGRESSING_REASONS:
+        return Phase.PROGRESSING
+    if reason in _FAILED_INFO_REASONS:
+        return Phase.FAILED
+    if reason == "info":  # helm-controller <= v0.36 puts the severity in the reason
+        return _legacy_helm_phase(event.message)
+    return None
+
+
+def _legacy_helm_phase(message: str) -> Phase | None:
+    lowered = message.lower()
+    # "Helm <action> succeeded": a rollback means the wanted release did not stay (as
+    # RollbackSucceeded), an uninstall is remediation in progress (as UninstallSucceeded).
+    if "rollback" in lowered and "succeeded" in lowered:
+        return Phase.FAILED
+    if "uninstall" in lowered and "succeeded" in lowered:
+        return Phase.PROGRESSING
+    if "succeeded" in lowered:
+        return Phase.SUCCEEDED
+    if "started" in lowered or "progress" in lowered:
+        return Phase.PROGRESSING
+    return None
+
+
+@dataclass(frozen=True, order=True)
+class ObjectRef:
+    kind: str
+    namespace: str
+    name: str
+
+    def __str__(self) -> str:
+        return f"{self.kind}/{self.namespace}/{self.name}"
+
+    @classmethod
+    def parse(cls, text: str) -> ObjectRef:
+        kind, namespace, name = text.split("/", 2)
+        return cls(kind, namespace, name)
+
+
+@dataclass(frozen=True)
+class Observation:
+    cluster: str
+    env: str
+    obj: ObjectRef
+    commit: str | None
+    phase: Phase | None
+    reason: str
+    summary: str
+    time: datetime
+    message_id: str
+    is_source: bool
+    metadata: Mapping[str, str] = field(default_factory=dict, compare=False)
+    noticed_at: datetime | None = field(default=None, compare=False)  # when we processed it
+
+    @property
+    def sets_status(self) -> bool:
+        """Sources say where manifests come from, not what is deployed; no commit, no status."""
+        return self.commit is not None and not self.is_source and self.phase is not None
+
+
+def observe(envelope: Envelope, message_id: str) -> Observation:
+    event = envelope.event
+    obj = event.involved_object
+    return Observation(
+        cluster=envelope.cluster,
+        env=envelope.env,
+        obj=ObjectRef(obj.kind, obj.namespace, obj.name),
+        commit=event.commit,
+        phase=classify(event),
+        reason=event.reason,
+        summary=first_line(event.message),
+        time=event.timestamp,
+        message_id=message_id,
+        is_source=event.is_source,
+        metadata=dict(event.metadata),
+    )
+
+
+@dataclass(frozen=True)
+class ObjectState:
+    """What is recorded for one object on one commit in one cluster."""
+
+    phase: Phase
+    reason: str
+    summary: str
+    time: datetime
+    first_seen: datetime
+    failed_since: datetime | None = None
+    failure_noticed: datetime | None = None  # when the connector processed the first failure
+
+
+class Verdict(StrEnum):
+    CHANGED = "changed"
+    UNCHANGED = "unchanged"  # same phase again (periodic re-sends, detail events)
+    STALE = "stale"  # older than what is recorded
+    IGNORED = "ignored"  # informational only
+
+
+def transition(current: ObjectState | None, obs: Observation) -> tuple[Verdict, ObjectState | None]:
+    """Apply an observation to the recorded state of its (cluster, object, commit)."""
+    if obs.phase is None:
+        return Verdict.IGNORED, current
+    if current is None:
+        return Verdict.CHANGED, _fresh(obs, obs.phase)
+    if obs.time < current.time:
+        return Verdict.STALE, current
+    if obs.phase == current.phase or (obs.phase == Phase.PROGRESSING and current.phase in TERMINAL):
+        # Keep the newest time so that older deliveries stay recognisably stale.
+        return Verdict.UNCHANGED, replace(current, time=max(current.time, obs.time))
+    failed = obs.phase == Phase.FAILED
+    return Verdict.CHANGED, replace(
+        current,
+        phase=obs.phase,
+        reason=obs.reason,
+        summary=obs.summary,
+        time=obs.time,
+        failed_since=obs.time if failed else None,
+        failure_noticed=obs.noticed_at if failed else None,
+    )
+
+
+def _fresh(obs: Observation, phase: Phase) -> ObjectState:
+    return ObjectState(
+        phase=phase,
+        reason=obs.reason,
+        summary=obs.summary,
+        time=obs.time,
+        first_seen=obs.time,
+        failed_since=obs.time if phase == Phase.FAILED else None,
+        failure_noticed=obs.noticed_at if phase == Phase.FAILED else None,
+    )
+
+
+# --- Roll-up ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ClusterResult:
+    cluster: str
+    phase: Phase
+    done: tuple[ObjectRef, ...] = ()
+    pending: tuple[ObjectRef, ...] = ()
+    failed: tuple[tuple[ObjectRef, ObjectState], ...] = ()
+
+
+@dataclass(frozen=True)
+class EnvironmentResult:
+    env: str
+    phase: Phase
+    clusters: tuple[ClusterResult, ...]
+
+    @property
+    def failed_cluster(self) -> ClusterResult | None:
+        return next((c for c in self.clusters if c.phase == Phase.FAILED), None)
+
+
+def cluster_result(
+    cluster: str, states: Mapping[ObjectRef, ObjectState], expected: Iterable[ObjectRef]
+) -> ClusterResult:
+    """A cluster is done when every expected object (and every object seen) has succeeded,
+    failed as soon as one object failed, and pending otherwise (including when nothing is seen)."""
+    required = set(expected) | set(states)
+    failed = tuple(
+        sorted(((o, s) for o, s in states.items() if s.phase == Phase.FAILED), key=lambda p: p[0])
+    )
+    done = tuple(sorted(o for o in required if o in states and states[o].phase == Phase.SUCCEEDED))
+    pending = tuple(sorted(required - set(done) - {o for o, _ in failed}))
+    if failed:
+        phase = Phase.FAILED
+    elif required and not pending:
+        phase = Phase.SUCCEEDED
+    else:
+        phase = Phase.PROGRESSING
+    return ClusterResult(cluster, phase, done, pending, failed)
+
+
+def environment_result(env: str, clusters: Iterable[ClusterResult]) -> EnvironmentResult:
+    """Failed as soon as one cluster failed; succeeded when every expected cluster succeeded."""
+    results = tuple(sorted(clusters, key=lambda c: c.cluster))
+    if any(c.phase == Phase.FAILED for c in results):
+        phase = Phase.FAILED
+    elif results and all(c.phase == Phase.SUCCEEDED for c in results):
+        phase = Phase.SUCCEEDED
+    else:
+        phase = Phase.PROGRESSING
+    return EnvironmentResult(env, phase, results)

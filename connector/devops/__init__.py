@@ -1,0 +1,1 @@
+"""Azure DevOps: routes with their api-versions, the REST client, its vocabulary."""

@@ -1,0 +1,1 @@
+"""Promotion gates: registration, correlation, evaluation, the task's story, completion."""

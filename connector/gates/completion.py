@@ -1,0 +1,170 @@
+"""Completing a gate's task exactly once.
+
+A gate moves waiting → completing by a conditional write (one instance wins). The winner reads
+the plan and job state (optional: a refused or failed look-up is a warning), tells the task why,
+and posts TaskCompleted, the one call that matters. A POST whose answer was lost is never
+repeated blindly: the next attempt re-reads the job state first, and without that answer at most
+one more POST is made. Only TaskCompleted's own permanent refusal closes a gate unsent.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+
+from connector import telemetry
+from connector.core.gates import Decision, Gate, GateState
+from connector.devops.types import (
+    ForeignOrganizationError,
+    NotSentError,
+    PermanentAzureDevOpsError,
+    PipelineCallbacks,
+    TransientAzureDevOpsError,
+)
+from connector.gates.calls import PERMISSION_CODES, optional
+from connector.gates.store import GateStore
+from connector.gates.story import TaskStory
+
+logger = logging.getLogger(__name__)
+
+CLAIM_TIMEOUT = timedelta(minutes=2)
+# How long past its deadline a gate keeps retrying a completion refused for lack of permission.
+PERMISSION_PATIENCE = timedelta(hours=24)
+# TaskCompleted POSTs allowed without seeing the job still waiting (the first, and one repeat).
+MAX_UNCONFIRMED_POSTS = 2
+
+
+class UnconfirmedCompletionError(TransientAzureDevOpsError):
+    """TaskCompleted was posted but its answer lost, and the job state cannot be read: rather
+    than post again blindly, leave the gate to the next sweep."""
+
+
+class Completion:
+    def __init__(
+        self,
+        gates: GateStore,
+        story: TaskStory,
+        callbacks: Callable[[Gate], PipelineCallbacks],
+        *,
+        org_url: str,
+        trial: bool = False,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self._gates = gates
+        self._story = story
+        self._callbacks = callbacks
+        self._org_url = org_url
+        self._trial = trial
+        self._clock = clock
+
+    def complete(self, gate: Gate, decision: Decision) -> None:
+        result = decision.result or "failed"
+        now = self._clock()
+
+        def claim(g: Gate) -> Gate | None:
+            if g.state != GateState.WAITING:
+                return None
+            return replace(
+                g,
+                state=GateState.COMPLETING,
+                result=result,
+                result_reason=decision.reason,
+                claimed_at=now,
+            )
+
+        claimed = self._gates.update(gate, claim)
+        if claimed is not None:  # else another instance decided first
+            self._finish(claimed)
+
+    def resume(self, gate: Gate) -> None:
+        """A claim that was released or whose holder died is taken over."""
+        now = self._clock()
+
+        def reclaim(g: Gate) -> Gate | None:
+            stale = g.claimed_at is None or now - g.claimed_at >= CLAIM_TIMEOUT
+            return replace(g, claimed_at=now) if g.state == GateState.COMPLETING and stale else None
+
+        if gate.claimed_at is None or now - gate.claimed_at >= CLAIM_TIMEOUT:
+            claimed = self._gates.update(gate, reclaim)
+            if claimed is not None:
+                self._finish(claimed)
+
+    def _finish(self, gate: Gate) -> None:
+        result, reason = gate.result or "failed", gate.result_reason
+        try:
+            self._post(gate, result, reason)
+        except NotSentError:
+            self._record_trial(gate, result, reason)
+            return
+        except ForeignOrganizationError:
+            reason = f"not completed: plan URL outside {self._org_url}"
+            logger.error("gate.foreign_plan_url", extra={"gate": gate.id})  # noqa: TRY400
+        except PermanentAzureDevOpsError as exc:
+            if exc.status_code in PERMISSION_CODES and self._clock() < (
+                gate.deadline + PERMISSION_PATIENCE
+            ):
+                # Missing permissions can be granted while the job still waits: keep the claim
+                # (retried after CLAIM_TIMEOUT by the sweep) instead of giving the gate up.
+                logger.error(  # noqa: TRY400 - the status and message say what to fix
+                    "gate.completion_unauthorized",
+                    extra={"gate": gate.id, "status_code": exc.status_code, "error": exc.message},
+                )
+                return
+            reason = f"not completed: Azure DevOps refused ({exc.status_code}): {exc.message}"
+            logger.error(  # noqa: TRY400
+                "gate.completion_refused",
+                extra={"gate": gate.id, "status_code": exc.status_code, "error": exc.message},
+            )
+        except Exception:
+            # Release the claim so that the redelivery (or the sweep) retries straight away.
+            self._gates.update(gate, lambda g: replace(g, claimed_at=None))
+            raise
+        final = GateState.SUCCEEDED if result == "succeeded" else GateState.FAILED
+        self._gates.update(gate, lambda g: replace(g, state=final, result_reason=reason))
+        telemetry.gates_completed.add(1, {"env": gate.environment, "result": result})
+        logger.info("gate.completed", extra={"gate": gate.id, "result": result, "reason": reason})
+
+    def _post(self, gate: Gate, result: str, reason: str) -> None:
+        callbacks = self._callbacks(gate)
+        state = optional(
+            "plan look-up",
+            gate,
+            lambda: callbacks.get_plan_state(gate.plan),
+            raise_permission=True,
+        )
+        if state is not None and state.is_finished:
+            logger.info("gate.plan_already_finished", extra={"gate": gate.id})
+            return
+        if state is None and gate.completion_posts >= MAX_UNCONFIRMED_POSTS:
+            raise UnconfirmedCompletionError("TaskCompleted posted; the job state is unreadable")
+        if gate.completion_posts == 0:
+            gate = self._story.conclude(gate, result, reason)
+        counted = self._gates.update(
+            gate, lambda g: replace(g, completion_posts=g.completion_posts + 1)
+        )
+        if counted is None:
+            raise TransientAzureDevOpsError("the gate changed under us; the redelivery retries")
+        # An unknown plan (404) is still tried: TaskCompleted then fails permanently with the
+        # service's own reason, rather than being skipped on a guess.
+        callbacks.post_task_completed(gate.plan, result)
+
+    def _record_trial(self, gate: Gate, result: str, reason: str) -> None:
+        """Trial mode decided but sent nothing: the gate waits on, so that real mode on the same
+        storage completes it; what trial mode would have done is kept for the view and CLI."""
+        trial = f"would complete {result}: {reason}"
+
+        def reopen(g: Gate) -> Gate:
+            return replace(
+                g,
+                state=GateState.WAITING,
+                result="",
+                result_reason="",
+                claimed_at=None,
+                completion_posts=0,
+                trial=trial,
+            )
+
+        self._gates.update(gate, reopen)
+        logger.info("gate.trial_completion", extra={"gate": gate.id, "result": result})

@@ -1,0 +1,186 @@
+"""Gates and correlation facts in Azure Table Storage.
+
+- `<p>gates`: PartitionKey = environment, RowKey = gate id. Every change is a conditional update,
+  so two instances can never both move a gate from waiting to completing.
+- `<p>facts`: answers from Azure DevOps that never change, asked once: whether commit A is an
+  ancestor of B, and which pull requests a merge commit belongs to.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import fields, replace
+from datetime import datetime
+from typing import Any, get_type_hints
+
+from azure.core.exceptions import ResourceNotFoundError
+
+from connector.core.gates import OPEN, Gate, GateState
+from connector.devops.client import PlanRef
+from connector.storage.tables import TableStore, key, update_row
+
+logger = logging.getLogger(__name__)
+
+
+class GateStore:
+    def __init__(self, tables: TableStore) -> None:
+        self._tables = tables
+
+    def add(self, gate: Gate) -> Gate:
+        """Store a new gate; an open one with the same id is kept (and returned), except that a
+        registration fills in what a PR-property gate did not know."""
+
+        def change(entity: dict[str, Any] | None) -> tuple[dict[str, Any] | None, Gate]:
+            if entity is None:
+                return _row(gate), gate
+            existing = _gate(gate.environment, gate.id, entity)
+            if existing.state not in OPEN and gate.source == "registered":
+                # A re-run of a finished job waits again; completing a job that is not
+                # running is prevented by the plan-state check before TaskCompleted.
+                return _row(gate), gate
+            if existing.source != "registered" and gate.source == "registered":
+                merged = _merge(existing, gate)
+                return _row(merged), merged
+            return None, existing
+
+        result: Gate = update_row(self._gates(), gate.environment, gate.id, change)
+        return result
+
+    def get(self, environment: str, gate_id: str) -> Gate | None:
+        entity = _get(self._gates(), environment, gate_id)
+        return None if entity is None else _gate(environment, gate_id, entity)
+
+    def update(self, gate: Gate, change: Callable[[Gate], Gate | None]) -> Gate | None:
+        """Conditionally apply `change` to the stored gate; None from `change` means no write.
+        Returns the gate as written, or None when nothing was written."""
+
+        def apply(entity: dict[str, Any] | None) -> tuple[dict[str, Any] | None, Gate | None]:
+            if entity is None:
+                return None, None
+            new = change(_gate(gate.environment, gate.id, entity))
+            return (_row(new), new) if new is not None else (None, None)
+
+        result: Gate | None = update_row(self._gates(), gate.environment, gate.id, apply)
+        return result
+
+    def open_gates(self, environment: str | None = None) -> list[Gate]:
+        states = " or ".join(f"state eq '{s.value}'" for s in OPEN)
+        if environment is None:
+            query, params = states, {}
+        else:
+            query, params = f"PartitionKey eq @env and ({states})", {"env": environment}
+        entities = self._gates().query_entities(query, parameters=params)
+        return _readable(entities)
+
+    def all_gates(self) -> list[Gate]:
+        return _readable(self._gates().list_entities())
+
+    # --- facts ----------------------------------------------------------------------------------
+
+    def fact(self, kind: str, *parts: str) -> Any:
+        row = _get(self._facts(), kind, key(*parts))
+        return None if row is None else json.loads(row["value"])
+
+    def remember(self, kind: str, parts: tuple[str, ...], value: Any) -> None:
+        body = {"PartitionKey": kind, "RowKey": key(*parts), "value": json.dumps(value)}
+        self._facts().upsert_entity(body)
+
+    def _gates(self) -> Any:
+        return self._tables.table("gates")
+
+    def _facts(self) -> Any:
+        return self._tables.table("facts")
+
+
+def _readable(entities: Iterable[Any]) -> list[Gate]:
+    """Gates that can be read; an unreadable row (written by hand, or by a future version) is
+    logged and skipped, so that it never stops the other gates."""
+    gates = []
+    for entity in entities:
+        try:
+            gates.append(_gate(entity["PartitionKey"], entity["RowKey"], entity))
+        except (KeyError, TypeError, ValueError) as exc:
+            logger.error(  # noqa: TRY400 - the row and the error say it all
+                "gate.unreadable",
+                extra={"gate": entity.get("RowKey"), "error": type(exc).__name__},
+            )
+    return gates
+
+
+def _get(table: Any, partition: str, row: str) -> dict[str, Any] | None:
+    try:
+        return dict(table.get_entity(partition, row))
+    except ResourceNotFoundError:
+        return None
+
+
+def _merge(existing: Gate, registered: Gate) -> Gate:
+    return replace(
+        registered,
+        state=existing.state,
+        result=existing.result,
+        claimed_at=existing.claimed_at,
+        result_reason=existing.result_reason,
+        commit=registered.commit or existing.commit,
+        pull_request_id=registered.pull_request_id or existing.pull_request_id,
+    )
+
+
+# One mapping between a Gate and its Table entity, derived from the dataclass: a new Gate field
+# is stored without being listed here. PlanRef fields are flattened into columns of their own.
+_PLAN_FIELDS = tuple(f.name for f in fields(PlanRef))
+_KEY_FIELDS = ("id", "environment")  # RowKey and PartitionKey
+
+
+def entity(gate: Gate) -> dict[str, Any]:
+    """The gate's Table entity as `add` writes it (registration checks it against the limits)."""
+    return {"PartitionKey": gate.environment, "RowKey": gate.id, **_row(gate)}
+
+
+def _row(gate: Gate) -> dict[str, Any]:
+    row: dict[str, Any] = {f: getattr(gate.plan, f) for f in _PLAN_FIELDS}
+    for f in fields(Gate):
+        if f.name not in (*_KEY_FIELDS, "plan"):
+            row[f.name] = _encode(getattr(gate, f.name))
+    return row
+
+
+def _encode(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, tuple):
+        return json.dumps(list(value))
+    if isinstance(value, GateState):
+        return value.value
+    if value is None:
+        return ""
+    return value
+
+
+def _gate(environment: str, gate_id: str, entity: dict[str, Any]) -> Gate:
+    hints = get_type_hints(Gate)
+    values: dict[str, Any] = {"id": gate_id, "environment": environment}
+    values["plan"] = PlanRef(**{f: entity[f] for f in _PLAN_FIELDS})
+    for f in fields(Gate):
+        if f.name in values or f.name not in entity:
+            continue  # a column added later is absent from older rows: the field's default
+        values[f.name] = _decode(hints[f.name], entity[f.name])
+    return Gate(**values)
+
+
+_DECODERS: dict[Any, Callable[[Any], Any]] = {
+    datetime: datetime.fromisoformat,
+    datetime | None: lambda raw: datetime.fromisoformat(raw) if raw else None,
+    tuple[str, ...]: lambda raw: tuple(json.loads(raw)),
+    GateState: GateState,
+    int: int,
+    int | None: lambda raw: int(raw or 0) or None,  # 0 in rows written before this codec
+    str | None: lambda raw: raw or None,
+}
+
+
+def _decode(hint: Any, raw: Any) -> Any:
+    decoder = _DECODERS.get(hint)
+    return raw if decoder is None else decoder(raw)

@@ -1,0 +1,143 @@
+"""What a waiting pipeline task shows while its gate waits, and why it ended.
+
+Three optional outputs: live lines in the job's console feed (gone when the job ends), the same
+story in the task's stored log (what people read after the run, as Learn documents for callback
+tasks: create `logs\\{TaskInstanceId}`, append, attach to the task's timeline record), and the
+environment's status on the gate's pull request. Each change of progress is claimed in the gate
+record before it is sent, so a redelivery or a concurrent evaluation never repeats lines.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+from datetime import UTC, datetime
+
+from connector.core.gates import Decision, Gate
+from connector.core.tracking import EnvironmentResult, Phase
+from connector.devops.types import CommitStatus, PipelineCallbacks, StatusWriter
+from connector.gates.calls import optional
+from connector.gates.store import GateStore
+
+logger = logging.getLogger(__name__)
+
+PR_STATE = {Phase.PROGRESSING: "pending", Phase.SUCCEEDED: "succeeded", Phase.FAILED: "failed"}
+PR_DESCRIPTION_LIMIT = 250
+
+
+class TaskStory:
+    def __init__(
+        self,
+        gates: GateStore,
+        statuses: StatusWriter,
+        callbacks: Callable[[Gate], PipelineCallbacks],
+        *,
+        genre: str,
+        pr_repository: str,
+        trial: bool = False,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self._gates = gates
+        self._statuses = statuses
+        self._callbacks = callbacks
+        self._genre = genre
+        self._pr_repository = pr_repository
+        self._trial = trial
+        self._clock = clock
+
+    def progress(self, gate: Gate, decision: Decision, result: EnvironmentResult) -> Gate:
+        """Tell the task what changed since the last evaluation; returns the gate as stored."""
+        digest = decision.progress_digest
+        pr_state = PR_STATE[result.phase] if decision.result is None else decision.result
+        if (digest, pr_state) == (gate.progress, gate.pr_status):
+            return gate
+        if self._trial:
+            # Nothing recorded: turned off on the same storage, the connector tells it for real.
+            logger.info("gate.trial_progress", extra={"gate": gate.id, "lines": decision.lines})
+            return gate
+        told = (gate.progress, gate.pr_status)
+
+        def claim(g: Gate) -> Gate | None:
+            return (
+                replace(g, progress=digest, pr_status=pr_state)
+                if (
+                    g.progress,
+                    g.pr_status,
+                )
+                == told
+                else None
+            )
+
+        claimed = self._gates.update(gate, claim)
+        if claimed is None:
+            return gate  # another evaluation told this part already
+        if digest != gate.progress and decision.result is None:
+            claimed = self.write(
+                claimed, [f"{gate.environment}: {line}" for line in decision.lines]
+            )
+        if pr_state != gate.pr_status:
+            self.pr_status(claimed, pr_state, decision.reason)
+        return claimed
+
+    def conclude(self, gate: Gate, result: str, reason: str) -> Gate:
+        """The decision and why, before TaskCompleted."""
+        gate = self.write(gate, [f"{gate.environment}: {result}: {reason}"])
+        if gate.pr_status != result:
+            self.pr_status(gate, result, reason)
+        return gate
+
+    def write(self, gate: Gate, lines: Sequence[str]) -> Gate:
+        """Lines to the live feed and the stored log (both need the task's timeline)."""
+        if not gate.plan.timeline_id or not lines:
+            return gate
+        callbacks = self._callbacks(gate)
+        optional("feed", gate, lambda: callbacks.append_feed(gate.plan, lines))
+        if not gate.log_id:
+            gate = self._create_log(gate, callbacks)
+            lines = [self._opening(gate), *lines]
+        if gate.log_id:
+            stamped = _stamped(lines, self._clock())
+            log_id = gate.log_id
+            optional("log append", gate, lambda: callbacks.append_log(gate.plan, log_id, stamped))
+        return gate
+
+    def pr_status(self, gate: Gate, state: str, reason: str) -> None:
+        if gate.pull_request_id is None:
+            return
+        pr = gate.pull_request_id
+        status = CommitStatus(
+            state=state,
+            description=reason[:PR_DESCRIPTION_LIMIT],
+            genre=self._genre,
+            name=f"env/{gate.environment}",
+        )
+        repository = gate.repository or self._pr_repository
+        optional(
+            "pull request status",
+            gate,
+            lambda: self._statuses.post_pull_request_status(repository, pr, status),
+        )
+
+    def _create_log(self, gate: Gate, callbacks: PipelineCallbacks) -> Gate:
+        log_id = optional("log create", gate, lambda: callbacks.create_log(gate.plan))
+        if log_id is None:
+            return gate
+        stored = self._gates.update(
+            gate, lambda g: replace(g, log_id=log_id) if not g.log_id else None
+        )
+        return stored or replace(gate, log_id=log_id)
+
+    @staticmethod
+    def _opening(gate: Gate) -> str:
+        what = gate.commit[:8] if gate.commit else f"pull request {gate.pull_request_id}"
+        return (
+            f"{gate.environment}: waiting for {what} in {gate.environment}"
+            f" (registered {gate.created_at:%Y-%m-%d %H:%M}Z,"
+            f" deadline {gate.deadline:%Y-%m-%d %H:%M}Z)"
+        )
+
+
+def _stamped(lines: Sequence[str], now: datetime) -> list[str]:
+    stamp = now.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return [f"{stamp} {physical}" for line in lines for physical in line.splitlines()]

@@ -1,0 +1,1 @@
+"""Where observations go: commit statuses, Spektate, subscriber webhooks."""

@@ -1,0 +1,162 @@
+"""Azure DevOps commit statuses on the manifests commit: what to post, and posting it once.
+
+Contexts: `<cluster>/<kind>/<namespace>/<name>` per object and `env/<env>` per environment, under
+the genre from `STATUS_GENRE`. Descriptions change with the phase only, so a rollout costs one
+`pending` and one final write per context; the ledger in the state store remembers what was posted,
+so nothing is read back from Azure DevOps and nothing is posted twice.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+
+from connector import telemetry
+from connector.core.tracking import EnvironmentResult, ObjectRef, ObjectState, Phase
+from connector.devops.client import (
+    CommitStatus,
+    NotSentError,
+    PermanentAzureDevOpsError,
+    StatusWriter,
+)
+from connector.storage.tables import StatusLedger
+
+logger = logging.getLogger(__name__)
+
+DESCRIPTION_LIMIT = 250
+MAX_ROUNDS = 5  # posts of one context by one holder while others keep changing the roll-up
+_STATE = {Phase.PROGRESSING: "pending", Phase.SUCCEEDED: "succeeded", Phase.FAILED: "failed"}
+
+
+@dataclass(frozen=True)
+class DesiredStatus:
+    context: str
+    state: str
+    description: str
+
+
+def object_status(cluster: str, obj: ObjectRef, state: ObjectState) -> DesiredStatus:
+    if state.phase == Phase.SUCCEEDED:
+        description = "healthy"
+    elif state.phase == Phase.FAILED:
+        description = f"{state.reason}: {state.summary}"
+    else:
+        description = "reconciling"
+    return DesiredStatus(f"{cluster}/{obj}", _STATE[state.phase], _cap(description))
+
+
+def environment_status(result: EnvironmentResult) -> DesiredStatus:
+    failed = result.failed_cluster
+    if result.phase == Phase.SUCCEEDED:
+        description = f"healthy in {len(result.clusters)} of {len(result.clusters)} clusters"
+    elif failed is not None:
+        obj, state = failed.failed[0]
+        description = f"{failed.cluster}: {obj}: {state.reason}: {state.summary}"
+    else:
+        description = "deploying"
+    return DesiredStatus(f"env/{result.env}", _STATE[result.phase], _cap(description))
+
+
+def _cap(text: str) -> str:
+    return text if len(text) <= DESCRIPTION_LIMIT else text[: DESCRIPTION_LIMIT - 1] + "…"
+
+
+class StatusPublisher:
+    def __init__(
+        self,
+        writer: StatusWriter,
+        ledger: StatusLedger,
+        *,
+        repository: str,
+        genre: str = "flux",
+        target_url: str = "",
+    ) -> None:
+        self._writer = writer
+        self._ledger = ledger
+        self._repository = repository
+        self._genre = genre
+        self._target_url = target_url
+
+    def publish(
+        self,
+        commit: str,
+        desired: DesiredStatus | Callable[[], DesiredStatus],
+        url_fields: Mapping[str, str] | None = None,
+        event_time: datetime | None = None,
+    ) -> bool:
+        """Post the desired status unless it is already posted (or being posted). `desired` may
+        be a function (an environment roll-up): while we hold the context, another instance's
+        newer state makes us compute it again and post that too. True when we posted."""
+        compute = desired if callable(desired) else (lambda: desired)
+        status = compute()
+        if not self._ledger.claim_status(commit, status.context, status.state, status.description):
+            return False
+        for _ in range(MAX_ROUNDS):
+            if not self._post(commit, status, url_fields or {}, event_time):
+                return True  # trial mode: nothing was sent, nothing recorded as posted
+            if not self._ledger.finish_status(commit, status.context):
+                return True
+            latest = compute()
+            if latest != status:
+                self._ledger.hold_status(commit, latest.context, latest.state, latest.description)
+                status = latest
+        return True
+
+    def _post(
+        self,
+        commit: str,
+        desired: DesiredStatus,
+        url_fields: Mapping[str, str],
+        event_time: datetime | None,
+    ) -> bool:
+        """Send one status (the claim is held). False in trial mode."""
+        status = CommitStatus(
+            state=desired.state,
+            description=desired.description,
+            genre=self._genre,
+            name=desired.context,
+            target_url=self._url(commit, url_fields),
+        )
+        try:
+            self._writer.post_commit_status(self._repository, commit, status)
+        except NotSentError:
+            self._ledger.release_status(commit, desired.context, trial=True)
+            return False
+        except PermanentAzureDevOpsError as exc:
+            # Cannot succeed on retry (e.g. the commit is not in this repository): record, go on.
+            logger.warning(
+                "status.refused",
+                extra={
+                    "commit": commit,
+                    "context": desired.context,
+                    "status_code": exc.status_code,
+                    "error": exc.message,
+                },
+            )
+            return True
+        except Exception:
+            self._ledger.release_status(commit, desired.context)
+            raise
+        telemetry.statuses_written.add(1, {"state": desired.state})
+        if event_time is not None:
+            telemetry.status_latency.record(telemetry.seconds_since(event_time))
+        logger.info(
+            "status.posted",
+            extra={"commit": commit, "context": desired.context, "state": desired.state},
+        )
+        return True
+
+    def _url(self, commit: str, fields: Mapping[str, str]) -> str | None:
+        if not self._target_url:
+            return None
+        values = _Blank(commit=commit, **fields)
+        return self._target_url.format_map(values)
+
+
+class _Blank(dict[str, str]):
+    """Template values; unknown placeholders become empty instead of raising."""
+
+    def __missing__(self, key: str) -> str:
+        return ""

@@ -1,0 +1,1 @@
+"""Service Bus: the message format, the sender, the dead-letter queue."""

@@ -1,0 +1,88 @@
+"""What travels on the queue: one Flux event plus where it came from, and its stable ids.
+
+The message id doubles as the deduplication key of the state store, so Service Bus duplicate
+detection and our own idempotency agree on what "the same delivery" means.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from datetime import datetime
+from typing import Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+from connector.sources.flux.events import FluxEvent, InvolvedObject
+
+SERVICE_BUS_ID_LIMIT = 128  # MessageId and SessionId maximum length
+_PLAIN = re.compile(r"[A-Za-z0-9._-]*")
+
+
+class Envelope(BaseModel):
+    model_config = ConfigDict(frozen=True, populate_by_name=True)
+
+    version: Literal[1] = Field(default=1, alias="v")
+    cluster: str
+    env: str
+    received_at: AwareDatetime = Field(alias="receivedAt")
+    event: FluxEvent
+
+    @property
+    def session_id(self) -> str:
+        return session_id(self.cluster, self.event.involved_object)
+
+
+def encode(cluster: str, env: str, received_at: datetime, raw_event: bytes) -> bytes:
+    """The queue body. The event's raw bytes are embedded as they were signed (no re-encoding);
+    cluster and env are JSON-encoded only when they need escaping (ingest validates them)."""
+    head = (
+        f'{{"v":1,"cluster":{_json_string(cluster)},"env":{_json_string(env)},'
+        f'"receivedAt":"{received_at.isoformat()}","event":'
+    )
+    return head.encode() + raw_event + b"}"
+
+
+def _json_string(value: str) -> str:
+    return f'"{value}"' if _PLAIN.fullmatch(value) else json.dumps(value)
+
+
+class GateCheck(BaseModel):
+    """Queued by gate registration: evaluate this gate (the deployment may already be done)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    kind: Literal["gate-check"] = "gate-check"
+    env: str
+    gate: str
+
+
+def decode(body: bytes | str) -> Envelope | GateCheck:
+    """Parse a queue body; raises pydantic.ValidationError when it is neither message kind."""
+    data = json.loads(body) if body else None
+    if isinstance(data, dict) and data.get("kind") == "gate-check":
+        return GateCheck.model_validate(data)
+    return Envelope.model_validate_json(body)
+
+
+def message_id(cluster: str, env: str, raw_event: bytes) -> str:
+    """Same delivery (a Flux retry, or a copy from a second Alert) → same id; 64 hex chars."""
+    digest = hashlib.sha256(b"flux-event\0")
+    for part in (cluster.encode(), env.encode(), raw_event):
+        digest.update(len(part).to_bytes(8, "big"))
+        digest.update(part)
+    return digest.hexdigest()
+
+
+def session_id(cluster: str, obj: InvolvedObject) -> str:
+    """Per-object ordering key `<cluster>/<kind>/<namespace>/<name>`, within Service Bus limits."""
+    return bounded(f"{cluster}/{obj.kind}/{obj.namespace}/{obj.name}")
+
+
+def bounded(value: str, limit: int = SERVICE_BUS_ID_LIMIT) -> str:
+    """`value` if short enough, else a readable prefix plus a hash of the whole (no collisions)."""
+    if len(value) <= limit:
+        return value
+    suffix = "~" + hashlib.sha256(value.encode()).hexdigest()[:24]
+    return value[: limit - len(suffix)] + suffix

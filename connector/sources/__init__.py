@@ -1,0 +1,1 @@
+"""Event sources: each owns its wire model, validation, translation and HTTP handler."""

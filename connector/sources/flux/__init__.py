@@ -1,0 +1,1 @@
+"""Flux notification-controller: signed webhooks in, observations out."""

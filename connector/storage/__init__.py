@@ -1,0 +1,1 @@
+"""Azure Table storage: conditional rows, keys and limits, the deployment state."""
