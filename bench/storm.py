@@ -20,7 +20,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from connector.app import bootstrap  # noqa: E402
-from connector.storage.tables import TableStore, connect  # noqa: E402
+from connector.storage.rows import connect  # noqa: E402
+from connector.storage.tables import TableStore  # noqa: E402
 from tests.azurite import azurite_tables  # noqa: E402
 from tests.fakes.azdo_server import FakeAzureDevOps  # noqa: E402
 from tests.world import PAT, REPO, World, rollout_events  # noqa: E402

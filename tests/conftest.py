@@ -87,7 +87,8 @@ def table_store(azurite_connection: str, request: pytest.FixtureRequest):
     import re
     import uuid
 
-    from connector.storage.tables import TableStore, connect
+    from connector.storage.rows import connect
+    from connector.storage.tables import TableStore
 
     prefix = "t" + re.sub(r"[^a-z0-9]", "", request.node.name.lower())[:20] + uuid.uuid4().hex[:8]
     return TableStore(connect(connection_string=azurite_connection), prefix=prefix)

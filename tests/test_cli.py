@@ -11,13 +11,15 @@ from pathlib import Path
 import azure.functions as func
 import pytest
 
+import function_app
+from connector.app import bootstrap
 from connector.app.bootstrap import Container
 from connector.app.cli import LOGIN_HINT, main
-from connector.app.deployments import serve
 from connector.core.gates import GateState
 from connector.core.tracking import Phase
 from connector.settings import Settings
-from connector.storage.tables import TableStore, connect
+from connector.storage.rows import connect
+from connector.storage.tables import TableStore
 from tests.test_deadletters import InMemoryDeadLetterQueue, letters
 from tests.test_deployments_view import ENVIRONMENTS, A, add_gate, populate, record
 
@@ -86,7 +88,11 @@ def test_status_json_is_the_endpoint_view(run, store):
     req = func.HttpRequest(
         method="GET", url=f"/api/deployments/{A}", route_params={"commit": A}, body=b""
     )
-    resp = serve(req, Container(Settings.from_env(SETTINGS), store=store))
+    bootstrap.override(Container(Settings.from_env(SETTINGS), store=store))
+    try:
+        resp = function_app.deployments(req)
+    finally:
+        bootstrap.override(None)
     assert json.loads(out) == json.loads(resp.get_body())
 
 

@@ -61,22 +61,22 @@ def test_cluster_and_env_survive_the_round_trip(name):
 )
 def test_cluster_is_written_verbatim_only_when_plain(value, json_text):
     body = encode(value, "dev", RECEIVED, RAW)
-    assert body.startswith(f'{{"v":1,"cluster":{json_text},"env":"dev",'.encode())
+    assert body.startswith(f'{{"v":1,"source":"flux","cluster":{json_text},"env":"dev",'.encode())
 
 
 def test_encode_embeds_the_raw_event_bytes_unchanged():
     body = encode("c1", "dev", RECEIVED, RAW)
     assert body == (
-        b'{"v":1,"cluster":"c1","env":"dev","receivedAt":"2026-05-14T09:12:51+00:00","event":'
-        + RAW
-        + b"}"
+        b'{"v":1,"source":"flux","cluster":"c1","env":"dev",'
+        b'"receivedAt":"2026-05-14T09:12:51+00:00","event":' + RAW + b"}"
     )
     envelope = decode(body)
     assert isinstance(envelope, Envelope)
     assert envelope.version == 1
     assert envelope.received_at == RECEIVED
-    assert envelope.event == FluxEvent.model_validate_json(RAW)
-    assert envelope.event.message == "a < b & c"
+    assert envelope.source == "flux"
+    assert FluxEvent.model_validate(envelope.event) == FluxEvent.model_validate_json(RAW)
+    assert envelope.event["message"] == "a < b & c"
 
 
 def test_version_defaults_to_one():
@@ -133,13 +133,17 @@ def test_message_id_is_stable_and_unambiguous():
 
 def test_session_id_names_cluster_and_object():
     obj = InvolvedObject(kind="Kustomization", namespace="flux-system", name="apps")
-    assert session_id("c1", obj) == "c1/Kustomization/flux-system/apps"
+    assert (
+        session_id("c1", obj.kind, obj.namespace, obj.name) == "c1/Kustomization/flux-system/apps"
+    )
 
 
 def test_session_id_is_bounded():
     obj = InvolvedObject(kind="Kustomization", namespace="n" * 200, name="apps")
-    assert session_id("c1", obj) == bounded(f"c1/Kustomization/{'n' * 200}/apps")
-    assert len(session_id("c1", obj)) == SERVICE_BUS_ID_LIMIT
+    assert session_id("c1", obj.kind, obj.namespace, obj.name) == bounded(
+        f"c1/Kustomization/{'n' * 200}/apps"
+    )
+    assert len(session_id("c1", obj.kind, obj.namespace, obj.name)) == SERVICE_BUS_ID_LIMIT
 
 
 @pytest.mark.parametrize("length", [0, 1, 127, 128])

@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import pytest
 
-from connector.core import tracking
-from connector.core.tracking import Phase, classify, observe
+from connector.core.tracking import Phase
 from connector.queue.envelope import Envelope
+from connector.sources.flux import translate
 from connector.sources.flux.events import SOURCE_KINDS, FluxEvent
+from connector.sources.flux.translate import classify, observe
 
 SHA = "c8925188500a55dad9563388e537a03dcdded446"
 
@@ -87,15 +88,20 @@ def test_reason_sets_hold_exactly_the_table():
     def rows(phase: Phase) -> frozenset[str]:
         return frozenset(r for r, p, _ in REASONS if p == phase)
 
-    assert rows(Phase.SUCCEEDED) == tracking._SUCCEEDED_REASONS
-    assert rows(Phase.PROGRESSING) == tracking._PROGRESSING_REASONS
-    assert rows(Phase.FAILED) == tracking._FAILED_INFO_REASONS
+    assert rows(Phase.SUCCEEDED) == translate._SUCCEEDED_REASONS
+    assert rows(Phase.PROGRESSING) == translate._PROGRESSING_REASONS
+    assert rows(Phase.FAILED) == translate._FAILED_INFO_REASONS
 
 
 @pytest.mark.parametrize(("kind", "source"), SOURCE_KIND_ROWS, ids=[k for k, _ in SOURCE_KIND_ROWS])
 def test_source_kinds_never_set_a_status(kind, source):
     ev = event(reason="NewArtifact", kind=kind)
-    envelope = Envelope(cluster="c1", env="dev", received_at=ev.timestamp, event=ev)
+    envelope = Envelope(
+        cluster="c1",
+        env="dev",
+        received_at=ev.timestamp,
+        event=ev.model_dump(mode="json", by_alias=True),
+    )
     obs = observe(envelope, "m")
     assert ev.is_source, source
     assert (obs.is_source, obs.commit, obs.phase) == (True, SHA, Phase.SUCCEEDED)
@@ -105,7 +111,15 @@ def test_source_kinds_never_set_a_status(kind, source):
 @pytest.mark.parametrize("kind", DEPLOYED_KINDS)
 def test_deployed_kinds_set_a_status(kind):
     ev = event(reason="ReconciliationSucceeded", kind=kind)
-    obs = observe(Envelope(cluster="c1", env="dev", received_at=ev.timestamp, event=ev), "m")
+    obs = observe(
+        Envelope(
+            cluster="c1",
+            env="dev",
+            received_at=ev.timestamp,
+            event=ev.model_dump(mode="json", by_alias=True),
+        ),
+        "m",
+    )
     assert not ev.is_source
     assert obs.sets_status
 

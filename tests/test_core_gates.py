@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from connector.core.gates import Decision, Gate, decide, gate_id, progress_lines
+from connector.core.gates import Decision, Gate, PlanRef, decide, gate_id, progress_lines
 from connector.core.tracking import (
     ClusterResult,
     EnvironmentResult,
@@ -18,7 +18,6 @@ from connector.core.tracking import (
     cluster_result,
     environment_result,
 )
-from connector.devops.client import PlanRef
 
 SHA = "c8925188500a55dad9563388e537a03dcdded446"
 T0 = datetime(2026, 5, 14, 9, 0, tzinfo=UTC)

@@ -14,14 +14,13 @@ from connector.core.tracking import (
     Observation,
     Phase,
     Verdict,
-    classify,
     cluster_result,
     environment_result,
-    observe,
     transition,
 )
 from connector.queue.envelope import Envelope
 from connector.sources.flux.events import FluxEvent
+from connector.sources.flux.translate import classify, observe
 
 SHA = "c8925188500a55dad9563388e537a03dcdded446"
 T0 = datetime(2026, 5, 14, 9, 0, tzinfo=UTC)
@@ -130,7 +129,9 @@ def test_observe_copies_every_field_and_cuts_the_summary():
             "metadata": {"revision": f"main@sha1:{SHA}", "env": "prod"},
         }
     )
-    envelope = Envelope(cluster="c1", env="dev", received_at=at(99), event=ev)
+    envelope = Envelope(
+        cluster="c1", env="dev", received_at=at(99), event=ev.model_dump(mode="json", by_alias=True)
+    )
     assert observe(envelope, "msg-1") == Observation(
         cluster="c1",
         env="dev",

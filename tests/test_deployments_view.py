@@ -10,14 +10,15 @@ from datetime import UTC, datetime, timedelta
 import azure.functions as func
 import pytest
 
+import function_app
+from connector.app import bootstrap
 from connector.app.bootstrap import Container
-from connector.app.deployments import deployment_view, render_html, serve
-from connector.core.gates import Gate, GateState, gate_id
+from connector.app.deployments import deployment_view, render_html
+from connector.core.gates import Gate, GateState, PlanRef, gate_id
 from connector.core.tracking import ObjectRef, Observation, Phase
-from connector.devops.client import PlanRef
 from connector.gates.store import GateStore
 from connector.settings import Settings
-from connector.storage.tables import TableStore
+from connector.storage.tables import COMMIT_STATUS_SINK, TableStore
 
 pytestmark = pytest.mark.azurite
 
@@ -122,8 +123,9 @@ def populate(store: TableStore) -> Gate:
         summary="applying",
         minutes=2,
     )
-    assert store.claim_status(A, "flux/dev", "failed", "dev failed on dev-1")
-    store.finish_status(A, "flux/dev")
+    ledger = store.ledger(COMMIT_STATUS_SINK)
+    assert ledger.claim_status(A, "flux/dev", "failed", "dev failed on dev-1")
+    ledger.finish_status(A, "flux/dev")
     return add_gate(store, A)
 
 
@@ -143,7 +145,11 @@ def get(
         route_params={"commit": commit},
         body=b"",
     )
-    return serve(req, container)
+    bootstrap.override(container)
+    try:
+        return function_app.deployments(req)
+    finally:
+        bootstrap.override(None)
 
 
 def body(resp: func.HttpResponse) -> dict:
@@ -155,7 +161,7 @@ def body(resp: func.HttpResponse) -> dict:
 
 def test_view_has_environments_clusters_objects_statuses_and_gates(table_store):
     gate = populate(table_store)
-    view = deployment_view(table_store, settings(), A)
+    view = deployment_view(table_store, settings().environments, A)
     time = (T0 + timedelta(minutes=1)).isoformat()
     assert view == {
         "commit": A,
@@ -236,7 +242,7 @@ def test_expected_objects_not_yet_reporting_are_pending_and_hold_the_cluster(tab
     record(table_store, B, Phase.SUCCEEDED)
     record(table_store, B, Phase.SUCCEEDED, obj="Kustomization/flux-system/infra")
     record(table_store, A, Phase.SUCCEEDED, minutes=5)
-    view = deployment_view(table_store, settings(ENVIRONMENTS="{}"), A)
+    view = deployment_view(table_store, settings(ENVIRONMENTS="{}").environments, A)
     cluster = view["environments"]["dev"]["clusters"]["dev-1"]
     assert cluster["phase"] == "progressing"
     assert cluster["objects"]["Kustomization/flux-system/infra"] == {
@@ -250,7 +256,7 @@ def test_expected_objects_not_yet_reporting_are_pending_and_hold_the_cluster(tab
 
 def test_a_configured_cluster_without_reports_keeps_the_environment_progressing(table_store):
     record(table_store, A, Phase.SUCCEEDED)
-    view = deployment_view(table_store, settings(), A)
+    view = deployment_view(table_store, settings().environments, A)
     dev = view["environments"]["dev"]
     assert dev["phase"] == "progressing"
     assert dev["clusters"]["dev-2"] == {"phase": "progressing", "objects": {}}
@@ -261,14 +267,14 @@ def test_a_cluster_outside_the_environment_is_shown_but_does_not_decide(table_st
     record(table_store, A, Phase.SUCCEEDED)
     record(table_store, A, Phase.SUCCEEDED, cluster="dev-2")
     record(table_store, A, Phase.FAILED, cluster="lab-9", reason="HealthCheckFailed")
-    dev = deployment_view(table_store, settings(), A)["environments"]["dev"]
+    dev = deployment_view(table_store, settings().environments, A)["environments"]["dev"]
     assert dev["phase"] == "succeeded"
     assert dev["clusters"]["lab-9"]["phase"] == "failed"
 
 
 def test_a_commit_known_only_from_a_gate_lists_its_environment(table_store):
     add_gate(table_store, B, env="prod")
-    view = deployment_view(table_store, settings(), B)
+    view = deployment_view(table_store, settings().environments, B)
     assert view["environments"] == {"prod": {"phase": "progressing", "clusters": {}}}
     assert [g["environment"] for g in view["gates"]] == ["prod"]
 
@@ -277,7 +283,7 @@ def test_only_gates_of_this_commit_are_listed(table_store):
     populate(table_store)
     add_gate(table_store, B)
     add_gate(table_store, None, pull_request_id=7)
-    view = deployment_view(table_store, settings(), A)
+    view = deployment_view(table_store, settings().environments, A)
     assert [g["commit"] for g in view["gates"]] == [A]
 
 
@@ -290,7 +296,7 @@ def test_get_returns_the_view_as_json(table_store):
     resp = get(container, A)
     assert resp.status_code == 200
     assert resp.mimetype == "application/json"
-    assert body(resp) == deployment_view(table_store, settings(), A)
+    assert body(resp) == deployment_view(table_store, settings().environments, A)
 
 
 def test_commit_is_case_insensitive(table_store):

@@ -15,6 +15,7 @@ from typing import Any, ClassVar, cast
 import pytest
 from azure.core.credentials import AccessToken
 
+from connector.core.gates import PlanRef
 from connector.devops.client import (
     ORG_SCOPE,
     AzureDevOpsClient,
@@ -25,7 +26,6 @@ from connector.devops.client import (
     NotSentError,
     PermanentAzureDevOpsError,
     PipelineCallbacks,
-    PlanRef,
     PlanState,
     PullRequest,
     RepositoryReader,

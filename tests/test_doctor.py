@@ -157,7 +157,7 @@ def test_the_azure_devops_checks_make_the_documented_reads(doctor, settings, azd
 
 
 def test_the_storage_probe_row_is_gone_afterwards(doctor, settings, azurite_connection):
-    from connector.storage.tables import connect
+    from connector.storage.rows import connect
 
     _code, checks = doctor(settings)
     assert checks["storage.write"]["ok"]
@@ -366,7 +366,7 @@ def test_trial_mode_still_checks_azure_devops_with_reads(doctor, settings, azdo)
 
 
 def test_spektate_table_reachable_when_configured(doctor, settings, azurite_connection):
-    from connector.storage.tables import connect
+    from connector.storage.rows import connect
 
     table = "spk" + uuid.uuid4().hex[:10]
     spektate = {

@@ -14,6 +14,7 @@ import pytest
 import function_app
 from connector.devops.client import TransientAzureDevOpsError
 from connector.gates.keeper import GateKeeper
+from connector.gates.policy import GatePolicy
 from connector.gates.store import GateStore
 from tests.world import PROJECT, REPO, kustomization
 
@@ -54,10 +55,11 @@ def keeper_in(world, *, minutes: int) -> GateKeeper:
     """The app's gatekeeper, with its clock that many minutes ahead (timeouts, stale claims)."""
     c = world.container
     return GateKeeper(
-        c.settings,
+        GatePolicy.from_settings(c.settings),
         GateStore(c.store),
         c.store,
         c.devops,
+        c.pull_request_statuses,
         clock=lambda: datetime.now(UTC) + timedelta(minutes=minutes),
     )
 

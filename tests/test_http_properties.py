@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 import function_app
 from connector.gates.store import GateStore, entity
-from connector.storage.tables import entity_problems
+from connector.storage.rows import entity_problems
 from tests.strategies import ORIGIN, STRETCHED_PART, junk_bodies
 
 pytestmark = pytest.mark.azurite

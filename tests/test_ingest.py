@@ -8,6 +8,7 @@ import pytest
 
 import function_app
 from connector.queue import envelope
+from connector.sources.flux.events import FluxEvent
 from connector.sources.flux.signature import sign
 from tests.conftest import BASE_SETTINGS, HMAC_KEY, all_event_names, event_bytes, flux_request
 
@@ -31,10 +32,11 @@ def test_every_reference_event_shape_is_queued(install, sender, name):
     decoded = envelope.decode(message.body)
     assert message.message_id == envelope.message_id(decoded.cluster, decoded.env, body)
     assert json.loads(message.body)["event"] == json.loads(body)
-    obj = decoded.event.involved_object
+    event = FluxEvent.model_validate(decoded.event)
+    obj = event.involved_object
     assert message.session_id == f"{decoded.cluster}/{obj.kind}/{obj.namespace}/{obj.name}"
     assert message.application_properties["kind"] == obj.kind
-    assert message.application_properties["severity"] == decoded.event.severity
+    assert message.application_properties["severity"] == event.severity
 
 
 def test_cluster_and_env_come_from_metadata_then_query_then_settings(install, sender):
@@ -47,8 +49,7 @@ def test_cluster_and_env_come_from_metadata_then_query_then_settings(install, se
         for m in sender.messages
     ]
     assert origins == [("aks-prod-weu-01", "production"), ("q", "qe"), ("dev-1", "dev")]
-    first = envelope.decode(sender.messages[0].body)
-    assert first.session_id == "aks-prod-weu-01/Kustomization/flux-system/apps"
+    assert sender.messages[0].session_id == "aks-prod-weu-01/Kustomization/flux-system/apps"
 
 
 def test_missing_cluster_is_a_422_naming_it(install, sender):
@@ -279,8 +280,8 @@ def test_long_names_are_shortened_with_a_hash_not_truncated():
 
     long_a = InvolvedObject(kind="Kustomization", namespace="n", name="a" * 200 + "1")
     long_b = InvolvedObject(kind="Kustomization", namespace="n", name="a" * 200 + "2")
-    sid_a = envelope.session_id("c", long_a)
-    sid_b = envelope.session_id("c", long_b)
+    sid_a = envelope.session_id("c", long_a.kind, long_a.namespace, long_a.name)
+    sid_b = envelope.session_id("c", long_b.kind, long_b.namespace, long_b.name)
     assert len(sid_a) == 128
     assert len(sid_b) == 128
     assert sid_a != sid_b

@@ -83,9 +83,9 @@ def test_object_parts_with_a_slash_or_control_characters_are_422(install, sender
 
 
 # The longest names that fit: with cluster dev-1 and env dev, the object status row
-# `status|dev-1%2F<kind>%2F<ns>%2F<name>` is 7 + 5 + 3 + 253 + 3 + n + 3 + 200 = 474 + n
+# `status|azdo|dev-1%2F<kind>%2F<ns>%2F<name>` is 7 + 5 + 5 + 3 + 253 + 3 + n + 3 + 200 = 479 + n
 # characters, and a Table key holds at most 512 (1 KiB of UTF-16).
-FITTING_NAMESPACE = 38
+FITTING_NAMESPACE = 33
 
 
 @pytest.mark.azurite

@@ -11,7 +11,8 @@ import function_app
 from connector.core.tracking import ObjectRef
 from connector.queue import envelope
 from connector.sources.flux.signature import sign
-from connector.storage.tables import key_problem, observation_keys, property_problem
+from connector.storage.rows import key_problem, property_problem
+from connector.storage.tables import observation_keys
 from tests.conftest import HMAC_KEY, flux_request
 from tests.flux_encoding import go_json
 from tests.recording_sender import RecordingSender

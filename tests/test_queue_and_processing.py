@@ -8,13 +8,13 @@ from datetime import UTC, datetime
 import pytest
 
 import function_app
-from connector.core.processing import UnreadableMessageError
 from connector.queue.sender import (
     OutgoingMessage,
     QueueUnavailableError,
     ServiceBusMessageSender,
     to_servicebus_message,
 )
+from connector.sources import UnreadableMessageError
 from tests.world import servicebus_message
 
 MESSAGE = OutgoingMessage(

@@ -23,6 +23,7 @@ import function_app
 from connector.app import sample
 from connector.app.cli import main
 from connector.queue.envelope import Envelope
+from connector.sources.flux.events import FluxEvent
 from tests.conftest import BASE_SETTINGS, HMAC_KEY
 from tests.flux_encoding import go_json
 
@@ -84,8 +85,16 @@ def run(capsys, *argv: str, **settings: str) -> tuple[int, str, str]:
     return code, out, err
 
 
-def queued(sender) -> list[Envelope]:
-    return [Envelope.model_validate_json(m.body) for m in sender.messages]
+@dataclass(frozen=True)
+class Queued:
+    cluster: str
+    env: str
+    event: FluxEvent
+
+
+def queued(sender) -> list[Queued]:
+    envelopes = [Envelope.model_validate_json(m.body) for m in sender.messages]
+    return [Queued(e.cluster, e.env, FluxEvent.model_validate(e.event)) for e in envelopes]
 
 
 def test_succeeded_rollout_is_accepted_and_queued(app, sender, capsys):

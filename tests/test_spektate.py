@@ -14,7 +14,8 @@ from azure.core.exceptions import ServiceRequestError
 
 from connector.app import bootstrap
 from connector.app.bootstrap import Container
-from connector.core.processing import ChangeListener, Processor
+from connector.core.processing import Change, ChangeListener, Processor
+from connector.core.state import Recorded
 from connector.core.tracking import (
     EnvironmentResult,
     ObjectRef,
@@ -33,7 +34,7 @@ from connector.outputs.spektate import (
     change_id,
     repository_url,
 )
-from connector.storage.tables import Recorded, connect
+from connector.storage.rows import connect
 from tests.world import REPO, World, kustomization
 
 pytestmark = pytest.mark.azurite
@@ -96,7 +97,7 @@ def rollup(obs: Observation, recorded: Recorded) -> EnvironmentResult:
 
 def notify(listener: ChangeListener, obs: Observation, verdict: Verdict = Verdict.CHANGED) -> None:
     recorded = record(obs, verdict)
-    listener.on_observation(obs, recorded, rollup(obs, recorded))
+    listener.on_change(Change(obs, recorded, lambda: rollup(obs, recorded)))
 
 
 def resend(obs: Observation, minutes: int = 10) -> Observation:
@@ -371,13 +372,15 @@ def install_listeners(world: World, *listeners: ChangeListener) -> Container:
     """The world's container, with a processor that has these listeners."""
     base = world.container
     assert base is not None
-    processor = Processor(base.settings, world.store, base.statuses, listeners=listeners)
+    processor = Processor(
+        base.settings.environments, world.store, listeners=[base.commit_statuses, *listeners]
+    )
     container = Container(
         base.settings,
         sender=world.sender,
         store=world.store,
         devops=base.devops,
-        statuses=base.statuses,
+        commit_statuses=base.commit_statuses,
         processor=processor,
     )
     bootstrap.override(container)

@@ -12,7 +12,7 @@ import pytest
 
 from connector.core.tracking import ObjectRef, Phase, Verdict
 from connector.outputs.spektate import SpektateWriter
-from connector.storage.tables import connect
+from connector.storage.rows import connect
 from tests.spektate_dashboard import RunningDashboard, load_deployments, load_flux
 from tests.test_spektate import C1, T0, notify, observe, pipeline_row
 

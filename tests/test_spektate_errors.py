@@ -28,7 +28,7 @@ from azure.data.tables import (
 
 from connector.core.tracking import ObjectRef, Phase
 from connector.outputs.spektate import SpektateError, SpektateWriter
-from connector.storage.tables import connect
+from connector.storage.rows import connect
 from tests.azurite import ACCOUNT, KEY, azurite_tables
 from tests.spektate_dashboard import load_flux
 from tests.test_spektate import C1, install_listeners, notify, observe

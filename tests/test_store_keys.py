@@ -10,15 +10,15 @@ from hypothesis import strategies as st
 
 from connector.core.tracking import EnvironmentResult, ObjectRef, ObjectState, Phase
 from connector.outputs.statuses import environment_status, object_status
-from connector.storage.tables import (
+from connector.storage.rows import (
     entity_problems,
     entity_size,
     key,
     key_problem,
-    observation_keys,
     property_problem,
     unkey,
 )
+from connector.storage.tables import COMMIT_STATUS_SINK, observation_keys
 
 NOW = datetime(2026, 5, 14, tzinfo=UTC)
 
@@ -81,8 +81,11 @@ def test_observation_keys_are_the_keys_the_store_and_statuses_build(cluster, env
     state = ObjectState(phase=Phase.SUCCEEDED, reason="r", summary="s", time=NOW, first_seen=NOW)
     result = EnvironmentResult(env=env, phase=Phase.PROGRESSING, clusters=())
     keys = observation_keys(env, cluster, obj)
-    assert keys["object status row"] == key("status", object_status(cluster, obj, state).context)
-    assert keys["environment status row"] == key("status", environment_status(result).context)
+    sink = COMMIT_STATUS_SINK
+    assert keys["object status row"] == key(
+        "status", sink, object_status(cluster, obj, state).context
+    )
+    assert keys["environment status row"] == key("status", sink, environment_status(result).context)
     assert keys["object row"] == key("obj", env, cluster, obj.kind, obj.namespace, obj.name)
     assert keys["pointer partition"] == key(env, cluster)
     assert keys["pointer row"] == key(obj.kind, obj.namespace, obj.name)

@@ -13,14 +13,13 @@ from connector.core.tracking import (
     Observation,
     Phase,
     Verdict,
-    classify,
     cluster_result,
     environment_result,
-    observe,
     transition,
 )
 from connector.queue import envelope
 from connector.sources.flux.events import FluxEvent, commit_from_revision
+from connector.sources.flux.translate import classify, observe
 from tests.conftest import all_event_names, event_bytes
 from tests.strategies import flux_event_dicts
 

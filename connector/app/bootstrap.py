@@ -16,11 +16,15 @@ from connector.settings import Settings, SettingsError
 if TYPE_CHECKING:
     from azure.core.credentials import TokenCredential
 
+    from connector.app.deployments import DeploymentsView
     from connector.core.processing import ChangeListener, Processor
     from connector.devops.client import AzureDevOpsClient, DryRunAzureDevOps
+    from connector.gates.hooks import ServiceHooks
     from connector.gates.keeper import GateKeeper
+    from connector.gates.registration import Registration
+    from connector.gates.store import GateStore
     from connector.outputs.spektate import SpektateWriter
-    from connector.outputs.statuses import StatusPublisher
+    from connector.outputs.statuses import CommitStatusSink, StatusPublisher, StatusTarget
     from connector.outputs.subscribers import SubscriberNotifier
     from connector.queue.admin import QueueAdmin
     from connector.queue.deadletters import DeadLetterQueue
@@ -30,6 +34,8 @@ if TYPE_CHECKING:
 
 
 T = TypeVar("T")
+
+PR_STATUS_SINK = "azdo-pr"  # the ledger name of the gates' pull-request statuses
 
 
 class built(Generic[T]):  # noqa: N801 - used like `cached_property`
@@ -111,24 +117,39 @@ class Container:
 
     @built
     def store(self) -> TableStore:
-        from connector.storage.tables import TableStore, connect
+        from connector.storage.tables import TableStore
+
+        s = self.settings
+        setting, service = self._state_service()
+        try:
+            return TableStore(service(), prefix=s.state_table_prefix)
+        except ValueError as exc:  # a malformed connection string: name the setting in use
+            raise SettingsError(f"{setting}: {exc}") from None
+
+    def _state_service(self) -> tuple[str, Callable[[], Any]]:
+        from connector.storage.rows import connect
 
         s = self.settings
         if s.state_storage is not None:
-            service = connect(connection_string=s.state_storage.get_secret_value())
-        elif s.state_storage_account_url:
-            service = connect(account_url=s.state_storage_account_url, credential=self.credential)
-        elif s.webjobs_storage is not None:
-            service = connect(connection_string=s.webjobs_storage.get_secret_value())
-        elif s.webjobs_storage_account:
-            url = f"https://{s.webjobs_storage_account}.table.core.windows.net"
-            service = connect(account_url=url, credential=self.credential)
-        else:
-            raise SettingsError(
-                "state storage not configured: set AzureWebJobsStorage, STATE_STORAGE or "
-                "STATE_STORAGE__accountUrl"
+            text = s.state_storage.get_secret_value()
+            return "STATE_STORAGE", lambda: connect(connection_string=text)
+        if s.state_storage_account_url:
+            url = s.state_storage_account_url
+            return "STATE_STORAGE__accountUrl", lambda: connect(
+                account_url=url, credential=self.credential
             )
-        return TableStore(service, prefix=s.state_table_prefix)
+        if s.webjobs_storage is not None:
+            text = s.webjobs_storage.get_secret_value()
+            return "AzureWebJobsStorage", lambda: connect(connection_string=text)
+        if s.webjobs_storage_account:
+            url = f"https://{s.webjobs_storage_account}.table.core.windows.net"
+            return "AzureWebJobsStorage__accountName", lambda: connect(
+                account_url=url, credential=self.credential
+            )
+        raise SettingsError(
+            "state storage not configured: set AzureWebJobsStorage, STATE_STORAGE or "
+            "STATE_STORAGE__accountUrl"
+        )
 
     @built
     def devops(self) -> AzureDevOpsClient | DryRunAzureDevOps:
@@ -164,32 +185,43 @@ class Container:
             api_version=s.azdo_api_version,
         )
 
-    @built
-    def statuses(self) -> StatusPublisher:
+    def _publisher(self, target: StatusTarget, sink: str) -> StatusPublisher:
         from connector.outputs.statuses import StatusPublisher
+
+        s = self.settings
+        ledger = self.store.ledger(sink)
+        return StatusPublisher(target, ledger, genre=s.status_genre, target_url=s.status_target_url)
+
+    @built
+    def commit_statuses(self) -> CommitStatusSink:
+        """Object and environment statuses on the manifests commit."""
+        from connector.outputs.statuses import CommitStatuses, CommitStatusSink
+        from connector.storage.tables import COMMIT_STATUS_SINK
 
         s = self.settings
         if not s.azdo_gitops_repo:
             raise SettingsError("manifests repository not configured: set AZDO_GITOPS_REPO")
-        return StatusPublisher(
-            self.devops,
-            self.store,
-            repository=s.azdo_gitops_repo,
-            genre=s.status_genre,
-            target_url=s.status_target_url,
-        )
+        target = CommitStatuses(self.devops, s.azdo_gitops_repo)
+        return CommitStatusSink(self._publisher(target, COMMIT_STATUS_SINK))
+
+    def pull_request_statuses(self, repository: str, pull_request_id: int) -> StatusPublisher:
+        """The publisher of one pull request's statuses (the gates' environment status)."""
+        from connector.outputs.statuses import PullRequestStatuses
+
+        target = PullRequestStatuses(self.devops, repository, pull_request_id)
+        return self._publisher(target, PR_STATUS_SINK)
 
     @built
     def processor(self) -> Processor:
         from connector.core.processing import Processor
 
-        return Processor(self.settings, self.store, self.statuses, listeners=self.listeners)
+        return Processor(self.settings.environments, self.store, listeners=self.listeners)
 
     @built
     def gatekeeper(self) -> GateKeeper:
         from connector.devops.client import AzureDevOpsClient, JobToken
         from connector.gates.keeper import GateKeeper
-        from connector.gates.store import GateStore
+        from connector.gates.policy import GatePolicy
 
         s = self.settings
 
@@ -198,19 +230,45 @@ class Container:
 
         use_job_token = s.gate_use_job_token and not s.azdo_dry_run
         return GateKeeper(
-            s,
-            GateStore(self.store),
+            GatePolicy.from_settings(s),
+            self.gate_store,
             self.store,
             self.devops,
+            self.pull_request_statuses,
             job_client=job_client if use_job_token else None,
         )
+
+    @built
+    def gate_store(self) -> GateStore:
+        from connector.gates.store import GateStore
+
+        return GateStore(self.store)
+
+    @built
+    def registration(self) -> Registration:
+        from connector.gates.registration import Registration
+
+        return Registration(self.settings, self.gatekeeper, self.sender)
+
+    @built
+    def service_hooks(self) -> ServiceHooks:
+        from connector.gates.hooks import ServiceHooks
+
+        return ServiceHooks(self.settings, self.gatekeeper)
+
+    @built
+    def deployments_view(self) -> DeploymentsView:
+        from connector.app.deployments import DeploymentsView
+
+        # The store is built on first request, so that a storage setting error is a 503 there.
+        return DeploymentsView(lambda: self.store, self.settings.environments)
 
     @built
     def spektate(self) -> SpektateWriter | None:
         """Spektate's own storage account: a connection string, or (in Azure) its table
         endpoint with the function's managed identity. None when not configured."""
         from connector.outputs.spektate import SpektateWriter, repository_url
-        from connector.storage.tables import connect
+        from connector.storage.rows import connect
 
         s = self.settings
         if s.spektate_storage is not None:
@@ -279,10 +337,11 @@ class Container:
 
     @built
     def listeners(self) -> list[ChangeListener]:
-        """Told of every observation after its statuses are posted; gates first, so that a
-        failing Spektate or subscriber never delays a pipeline."""
-        optional = (self.spektate, self.subscribers)
-        return [self.gatekeeper, *(item for item in optional if item is not None)]
+        """The outputs, told of every live observation in this order: each runs even when an
+        earlier one failed (the first failure is raised after all of them)."""
+        optional: list[ChangeListener | None] = [self.spektate, self.subscribers]
+        required: list[ChangeListener] = [self.commit_statuses, self.gatekeeper]
+        return [*required, *(item for item in optional if item is not None)]
 
 
 _lock = threading.Lock()

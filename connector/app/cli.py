@@ -201,7 +201,7 @@ def status_command(container: Container, args: argparse.Namespace) -> int:
         commits.parse(args.commit)
     except ValueError as exc:
         return _fail(USAGE, f"commit: {exc}")
-    store = deployments.state_store(container)
+    store = container.store
     try:
         commit = commits.resolve(store, args.commit)
     except commits.AmbiguousCommitError as exc:
@@ -209,7 +209,7 @@ def status_command(container: Container, args: argparse.Namespace) -> int:
     except commits.CommitLookupError as exc:
         return _fail(NOT_FOUND, str(exc))
     try:
-        view = deployments.deployment_view(store, container.settings, commit)
+        view = deployments.deployment_view(store, container.settings.environments, commit)
     except deployments.UnknownCommitError:
         return _fail(NOT_FOUND, f"unknown commit {commit}: no state, status or gate recorded")
     print(deployments.render_json(view) if args.json else format_status(view))
@@ -252,7 +252,7 @@ def _statuses_table(statuses: Mapping[str, Any]) -> list[str]:
 
 
 def gates_command(container: Container, args: argparse.Namespace) -> int:
-    store = GateStore(deployments.state_store(container))
+    store = GateStore(container.store)
     found = store.open_gates(args.env) if args.open else store.all_gates()
     chosen = [g for g in found if args.env is None or g.environment == args.env]
     chosen.sort(key=lambda g: (g.created_at, g.id), reverse=True)

@@ -13,15 +13,13 @@ import html
 import json
 import logging
 import re
-from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
 
-import azure.functions as func
 from azure.core.exceptions import AzureError
 
-from connector.app.web import Reply, to_response
 from connector.core.gates import Gate
-from connector.core.rollup import Rollup
+from connector.core.rollup import EnvironmentSpecs, Rollup
 from connector.core.tracking import (
     ClusterResult,
     EnvironmentResult,
@@ -30,12 +28,10 @@ from connector.core.tracking import (
     cluster_result,
 )
 from connector.gates.store import GateStore
-from connector.settings import Settings, SettingsError
-from connector.sources.flux.events import SOURCE_KINDS
-from connector.storage.tables import StatusRecord, TableStore
-
-if TYPE_CHECKING:
-    from connector.app.bootstrap import Container
+from connector.settings import SettingsError
+from connector.storage.ledger import StatusRecord
+from connector.storage.tables import TableStore
+from connector.web import Reply, Request
 
 logger = logging.getLogger(__name__)
 
@@ -67,29 +63,10 @@ def parse_commit(text: str) -> str:
     return text.lower()
 
 
-def state_store(container: Container) -> TableStore:
-    """The container's store; a malformed connection string becomes a SettingsError naming the
-    setting in use (the SDK's ValueError names none)."""
-    try:
-        return container.store
-    except SettingsError:
-        raise
-    except ValueError as exc:
-        raise SettingsError(f"{_storage_setting(container.settings)}: {exc}") from None
-
-
-def _storage_setting(settings: Settings) -> str:
-    if settings.state_storage is not None:
-        return "STATE_STORAGE"
-    if settings.state_storage_account_url:
-        return "STATE_STORAGE__accountUrl"
-    return "AzureWebJobsStorage"
-
-
 # --- the view ------------------------------------------------------------------------------------
 
 
-def deployment_view(store: TableStore, settings: Settings, commit: str) -> View:
+def deployment_view(store: TableStore, environments: EnvironmentSpecs, commit: str) -> View:
     """The JSON-ready view of a commit; UnknownCommitError when nothing concerns it."""
     commit = parse_commit(commit)
     states = store.commit_states(commit)
@@ -97,7 +74,7 @@ def deployment_view(store: TableStore, settings: Settings, commit: str) -> View:
     gates = [g for g in GateStore(store).all_gates() if (g.commit or "").lower() == commit]
     if not (states or statuses or gates):
         raise UnknownCommitError(commit)
-    rollup = Rollup(settings, store)
+    rollup = Rollup(environments, store)
     envs = sorted({env for env, _ in states} | {g.environment for g in gates})
     return {
         "commit": commit,
@@ -125,7 +102,7 @@ def _cluster(
     result: ClusterResult | None, states: Mapping[ObjectRef, ObjectState], name: str
 ) -> View:
     if result is None:  # a cluster the environment does not expect: judged on what it reported
-        deployed = {o: s for o, s in states.items() if o.kind not in SOURCE_KINDS}
+        deployed = {o: s for o, s in states.items() if not s.is_source}
         result = cluster_result(name, deployed, deployed)
     objects: dict[str, Any] = {str(o): object_summary(s) for o, s in states.items()}
     for obj in result.pending:
@@ -283,58 +260,51 @@ _HTML_HEADERS = {
 }
 
 
-def serve(req: func.HttpRequest, container: Container) -> func.HttpResponse:
+class DeploymentsView:
     """`GET /api/deployments/{commit}`: 200 with the view, 400 naming a bad parameter, 404 for an
     unknown commit, 503 when the state store is not configured or not reachable."""
-    if req.method.upper() not in ("GET", "HEAD"):
-        return _error(405, "method not allowed: use GET")
-    try:
-        commit = parse_commit(req.route_params.get("commit", ""))
-    except InvalidCommitError as exc:
-        return _error(400, f"invalid commit: {exc}", field="commit", problem=str(exc))
-    fmt = _format(req)
-    if fmt is None:
-        problem = "use json or html"
-        return _error(400, f"invalid format: {problem}", field="format", problem=problem)
-    return _respond(container, commit, fmt)
+
+    def __init__(self, store: Callable[[], TableStore], environments: EnvironmentSpecs) -> None:
+        self._store = store
+        self._environments = environments
+
+    def handle(self, request: Request) -> Reply:
+        if request.method.upper() not in ("GET", "HEAD"):
+            return _error(405, "method not allowed: use GET")
+        try:
+            commit = parse_commit(request.route.get("commit", ""))
+        except InvalidCommitError as exc:
+            return _error(400, f"invalid commit: {exc}", field="commit", problem=str(exc))
+        fmt = _format(request)
+        if fmt is None:
+            problem = "use json or html"
+            return _error(400, f"invalid format: {problem}", field="format", problem=problem)
+        return self._respond(commit, fmt)
+
+    def _respond(self, commit: str, fmt: str) -> Reply:
+        try:
+            view = deployment_view(self._store(), self._environments, commit)
+        except SettingsError as exc:
+            logger.error("config.invalid", extra={"error": str(exc)})  # noqa: TRY400
+            return _error(503, str(exc), retry_after="30")
+        except UnknownCommitError:
+            error = "unknown commit: no object state, commit status or gate is recorded for it"
+            return Reply(404, {"error": error, "commit": commit})
+        except AzureError as exc:
+            logger.warning("deployments.store_unavailable", extra={"error": type(exc).__name__})
+            return _error(503, "state store unavailable, retry later", retry_after="5")
+        if fmt == "html":
+            return Reply(200, render_html(view), dict(_HTML_HEADERS), content_type="text/html")
+        return Reply(200, render_json(view), {"Vary": "Accept"})
 
 
-def _respond(container: Container, commit: str, fmt: str) -> func.HttpResponse:
-    try:
-        view = deployment_view(state_store(container), container.settings, commit)
-    except SettingsError as exc:
-        logger.error("config.invalid", extra={"error": str(exc)})  # noqa: TRY400
-        return _error(503, str(exc), retry_after="30")
-    except UnknownCommitError:
-        error = "unknown commit: no object state, commit status or gate is recorded for it"
-        return to_response(Reply(404, {"error": error, "commit": commit}))
-    except AzureError as exc:
-        logger.warning("deployments.store_unavailable", extra={"error": type(exc).__name__})
-        return _error(503, "state store unavailable, retry later", retry_after="5")
-    if fmt == "html":
-        return func.HttpResponse(
-            render_html(view),
-            status_code=200,
-            headers=_HTML_HEADERS,
-            mimetype="text/html",
-            charset="utf-8",
-        )
-    return func.HttpResponse(
-        render_json(view),
-        status_code=200,
-        headers={"Vary": "Accept"},
-        mimetype="application/json",
-        charset="utf-8",
-    )
-
-
-def _format(req: func.HttpRequest) -> str | None:
+def _format(request: Request) -> str | None:
     """`?format=` wins; else HTML when the client accepts it (a browser), else JSON."""
-    asked = req.params.get("format")
+    asked = request.params.get("format")
     if asked is not None:
         lowered = asked.lower()
         return lowered if lowered in ("json", "html") else None
-    accept = req.headers.get("accept") or ""
+    accept = request.headers.get("accept") or ""
     return "html" if "text/html" in accept.lower() else "json"
 
 
@@ -345,9 +315,9 @@ def _error(
     field: str | None = None,
     problem: str = "",
     retry_after: str | None = None,
-) -> func.HttpResponse:
+) -> Reply:
     body: dict[str, Any] = {"error": error}
     if field is not None:
         body["fields"] = [{"field": field, "problem": problem}]
     headers = {"Retry-After": retry_after} if retry_after else {}
-    return to_response(Reply(status, body, headers))
+    return Reply(status, body, headers)

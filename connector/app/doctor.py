@@ -13,15 +13,14 @@ import json
 import logging
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, replace
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Final
 
 from pydantic import SecretStr
 
 from connector.settings import Settings, SettingsError
+from connector.web import Reply
 
 if TYPE_CHECKING:
-    import azure.functions as func
-
     from connector.app.bootstrap import Container
 
 logger = logging.getLogger(__name__)
@@ -148,12 +147,7 @@ def command(build: Callable[[], Container], *, as_json: bool) -> int:
     return 3 if failed(checks) else 0
 
 
-def serve(container: Container) -> func.HttpResponse:
+def report(container: Container) -> Reply:
     """`GET /api/doctor`: the JSON list; 200 when every check passed, 503 otherwise."""
-    import azure.functions as func
-
     checks = diagnose(container)
-    body: Any = render_json(checks)
-    return func.HttpResponse(
-        body, status_code=503 if failed(checks) else 200, mimetype="application/json"
-    )
+    return Reply(503 if failed(checks) else 200, render_json(checks))

@@ -103,9 +103,7 @@ def storage_checks(container: Container) -> list[Check]:
 
 
 def _state_table(container: Container) -> TableClient:
-    from connector.app.deployments import state_store
-
-    return state_store(container).table(PROBE_TABLE)  # created here on a first deployment
+    return container.store.table(PROBE_TABLE)  # created here on a first deployment
 
 
 def _reachable(container: Container) -> Check:
@@ -214,7 +212,7 @@ def spektate_checks(container: Container) -> list[Check]:
 
 
 def _spektate_service(container: Container) -> TableServiceClient:
-    from connector.storage.tables import connect
+    from connector.storage.rows import connect
 
     s = container.settings
     if s.spektate_storage is not None:

@@ -16,11 +16,11 @@ from typing import TYPE_CHECKING, Final
 from azure.core.exceptions import ClientAuthenticationError
 
 from connector.app.doctor import Check
+from connector.core.gates import PlanRef
 from connector.devops.client import (
     AzureDevOpsClient,
     AzureDevOpsError,
     PermanentAzureDevOpsError,
-    PlanRef,
     TransientAzureDevOpsError,
 )
 

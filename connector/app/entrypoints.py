@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Protocol
 import azure.functions as func
 
 from connector import __version__
-from connector.app.web import Reply, Request, to_request, to_response
+from connector.web import Reply, Request, to_request, to_response
 
 if TYPE_CHECKING:
     from connector.app.bootstrap import Container
@@ -34,28 +34,21 @@ def flux(req: func.HttpRequest) -> func.HttpResponse:
 
 
 def gates(req: func.HttpRequest) -> func.HttpResponse:
-    from connector.gates.registration import Registration
-
-    return _serve(req, lambda c: Registration(c.settings, c.gatekeeper, c.sender))
+    return _serve(req, lambda c: c.registration)
 
 
 def devops_events(req: func.HttpRequest) -> func.HttpResponse:
-    from connector.gates.hooks import ServiceHooks
-
-    return _serve(req, lambda c: ServiceHooks(c.settings, c.gatekeeper))
+    return _serve(req, lambda c: c.service_hooks)
 
 
 def deployments(req: func.HttpRequest) -> func.HttpResponse:
-    from connector.app import bootstrap
-    from connector.app.deployments import serve
-
-    return serve(req, bootstrap.container())  # serve() turns SettingsError into a 503 itself
+    return _serve(req, lambda c: c.deployments_view)
 
 
 def doctor(req: func.HttpRequest) -> func.HttpResponse:
     from connector.app import bootstrap, doctor
 
-    return doctor.serve(bootstrap.container())  # settings errors become a failing check
+    return to_response(doctor.report(bootstrap.container()))  # settings errors: a failed check
 
 
 def sweep(timer: func.TimerRequest) -> None:
@@ -100,7 +93,7 @@ def _unavailable(exc: Exception) -> str | None:
 
     from connector.devops.client import TransientAzureDevOpsError
     from connector.queue.sender import QueueUnavailableError
-    from connector.storage.tables import ConcurrencyError
+    from connector.storage.rows import ConcurrencyError
 
     if isinstance(exc, QueueUnavailableError):
         return "queue"
@@ -123,7 +116,20 @@ def health(req: func.HttpRequest) -> func.HttpResponse:
 
 
 def process(msg: func.ServiceBusMessage) -> None:
+    """One queued message: a source's event (recorded, outputs told) or a gate check. A
+    failure raises, so Service Bus redelivers (and, after `maxDeliveryCount`, dead-letters)."""
+    from connector import retries, sources, telemetry
     from connector.app import bootstrap
-    from connector.core.processing import handle_message
+    from connector.queue.envelope import GateCheck
 
-    handle_message(msg, bootstrap.container())
+    container = bootstrap.container()
+    properties = msg.application_properties or {}
+    with (
+        telemetry.continued(properties, "flux.process", message_id=msg.message_id),
+        retries.wait_budget(),
+    ):
+        message = sources.read(msg.get_body(), msg.message_id)
+        if isinstance(message, GateCheck):
+            container.gatekeeper.check(message.env, message.gate)
+        else:
+            container.processor.process(message)

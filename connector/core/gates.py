@@ -13,7 +13,19 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 
 from connector.core.tracking import EnvironmentResult, Phase
-from connector.devops.client import PlanRef
+
+
+@dataclass(frozen=True)
+class PlanRef:
+    """Where a waiting agentless task lives, as sent in the callback headers."""
+
+    plan_url: str  # System.CollectionUri, with a trailing slash
+    project_id: str
+    hub_name: str  # "build" | "release"/"rm" | "checks": passed through verbatim
+    plan_id: str
+    job_id: str
+    timeline_id: str
+    task_instance_id: str
 
 
 class GateState(StrEnum):
@@ -49,7 +61,6 @@ class Gate:
     result_reason: str = ""
     claimed_at: datetime | None = None
     progress: str = ""  # digest of the last progress written to the task log
-    pr_status: str = ""  # last environment state posted as a PR status
     source: str = "registered"
     auth_token: str = field(default="", repr=False)  # only with GATE_USE_JOB_TOKEN
     log_id: int = 0  # the task's stored log in Azure DevOps, once created

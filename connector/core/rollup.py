@@ -8,9 +8,10 @@ on that descendant (Flux skipped the commit; its change is deployed all the same
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import timedelta
 
+from connector.core.state import DeploymentStore, ObjectPointer
 from connector.core.tracking import (
     EnvironmentResult,
     ObjectRef,
@@ -18,19 +19,18 @@ from connector.core.tracking import (
     cluster_result,
     environment_result,
 )
-from connector.settings import Settings
-from connector.sources.flux.events import SOURCE_KINDS
-from connector.storage.tables import DeploymentStore, ObjectPointer
+from connector.settings import EnvironmentSpec
 
 # How long an object that stopped reporting still counts as part of its cluster.
 INVENTORY_TTL = timedelta(hours=24)
 
 IsDescendant = Callable[[str, str], bool]  # (ancestor, commit) -> bool
+EnvironmentSpecs = Mapping[str, EnvironmentSpec]  # `ENVIRONMENTS`: clusters and objects per env
 
 
 class Rollup:
-    def __init__(self, settings: Settings, store: DeploymentStore) -> None:
-        self._settings = settings
+    def __init__(self, environments: EnvironmentSpecs, store: DeploymentStore) -> None:
+        self._environments = environments
         self._store = store
 
     def environment(
@@ -42,7 +42,7 @@ class Rollup:
         objects: Sequence[str] = (),
         follow: IsDescendant | None = None,
     ) -> EnvironmentResult:
-        spec = self._settings.environments.get(env)
+        spec = self._environments.get(env)
         inventory = self._store.cluster_objects(env)
         chosen = list(clusters) or (list(spec.clusters) if spec else []) or sorted(inventory)
         configured = [ObjectRef.parse(o) for o in (objects or (spec.objects if spec else ()))]
@@ -68,7 +68,7 @@ class _StatesByCommit:
         if commit not in self._cache:
             self._cache[commit] = self._store.commit_states(commit, self._env)
         found = self._cache[commit].get((self._env, cluster), {})
-        return {o: s for o, s in found.items() if o.kind not in SOURCE_KINDS}
+        return {o: s for o, s in found.items() if not s.is_source}
 
 
 def _current(

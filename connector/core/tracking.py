@@ -1,5 +1,6 @@
-"""The deployment state model: what an event means, how an object's state moves, and the
-per-cluster and per-environment roll-up. Pure code, no I/O.
+"""The deployment state model: what an observation is, how an object's state moves, and the
+per-cluster and per-environment roll-up. Pure code, no I/O, and no source's vocabulary: each
+source (`connector.sources`) translates its events into `Observation`s.
 
 Phases are per (cluster, object, commit). `progressing` never overrides a terminal phase of the
 same commit (drift corrections and `DependencyNotReady` re-sends cost no status writes); terminal
@@ -13,9 +14,6 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import StrEnum
 
-from connector.queue.envelope import Envelope
-from connector.sources.flux.events import FluxEvent, first_line
-
 
 class Phase(StrEnum):
     PROGRESSING = "progressing"
@@ -24,62 +22,6 @@ class Phase(StrEnum):
 
 
 TERMINAL = frozenset({Phase.SUCCEEDED, Phase.FAILED})
-
-# Reasons whose meaning does not follow from severity alone. Anything else: error → failed,
-# info → informational (recorded, no phase change). Kinds and reasons are open sets.
-_SUCCEEDED_REASONS = frozenset(
-    {
-        "ReconciliationSucceeded",  # Kustomization (commit_status=update)
-        "InstallSucceeded",  # HelmRelease
-        "UpgradeSucceeded",
-        "TestSucceeded",
-        "DriftCorrected",
-        "NewArtifact",  # sources
-        "Succeeded",
-    }
-)
-_PROGRESSING_REASONS = frozenset(
-    {
-        "Progressing",  # change sets and "Health check passed" are progress, not results
-        "DependencyNotReady",  # transient and info: never a failure
-        "HealthCheckCanceled",  # a newer reconciliation took over
-        "PendingRelease",
-        "UninstallSucceeded",  # part of remediation, not a result
-    }
-)
-# A successful rollback means the wanted release did not stay: the deployment failed.
-_FAILED_INFO_REASONS = frozenset({"RollbackSucceeded"})
-
-
-def classify(event: FluxEvent) -> Phase | None:
-    """The phase an event reports, or None when it is informational only."""
-    reason = event.reason
-    if event.is_error:
-        return Phase.FAILED
-    if reason in _SUCCEEDED_REASONS:
-        return Phase.SUCCEEDED
-    if reason in _PROGRESSING_REASONS:
-        return Phase.PROGRESSING
-    if reason in _FAILED_INFO_REASONS:
-        return Phase.FAILED
-    if reason == "info":  # helm-controller <= v0.36 puts the severity in the reason
-        return _legacy_helm_phase(event.message)
-    return None
-
-
-def _legacy_helm_phase(message: str) -> Phase | None:
-    lowered = message.lower()
-    # "Helm <action> succeeded": a rollback means the wanted release did not stay (as
-    # RollbackSucceeded), an uninstall is remediation in progress (as UninstallSucceeded).
-    if "rollback" in lowered and "succeeded" in lowered:
-        return Phase.FAILED
-    if "uninstall" in lowered and "succeeded" in lowered:
-        return Phase.PROGRESSING
-    if "succeeded" in lowered:
-        return Phase.SUCCEEDED
-    if "started" in lowered or "progress" in lowered:
-        return Phase.PROGRESSING
-    return None
 
 
 @dataclass(frozen=True, order=True)
@@ -118,24 +60,6 @@ class Observation:
         return self.commit is not None and not self.is_source and self.phase is not None
 
 
-def observe(envelope: Envelope, message_id: str) -> Observation:
-    event = envelope.event
-    obj = event.involved_object
-    return Observation(
-        cluster=envelope.cluster,
-        env=envelope.env,
-        obj=ObjectRef(obj.kind, obj.namespace, obj.name),
-        commit=event.commit,
-        phase=classify(event),
-        reason=event.reason,
-        summary=first_line(event.message),
-        time=event.timestamp,
-        message_id=message_id,
-        is_source=event.is_source,
-        metadata=dict(event.metadata),
-    )
-
-
 @dataclass(frozen=True)
 class ObjectState:
     """What is recorded for one object on one commit in one cluster."""
@@ -147,6 +71,7 @@ class ObjectState:
     first_seen: datetime
     failed_since: datetime | None = None
     failure_noticed: datetime | None = None  # when the connector processed the first failure
+    is_source: bool = False  # says where manifests come from (no status, not in roll-ups)
 
 
 class Verdict(StrEnum):
@@ -188,6 +113,7 @@ def _fresh(obs: Observation, phase: Phase) -> ObjectState:
         first_seen=obs.time,
         failed_since=obs.time if phase == Phase.FAILED else None,
         failure_noticed=obs.noticed_at if phase == Phase.FAILED else None,
+        is_source=obs.is_source,
     )
 
 

@@ -39,6 +39,7 @@ from azure.core.pipeline.policies import (
 from azure.core.pipeline.transport import HttpTransport
 from azure.core.rest import HttpRequest, HttpResponse
 
+from connector.core.gates import PlanRef
 from connector.devops.organization import is_loopback, is_organization_url, same_organization
 from connector.devops.routes import (
     PAGE_SIZE,
@@ -64,7 +65,6 @@ from connector.devops.types import (
     NotSentError,
     PermanentAzureDevOpsError,
     PipelineCallbacks,
-    PlanRef,
     PlanState,
     PullRequest,
     RepositoryReader,
@@ -86,7 +86,6 @@ __all__ = [
     "NotSentError",
     "PermanentAzureDevOpsError",
     "PipelineCallbacks",
-    "PlanRef",
     "PlanState",
     "PullRequest",
     "RepositoryReader",

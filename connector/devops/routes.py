@@ -9,14 +9,9 @@ from datetime import UTC, datetime
 from typing import Any, Final
 from urllib.parse import quote, urlsplit
 
+from connector.core.gates import PlanRef
 from connector.devops.organization import same_organization
-from connector.devops.types import (
-    Commit,
-    CommitStatus,
-    ForeignOrganizationError,
-    PlanRef,
-    PullRequest,
-)
+from connector.devops.types import Commit, CommitStatus, ForeignOrganizationError, PullRequest
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
+from connector.core.gates import PlanRef
+
 # --- Errors ---------------------------------------------------------------------------------
 
 
@@ -71,19 +73,6 @@ class PullRequest:
     repository_id: str
     merge_commit: str | None  # lastMergeCommit.commitId
     closed_date: datetime | None
-
-
-@dataclass(frozen=True)
-class PlanRef:
-    """Where a waiting agentless task lives, as sent in the callback headers."""
-
-    plan_url: str  # System.CollectionUri, with a trailing slash
-    project_id: str
-    hub_name: str  # "build" | "release"/"rm" | "checks": passed through verbatim
-    plan_id: str
-    job_id: str
-    timeline_id: str
-    task_instance_id: str
 
 
 @dataclass(frozen=True)

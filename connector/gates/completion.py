@@ -49,14 +49,12 @@ class Completion:
         callbacks: Callable[[Gate], PipelineCallbacks],
         *,
         org_url: str,
-        trial: bool = False,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self._gates = gates
         self._story = story
         self._callbacks = callbacks
         self._org_url = org_url
-        self._trial = trial
         self._clock = clock
 
     def complete(self, gate: Gate, decision: Decision) -> None:

@@ -12,9 +12,9 @@ import hmac
 import json
 import logging
 
-from connector.app.web import Reply, Request
 from connector.gates.keeper import GateKeeper
 from connector.settings import Settings
+from connector.web import Reply, Request
 
 logger = logging.getLogger(__name__)
 

@@ -20,15 +20,15 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, AliasChoices, BaseModel, ConfigDict, Field, ValidationError
 
-from connector.app.web import Reply, Request
-from connector.core.gates import Gate, gate_id
-from connector.devops.client import PlanRef, same_organization
+from connector.core.gates import Gate, PlanRef, gate_id
+from connector.core.names import ORIGIN_NAME, ORIGIN_NAME_LIMIT, parse_object_reference
+from connector.devops.client import same_organization
 from connector.gates.keeper import GateKeeper
 from connector.gates.store import entity
 from connector.queue.sender import MessageSender, OutgoingMessage, QueueUnavailableError
 from connector.settings import Settings
-from connector.sources.flux.events import ORIGIN_NAME, ORIGIN_NAME_LIMIT, parse_object_reference
-from connector.storage.tables import entity_problems
+from connector.storage.rows import entity_problems
+from connector.web import Reply, Request
 
 logger = logging.getLogger(__name__)
 

@@ -17,9 +17,9 @@ from typing import Any, get_type_hints
 
 from azure.core.exceptions import ResourceNotFoundError
 
-from connector.core.gates import OPEN, Gate, GateState
-from connector.devops.client import PlanRef
-from connector.storage.tables import TableStore, key, update_row
+from connector.core.gates import OPEN, Gate, GateState, PlanRef
+from connector.storage.rows import key, update_row
+from connector.storage.tables import TableStore
 
 logger = logging.getLogger(__name__)
 

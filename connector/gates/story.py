@@ -15,76 +15,64 @@ from dataclasses import replace
 from datetime import UTC, datetime
 
 from connector.core.gates import Decision, Gate
-from connector.core.tracking import EnvironmentResult, Phase
-from connector.devops.types import CommitStatus, PipelineCallbacks, StatusWriter
+from connector.core.tracking import EnvironmentResult
+from connector.devops.types import PipelineCallbacks
 from connector.gates.calls import optional
+from connector.gates.policy import GatePolicy
 from connector.gates.store import GateStore
+from connector.outputs.statuses import DEVOPS_STATES, DesiredStatus, StatusPublisher
+from connector.storage.ledger import pull_request_subject
 
 logger = logging.getLogger(__name__)
 
-PR_STATE = {Phase.PROGRESSING: "pending", Phase.SUCCEEDED: "succeeded", Phase.FAILED: "failed"}
 PR_DESCRIPTION_LIMIT = 250
+# (repository, pull request id) → the publisher of that PR's statuses, with its own ledger.
+PullRequestPublisher = Callable[[str, int], StatusPublisher]
 
 
 class TaskStory:
     def __init__(
         self,
         gates: GateStore,
-        statuses: StatusWriter,
+        pr_statuses: PullRequestPublisher,
         callbacks: Callable[[Gate], PipelineCallbacks],
+        policy: GatePolicy,
         *,
-        genre: str,
-        pr_repository: str,
-        trial: bool = False,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self._gates = gates
-        self._statuses = statuses
+        self._pr_statuses = pr_statuses
         self._callbacks = callbacks
-        self._genre = genre
-        self._pr_repository = pr_repository
-        self._trial = trial
+        self._policy = policy
         self._clock = clock
 
     def progress(self, gate: Gate, decision: Decision, result: EnvironmentResult) -> Gate:
         """Tell the task what changed since the last evaluation; returns the gate as stored."""
         digest = decision.progress_digest
-        pr_state = PR_STATE[result.phase] if decision.result is None else decision.result
-        if (digest, pr_state) == (gate.progress, gate.pr_status):
+        if digest == gate.progress:
             return gate
-        if self._trial:
+        if self._policy.trial:
             # Nothing recorded: turned off on the same storage, the connector tells it for real.
             logger.info("gate.trial_progress", extra={"gate": gate.id, "lines": decision.lines})
             return gate
-        told = (gate.progress, gate.pr_status)
-
-        def claim(g: Gate) -> Gate | None:
-            return (
-                replace(g, progress=digest, pr_status=pr_state)
-                if (
-                    g.progress,
-                    g.pr_status,
-                )
-                == told
-                else None
-            )
-
-        claimed = self._gates.update(gate, claim)
+        told = gate.progress
+        claimed = self._gates.update(
+            gate, lambda g: replace(g, progress=digest) if g.progress == told else None
+        )
         if claimed is None:
             return gate  # another evaluation told this part already
-        if digest != gate.progress and decision.result is None:
+        if decision.result is None:
             claimed = self.write(
                 claimed, [f"{gate.environment}: {line}" for line in decision.lines]
             )
-        if pr_state != gate.pr_status:
-            self.pr_status(claimed, pr_state, decision.reason)
+        pr_state = DEVOPS_STATES[result.phase] if decision.result is None else decision.result
+        self.pr_status(claimed, pr_state, decision.reason)
         return claimed
 
     def conclude(self, gate: Gate, result: str, reason: str) -> Gate:
         """The decision and why, before TaskCompleted."""
         gate = self.write(gate, [f"{gate.environment}: {result}: {reason}"])
-        if gate.pr_status != result:
-            self.pr_status(gate, result, reason)
+        self.pr_status(gate, result, reason)
         return gate
 
     def write(self, gate: Gate, lines: Sequence[str]) -> Gate:
@@ -103,21 +91,15 @@ class TaskStory:
         return gate
 
     def pr_status(self, gate: Gate, state: str, reason: str) -> None:
+        """The environment's state on the gate's pull request, through the PR status ledger
+        (posted once per state; a status policy on the branch can require it)."""
         if gate.pull_request_id is None:
             return
-        pr = gate.pull_request_id
-        status = CommitStatus(
-            state=state,
-            description=reason[:PR_DESCRIPTION_LIMIT],
-            genre=self._genre,
-            name=f"env/{gate.environment}",
-        )
-        repository = gate.repository or self._pr_repository
-        optional(
-            "pull request status",
-            gate,
-            lambda: self._statuses.post_pull_request_status(repository, pr, status),
-        )
+        repository = gate.repository or self._policy.pr_repo
+        desired = DesiredStatus(f"env/{gate.environment}", state, reason[:PR_DESCRIPTION_LIMIT])
+        publisher = self._pr_statuses(repository, gate.pull_request_id)
+        subject = pull_request_subject(repository, gate.pull_request_id)
+        optional("pull request status", gate, lambda: publisher.publish(subject, desired))
 
     def _create_log(self, gate: Gate, callbacks: PipelineCallbacks) -> Gate:
         log_id = optional("log create", gate, lambda: callbacks.create_log(gate.plan))

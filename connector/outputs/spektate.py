@@ -64,8 +64,8 @@ from azure.core.exceptions import (
 from azure.data.tables import UpdateMode
 
 from connector import telemetry
-from connector.core.tracking import EnvironmentResult, ObjectState, Observation, Phase, Verdict
-from connector.storage.tables import Recorded
+from connector.core.processing import Change
+from connector.core.tracking import ObjectState, Observation, Phase, Verdict
 
 logger = logging.getLogger(__name__)
 
@@ -329,7 +329,8 @@ class SpektateWriter:
         self._table_lock = threading.Lock()
         self._table_tried = False
 
-    def on_observation(self, obs: Observation, recorded: Recorded, env: EnvironmentResult) -> None:
+    def on_change(self, change: Change) -> None:
+        obs, recorded = change.obs, change.recorded
         state = recorded.state
         if obs.commit is None or state is None:
             return

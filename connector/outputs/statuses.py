@@ -1,9 +1,11 @@
-"""Azure DevOps commit statuses on the manifests commit: what to post, and posting it once.
+"""Statuses on Azure DevOps: what to post, and posting each one once.
 
-Contexts: `<cluster>/<kind>/<namespace>/<name>` per object and `env/<env>` per environment, under
-the genre from `STATUS_GENRE`. Descriptions change with the phase only, so a rollout costs one
-`pending` and one final write per context; the ledger in the state store remembers what was posted,
-so nothing is read back from Azure DevOps and nothing is posted twice.
+`CommitStatusSink` is the output for the manifests commit: contexts
+`<cluster>/<kind>/<namespace>/<name>` per object and `env/<env>` per environment, under the genre
+from `STATUS_GENRE`. Descriptions change with the phase only, so a rollout costs one `pending` and
+one final write per context. `StatusPublisher` posts through a target (the commit, or a pull
+request) and a ledger named after its sink, so nothing is read back from Azure DevOps and
+nothing is posted twice; a second sink is never deduplicated away by the first.
 """
 
 from __future__ import annotations
@@ -12,22 +14,30 @@ import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Protocol
 
 from connector import telemetry
+from connector.core.processing import Change
 from connector.core.tracking import EnvironmentResult, ObjectRef, ObjectState, Phase
-from connector.devops.client import (
+from connector.devops.types import (
     CommitStatus,
     NotSentError,
     PermanentAzureDevOpsError,
     StatusWriter,
 )
-from connector.storage.tables import StatusLedger
+from connector.storage.ledger import StatusLedger
 
 logger = logging.getLogger(__name__)
 
 DESCRIPTION_LIMIT = 250
 MAX_ROUNDS = 5  # posts of one context by one holder while others keep changing the roll-up
-_STATE = {Phase.PROGRESSING: "pending", Phase.SUCCEEDED: "succeeded", Phase.FAILED: "failed"}
+StateMap = Mapping[Phase, str]
+# GitStatusState values (REST spec 7.1, git.json definitions GitStatus.state).
+DEVOPS_STATES: StateMap = {
+    Phase.PROGRESSING: "pending",
+    Phase.SUCCEEDED: "succeeded",
+    Phase.FAILED: "failed",
+}
 
 
 @dataclass(frozen=True)
@@ -37,17 +47,21 @@ class DesiredStatus:
     description: str
 
 
-def object_status(cluster: str, obj: ObjectRef, state: ObjectState) -> DesiredStatus:
+def object_status(
+    cluster: str, obj: ObjectRef, state: ObjectState, states: StateMap = DEVOPS_STATES
+) -> DesiredStatus:
     if state.phase == Phase.SUCCEEDED:
         description = "healthy"
     elif state.phase == Phase.FAILED:
         description = f"{state.reason}: {state.summary}"
     else:
         description = "reconciling"
-    return DesiredStatus(f"{cluster}/{obj}", _STATE[state.phase], _cap(description))
+    return DesiredStatus(f"{cluster}/{obj}", states[state.phase], _cap(description))
 
 
-def environment_status(result: EnvironmentResult) -> DesiredStatus:
+def environment_status(
+    result: EnvironmentResult, states: StateMap = DEVOPS_STATES
+) -> DesiredStatus:
     failed = result.failed_cluster
     if result.phase == Phase.SUCCEEDED:
         description = f"healthy in {len(result.clusters)} of {len(result.clusters)} clusters"
@@ -56,26 +70,53 @@ def environment_status(result: EnvironmentResult) -> DesiredStatus:
         description = f"{failed.cluster}: {obj}: {state.reason}: {state.summary}"
     else:
         description = "deploying"
-    return DesiredStatus(f"env/{result.env}", _STATE[result.phase], _cap(description))
+    return DesiredStatus(f"env/{result.env}", states[result.phase], _cap(description))
 
 
 def _cap(text: str) -> str:
     return text if len(text) <= DESCRIPTION_LIMIT else text[: DESCRIPTION_LIMIT - 1] + "…"
 
 
+class StatusTarget(Protocol):
+    """Where a sink's statuses go; `subject` is the ledger's partition (a commit for commits)."""
+
+    def post(self, subject: str, status: CommitStatus) -> None: ...
+
+
+class CommitStatuses:
+    """Statuses on commits of one repository (Statuses - Create)."""
+
+    def __init__(self, writer: StatusWriter, repository: str) -> None:
+        self._writer = writer
+        self._repository = repository
+
+    def post(self, subject: str, status: CommitStatus) -> None:
+        self._writer.post_commit_status(self._repository, subject, status)
+
+
+class PullRequestStatuses:
+    """Statuses on one pull request (Pull Request Statuses - Create)."""
+
+    def __init__(self, writer: StatusWriter, repository: str, pull_request_id: int) -> None:
+        self._writer = writer
+        self._repository = repository
+        self._pull_request_id = pull_request_id
+
+    def post(self, subject: str, status: CommitStatus) -> None:
+        self._writer.post_pull_request_status(self._repository, self._pull_request_id, status)
+
+
 class StatusPublisher:
     def __init__(
         self,
-        writer: StatusWriter,
+        target: StatusTarget,
         ledger: StatusLedger,
         *,
-        repository: str,
         genre: str = "flux",
         target_url: str = "",
     ) -> None:
-        self._writer = writer
+        self._target = target
         self._ledger = ledger
-        self._repository = repository
         self._genre = genre
         self._target_url = target_url
 
@@ -120,7 +161,7 @@ class StatusPublisher:
             target_url=self._url(commit, url_fields),
         )
         try:
-            self._writer.post_commit_status(self._repository, commit, status)
+            self._target.post(commit, status)
         except NotSentError:
             self._ledger.release_status(commit, desired.context, trial=True)
             return False
@@ -160,3 +201,26 @@ class _Blank(dict[str, str]):
 
     def __missing__(self, key: str) -> str:
         return ""
+
+
+class CommitStatusSink:
+    """The output that puts object and environment statuses on the manifests commit."""
+
+    def __init__(self, publisher: StatusPublisher, states: StateMap = DEVOPS_STATES) -> None:
+        self._publisher = publisher
+        self._states = states
+
+    def on_change(self, change: Change) -> None:
+        obs, state = change.obs, change.recorded.state
+        if state is None or not change.commit:
+            return
+        fields = {"env": obs.env, "cluster": obs.cluster, "object": str(obs.obj)}
+        desired = object_status(obs.cluster, obs.obj, state, self._states)
+        self._publisher.publish(change.commit, desired, fields, obs.time)
+
+        def rolled_up() -> DesiredStatus:
+            # Computed afresh each time: the publisher recomputes when another instance moved
+            # the environment on while we held the context.
+            return environment_status(change.environment(fresh=True), self._states)
+
+        self._publisher.publish(change.commit, rolled_up, {"env": obs.env}, obs.time)

@@ -41,11 +41,11 @@ from azure.core.pipeline.policies import HeadersPolicy, UserAgentPolicy
 from azure.core.pipeline.transport import HttpTransport
 from azure.core.rest import HttpRequest, HttpResponse
 
+from connector.core.processing import Change
 from connector.core.tracking import EnvironmentResult, ObjectState, Observation, Verdict
 from connector.outputs.spektate import change_id
 from connector.retries import RetryBudgetExhaustedError, retry_policy
 from connector.sources.flux.signature import sign
-from connector.storage.tables import Recorded
 
 logger = logging.getLogger(__name__)
 
@@ -223,16 +223,17 @@ class SubscriberNotifier:
         self._key = key or None
         self._client = client or WebhookClient()
 
-    def on_observation(self, obs: Observation, recorded: Recorded, env: EnvironmentResult) -> None:
+    def on_change(self, change: Change) -> None:
+        obs, recorded = change.obs, change.recorded
         state = recorded.state
         if obs.commit is None or state is None or not self._subscribers:
             return
-        change = change_id(obs.commit, obs, state)
-        pending = self._pending(change, recorded.verdict)
+        change_key = change_id(obs.commit, obs, state)
+        pending = self._pending(change_key, recorded.verdict)
         if not pending:
             return
-        body = encode(payload(change, obs.commit, obs, state, env))
-        errors = [(s, self._deliver(change, s, body)) for s in pending]
+        body = encode(payload(change_key, obs.commit, obs, state, change.environment()))
+        errors = [(s, self._deliver(change_key, s, body)) for s in pending]
         failed = [f"{s.label} ({error})" for s, error in errors if error is not None]
         if failed:
             raise SubscriberDeliveryError(

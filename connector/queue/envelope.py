@@ -1,4 +1,5 @@
-"""What travels on the queue: one Flux event plus where it came from, and its stable ids.
+"""What travels on the queue: one source event, as it arrived, plus where it came from and
+which source translates it; and the stable ids of a delivery.
 
 The message id doubles as the deduplication key of the state store, so Service Bus duplicate
 detection and our own idempotency agree on what "the same delivery" means.
@@ -10,11 +11,9 @@ import hashlib
 import json
 import re
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
-
-from connector.sources.flux.events import FluxEvent, InvolvedObject
 
 SERVICE_BUS_ID_LIMIT = 128  # MessageId and SessionId maximum length
 _PLAIN = re.compile(r"[A-Za-z0-9._-]*")
@@ -24,22 +23,21 @@ class Envelope(BaseModel):
     model_config = ConfigDict(frozen=True, populate_by_name=True)
 
     version: Literal[1] = Field(default=1, alias="v")
+    source: str = "flux"  # the source that translates `event` (messages before 0.2 are Flux's)
     cluster: str
     env: str
     received_at: AwareDatetime = Field(alias="receivedAt")
-    event: FluxEvent
-
-    @property
-    def session_id(self) -> str:
-        return session_id(self.cluster, self.event.involved_object)
+    event: dict[str, Any]  # the source's own event; its translator validates it
 
 
-def encode(cluster: str, env: str, received_at: datetime, raw_event: bytes) -> bytes:
+def encode(
+    cluster: str, env: str, received_at: datetime, raw_event: bytes, source: str = "flux"
+) -> bytes:
     """The queue body. The event's raw bytes are embedded as they were signed (no re-encoding);
     cluster and env are JSON-encoded only when they need escaping (ingest validates them)."""
     head = (
-        f'{{"v":1,"cluster":{_json_string(cluster)},"env":{_json_string(env)},'
-        f'"receivedAt":"{received_at.isoformat()}","event":'
+        f'{{"v":1,"source":{_json_string(source)},"cluster":{_json_string(cluster)},'
+        f'"env":{_json_string(env)},"receivedAt":"{received_at.isoformat()}","event":'
     )
     return head.encode() + raw_event + b"}"
 
@@ -66,18 +64,18 @@ def decode(body: bytes | str) -> Envelope | GateCheck:
     return Envelope.model_validate_json(body)
 
 
-def message_id(cluster: str, env: str, raw_event: bytes) -> str:
+def message_id(cluster: str, env: str, raw_event: bytes, source: str = "flux") -> str:
     """Same delivery (a Flux retry, or a copy from a second Alert) → same id; 64 hex chars."""
-    digest = hashlib.sha256(b"flux-event\0")
+    digest = hashlib.sha256(f"{source}-event\0".encode())
     for part in (cluster.encode(), env.encode(), raw_event):
         digest.update(len(part).to_bytes(8, "big"))
         digest.update(part)
     return digest.hexdigest()
 
 
-def session_id(cluster: str, obj: InvolvedObject) -> str:
+def session_id(cluster: str, kind: str, namespace: str, name: str) -> str:
     """Per-object ordering key `<cluster>/<kind>/<namespace>/<name>`, within Service Bus limits."""
-    return bounded(f"{cluster}/{obj.kind}/{obj.namespace}/{obj.name}")
+    return bounded(f"{cluster}/{kind}/{namespace}/{name}")
 
 
 def bounded(value: str, limit: int = SERVICE_BUS_ID_LIMIT) -> str:

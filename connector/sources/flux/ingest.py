@@ -16,14 +16,16 @@ from opentelemetry import propagate, trace
 from pydantic import ValidationError
 
 from connector import telemetry
-from connector.app.web import Reply, Request
+from connector.core.names import ORIGIN_NAME
 from connector.core.tracking import ObjectRef
 from connector.queue import envelope
 from connector.queue.sender import MessageSender, OutgoingMessage, QueueUnavailableError
 from connector.settings import Settings
-from connector.sources.flux.events import ORIGIN_NAME, FluxEvent
+from connector.sources.flux.events import FluxEvent
 from connector.sources.flux.signature import SignatureError, verify
-from connector.storage.tables import key_problem, observation_keys, property_problem
+from connector.storage.rows import key_problem, property_problem
+from connector.storage.tables import observation_keys
+from connector.web import Reply, Request
 
 logger = logging.getLogger(__name__)
 
@@ -257,6 +259,6 @@ def build_message(
     return OutgoingMessage(
         body=envelope.encode(cluster, env, received_at, body),
         message_id=envelope.message_id(cluster, env, body),
-        session_id=envelope.session_id(cluster, obj),
+        session_id=envelope.session_id(cluster, obj.kind, obj.namespace, obj.name),
         application_properties=properties,
     )

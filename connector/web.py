@@ -1,4 +1,7 @@
-"""Plain HTTP request/reply values, and their translation from and to `azure.functions`."""
+"""Plain HTTP request/reply values, and their translation from and to `azure.functions`.
+
+Handlers take a `Request` and return a `Reply`; only `connector.app.entrypoints` sees Functions
+objects."""
 
 from __future__ import annotations
 
@@ -16,13 +19,15 @@ class Request:
     body: bytes
     headers: Mapping[str, str]  # case-insensitive in practice (azure.functions)
     params: Mapping[str, str]
+    route: Mapping[str, str] = field(default_factory=dict)  # route parameters, e.g. {commit}
 
 
 @dataclass(frozen=True)
 class Reply:
     status: int
-    body: dict[str, Any]
+    body: Any  # JSON-ready; a str is sent as it is, with `content_type`
     headers: dict[str, str] = field(default_factory=dict)
+    content_type: str = "application/json"
 
 
 def to_request(req: func.HttpRequest) -> Request:
@@ -31,13 +36,16 @@ def to_request(req: func.HttpRequest) -> Request:
         body=req.get_body() or b"",
         headers=req.headers,
         params=req.params,
+        route=req.route_params,
     )
 
 
 def to_response(reply: Reply) -> func.HttpResponse:
+    text = reply.body if isinstance(reply.body, str) else json.dumps(reply.body)
     return func.HttpResponse(
-        body=json.dumps(reply.body),
+        body=text,
         status_code=reply.status,
         headers=reply.headers,
-        mimetype="application/json",
+        mimetype=reply.content_type,
+        charset="utf-8",
     )

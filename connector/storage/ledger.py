@@ -1,0 +1,137 @@
+"""The status ledger: what each status sink posted, so that nothing is read back from the
+service and nothing is posted twice.
+
+One row per (subject, sink, context) in the `<p>deployments` table: PartitionKey = the subject (a
+commit, or `pr|<repository>|<id>` for a pull request), RowKey = `status|<sink>|<context>`. A claim
+is a lock on posting that context: while one instance posts, another with a different state
+marks the row dirty instead of posting, and the holder recomputes and posts again before it lets
+go. So posts to one context never overlap, and the last one always follows the newest state (an
+older roll-up never wins).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any, Protocol
+
+from azure.core.exceptions import ResourceNotFoundError
+
+from connector.storage.rows import fields_of, key, now, query_range, unkey, update_row
+
+if TYPE_CHECKING:
+    from azure.data.tables import TableClient
+
+# A status claimed but never confirmed (the writer crashed) may be claimed again after this.
+CLAIM_TIMEOUT = timedelta(minutes=2)
+
+
+@dataclass(frozen=True)
+class StatusRecord:
+    state: str
+    description: str
+    claimed_at: datetime
+    confirmed: bool
+    trial: bool = False  # what trial mode would have posted; nothing was sent
+
+
+class StatusLedger(Protocol):
+    def claim_status(self, subject: str, context: str, state: str, description: str) -> bool: ...
+    def finish_status(self, subject: str, context: str) -> bool: ...
+    def hold_status(self, subject: str, context: str, state: str, description: str) -> None: ...
+    def release_status(self, subject: str, context: str, *, trial: bool = False) -> None: ...
+
+
+def pull_request_subject(repository: str, pull_request_id: int) -> str:
+    return key("pr", repository.lower(), str(pull_request_id))
+
+
+class StatusLedgerTable:
+    """The ledger of one sink (its name is part of every row key)."""
+
+    def __init__(self, table: Callable[[], TableClient], sink: str) -> None:
+        self._table = table
+        self._sink = sink
+
+    def _key(self, context: str) -> str:
+        return key("status", self._sink, context)
+
+    # One row per (commit, context). A claim is a lock on posting that context: while one
+    # instance posts, another with a different roll-up marks the row dirty instead of posting,
+    # and the holder recomputes and posts again before it lets go. So posts to one context never
+    # overlap, and the last one always follows the newest state (an older roll-up never wins).
+
+    def claim_status(self, subject: str, context: str, state: str, description: str) -> bool:
+        """Claim the right to post (state, description) on a context. False when it is already
+        posted, or while another instance posts (which then posts again for us if it differs)."""
+
+        def change(entity: dict[str, Any] | None) -> tuple[dict[str, Any] | None, bool]:
+            if entity is not None and not entity.get("trial"):
+                same = (entity["state"], entity["description"]) == (state, description)
+                age = datetime.now(UTC) - datetime.fromisoformat(entity["claimed_at"])
+                held = not entity["confirmed"] and age < CLAIM_TIMEOUT
+                if held:
+                    return (None if same else {**fields_of(entity), "dirty": True}), False
+                if same and entity["confirmed"]:
+                    return None, False
+            claim = {"state": state, "description": description, "claimed_at": now()}
+            return {**claim, "confirmed": False, "dirty": False, "trial": False}, True
+
+        claimed: bool = update_row(self._table(), subject, self._key(context), change)
+        return claimed
+
+    def finish_status(self, subject: str, context: str) -> bool:
+        """Let go of a claim after posting. True (still held) when another instance asked for a
+        newer state meanwhile: the holder recomputes and posts again."""
+
+        def change(entity: dict[str, Any] | None) -> tuple[dict[str, Any] | None, bool]:
+            if entity is None:
+                return None, False
+            if entity.get("dirty"):
+                return {**fields_of(entity), "dirty": False, "claimed_at": now()}, True
+            return {**fields_of(entity), "confirmed": True}, False
+
+        again: bool = update_row(self._table(), subject, self._key(context), change)
+        return again
+
+    def hold_status(self, subject: str, context: str, state: str, description: str) -> None:
+        """While holding the claim: the state about to be posted next."""
+
+        def change(entity: dict[str, Any] | None) -> tuple[dict[str, Any] | None, None]:
+            data = fields_of(entity) if entity is not None else {"confirmed": False, "dirty": False}
+            return {**data, "state": state, "description": description, "claimed_at": now()}, None
+
+        update_row(self._table(), subject, self._key(context), change)
+
+    def release_status(self, subject: str, context: str, *, trial: bool = False) -> None:
+        """Give up a claim whose post failed, so that the redelivery posts again; in trial mode,
+        keep what would have been posted (for the views) without counting it as posted."""
+        if not trial:
+            with contextlib.suppress(ResourceNotFoundError):
+                self._table().delete_entity(subject, self._key(context))
+            return
+
+        def change(entity: dict[str, Any] | None) -> tuple[dict[str, Any] | None, None]:
+            if entity is None:
+                return None, None
+            return {**fields_of(entity), "confirmed": False, "dirty": False, "trial": True}, None
+
+        update_row(self._table(), subject, self._key(context), change)
+
+
+def status_records(table: TableClient, subject: str) -> dict[tuple[str, str], StatusRecord]:
+    """Every status recorded for a subject, by (sink, context)."""
+    records = {}
+    for entity in query_range(table, subject, "status|", "status}"):
+        parts = unkey(entity["RowKey"])
+        sink, context = (parts[1], parts[2]) if len(parts) == 3 else ("", parts[1])
+        records[sink, context] = StatusRecord(
+            entity["state"],
+            entity["description"],
+            datetime.fromisoformat(entity["claimed_at"]),
+            bool(entity["confirmed"]),
+            bool(entity.get("trial", False)),
+        )
+    return records

@@ -1,0 +1,170 @@
+"""Azure Table rows: keys, the service's limits, and the one optimistic read-modify-write.
+
+Every read-modify-write is `get → compute → update(If-Match: etag)` or `create` (fails if the row
+exists), retried from the read on a conflict, so concurrent instances cannot lose an update.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator, Mapping
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, TypeVar
+from urllib.parse import quote, unquote
+
+from azure.core import MatchConditions
+from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
+
+if TYPE_CHECKING:
+    from azure.data.tables import TableClient, TableServiceClient
+
+MAX_ATTEMPTS = 20
+
+T = TypeVar("T")
+
+
+class ConcurrencyError(Exception):
+    """Too many concurrent writers on one row; transient, the message will be redelivered."""
+
+
+def key(*parts: str) -> str:
+    """A Table key from parts: `/ \\ # ?`, control characters and our separator are escaped."""
+    return "|".join(quote(p, safe="-._~:@") for p in parts)
+
+
+def unkey(text: str) -> list[str]:
+    return [unquote(p) for p in text.split("|")]
+
+
+# --- Azure Table limits -------------------------------------------------------------------------
+# Source: Learn, "Understanding the Table service data model" (rest/api/storageservices): a
+# PartitionKey or RowKey is a string of up to 1 KiB; strings are UTF-16, a string property holds
+# up to 64 KiB (32K characters); all of an entity's data is at most 1 MiB; key fields must not
+# contain / \ # ? or the control characters U+0000-U+001F and U+007F-U+009F. Azurite enforces the
+# same (keys of at most 512 UTF-16 characters, TableHandler.validateKey).
+KEY_LIMIT_BYTES = 1024
+PROPERTY_LIMIT_BYTES = 64 * 1024
+ENTITY_LIMIT_BYTES = 1024 * 1024
+_FORBIDDEN_IN_KEY = re.compile(r"[\x00-\x1f\x7f-\x9f/\\#?]")
+
+
+def utf16_size(text: str) -> int:
+    """Bytes a string takes in the Table service (UTF-16; a surrogate pair counts twice)."""
+    return len(text.encode("utf-16-le", "surrogatepass"))
+
+
+def key_problem(value: str) -> str | None:
+    """Why `value` cannot be a PartitionKey or RowKey, or None when it can."""
+    if utf16_size(value) > KEY_LIMIT_BYTES:
+        return f"a Table key of {utf16_size(value)} bytes (UTF-16) exceeds {KEY_LIMIT_BYTES}"
+    if _FORBIDDEN_IN_KEY.search(value):
+        return "a Table key must not contain / \\ # ? or control characters"
+    return None
+
+
+def property_problem(value: str) -> str | None:
+    """Why `value` cannot be a string property, or None when it can."""
+    size = utf16_size(value)
+    if size > PROPERTY_LIMIT_BYTES:
+        return f"{size} bytes (UTF-16) exceed the Table property limit of {PROPERTY_LIMIT_BYTES}"
+    return None
+
+
+def entity_size(entity: Mapping[str, Any]) -> int:
+    """The stored size of an entity, by the Azure Storage team's published formula ("Understanding
+    Windows Azure Storage Billing", 2010): 4 + 2 x len(PartitionKey + RowKey) + for each property
+    8 + 2 x len(name) + its value (a string 4 + 2 x len; a number or date 8; a bool 1)."""
+    size = 4
+    for name, value in entity.items():
+        if name in ("PartitionKey", "RowKey"):
+            size += utf16_size(str(value))
+            continue
+        size += 8 + utf16_size(name)
+        if isinstance(value, str):
+            size += 4 + utf16_size(value)
+        elif isinstance(value, bool):
+            size += 1
+        else:
+            size += 8
+    return size
+
+
+def entity_problems(entity: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """(property, problem) for each part of `entity` the Table service would refuse."""
+    problems = []
+    for name, value in entity.items():
+        if name in ("PartitionKey", "RowKey"):
+            found = key_problem(str(value))
+        else:
+            found = property_problem(value) if isinstance(value, str) else None
+        if found is not None:
+            problems.append((name, found))
+    size = entity_size(entity)
+    if size > ENTITY_LIMIT_BYTES:
+        problems.append(("entity", f"{size} bytes exceed the Table entity limit of 1 MiB"))
+    return problems
+
+
+def update_row(
+    table: TableClient,
+    partition: str,
+    row: str,
+    change: Callable[[dict[str, Any] | None], tuple[dict[str, Any] | None, T]],
+) -> T:
+    """Optimistic read-modify-write of one row. `change` returns (new data or None, result)."""
+    for _ in range(MAX_ATTEMPTS):
+        entity: dict[str, Any] | None
+        try:
+            found = table.get_entity(partition, row)
+            entity, etag = dict(found), found.metadata["etag"]
+        except ResourceNotFoundError:
+            entity, etag = None, None
+        data, result = change(fields_of(entity) if entity is not None else None)
+        if data is None:
+            return result
+        body = {"PartitionKey": partition, "RowKey": row, **data}
+        try:
+            if entity is None:
+                table.create_entity(body)
+            else:
+                table.update_entity(
+                    body,
+                    etag=etag,
+                    match_condition=MatchConditions.IfNotModified,
+                )
+        except (ResourceExistsError, ResourceModifiedError):
+            continue  # someone else wrote first: read again and recompute
+        return result
+    raise ConcurrencyError(f"row {partition}/{row} kept changing under us")
+
+
+def query_range(table: TableClient, partition: str, low: str, high: str) -> Iterator[Any]:
+    query = "PartitionKey eq @pk and RowKey ge @low and RowKey lt @high"
+    return iter(table.query_entities(query, parameters={"pk": partition, "low": low, "high": high}))
+
+
+def fields_of(entity: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in entity.items() if k not in ("PartitionKey", "RowKey")}
+
+
+def iso(value: datetime) -> str:
+    return value.astimezone(UTC).isoformat()
+
+
+def now() -> str:
+    return iso(datetime.now(UTC))
+
+
+def connect(
+    *,
+    connection_string: str | None = None,
+    account_url: str | None = None,
+    credential: Any = None,
+) -> TableServiceClient:
+    from azure.data.tables import TableServiceClient
+
+    if connection_string:
+        return TableServiceClient.from_connection_string(connection_string)
+    if account_url:
+        return TableServiceClient(endpoint=account_url, credential=credential)
+    raise ValueError("table storage needs a connection string or an account URL")
