@@ -15,7 +15,7 @@ import function_app
 from connector.devops import TransientAzureDevOpsError
 from connector.gatekeeper import GateKeeper
 from connector.gatestore import GateStore
-from tests.world import PROJECT, REPO, kustomization
+from tests.world import REPO, kustomization
 
 pytestmark = pytest.mark.azurite
 
@@ -377,7 +377,7 @@ def test_existing_connector_pr_property_gate_is_picked_up(repo):
         "jobid": headers["JobId"],
         "planurl": world.azdo.org_url,
         "planid": headers["PlanId"],
-        "projectid": PROJECT,
+        "projectid": str(uuid.uuid4()),  # a project id (System.TeamProjectId) is a UUID
         "environment": "dev",
     }
     world.azdo.add_pull_request(
