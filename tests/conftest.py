@@ -94,14 +94,23 @@ def table_store(azurite_connection: str, request: pytest.FixtureRequest):
     return TableStore(connect(connection_string=azurite_connection), prefix=prefix)
 
 
+def assert_contract_kept(fake: object, request: pytest.FixtureRequest) -> None:
+    """Fail the test whose requests to the fake Azure DevOps broke the REST contract
+    (tests/contract), unless it is marked `breaks_contract` (it sends them on purpose)."""
+    violations = list(getattr(fake, "contract_violations", []))
+    if violations and request.node.get_closest_marker("breaks_contract") is None:
+        pytest.fail("Azure DevOps contract violations:\n" + "\n".join(violations[:20]))
+
+
 @pytest.fixture
-def azdo():
+def azdo(request: pytest.FixtureRequest):
     from tests.fakes.azdo_server import FakeAzureDevOps
     from tests.world import PAT, REPO
 
     with FakeAzureDevOps(pat=PAT) as fake:
         fake.add_repository(REPO)
         yield fake
+    assert_contract_kept(fake, request)
 
 
 @pytest.fixture

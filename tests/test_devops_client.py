@@ -33,6 +33,7 @@ from connector.devops.client import (
     TransientAzureDevOpsError,
     same_organization,
 )
+from tests.conftest import assert_contract_kept
 from tests.fakes.azdo_server import FakeAzureDevOps
 
 PAT = "pat-0123456789abcdef"
@@ -80,7 +81,7 @@ class FakeCredential:
 
 
 @pytest.fixture
-def azdo() -> Iterator[FakeAzureDevOps]:
+def azdo(request: pytest.FixtureRequest) -> Iterator[FakeAzureDevOps]:
     with FakeAzureDevOps(pat=PAT, bearer_token=BEARER) as fake:
         fake.add_repository(REPO, REPO_ID)
         fake.add_commit(REPO, C1, "initial")
@@ -91,6 +92,7 @@ def azdo() -> Iterator[FakeAzureDevOps]:
         fake.add_pull_request(42, REPO, status="completed", last_merge_commit=MERGE)
         fake.add_plan(PLAN_ID, timeline_id=TIMELINE_ID, records={JOB_ID: "inProgress"})
         yield fake
+    assert_contract_kept(fake, request)
 
 
 def make_client(fake: FakeAzureDevOps, **kwargs: Any) -> AzureDevOpsClient:
@@ -433,6 +435,7 @@ def test_plan_segments_cannot_climb_out_of_the_organisation(
     assert azdo.calls() == []
 
 
+@pytest.mark.breaks_contract  # sends it on purpose
 def test_plan_segments_are_quoted(azdo: FakeAzureDevOps, client: AzureDevOpsClient) -> None:
     state = client.get_plan_state(plan_ref(azdo, plan_id="../../contoso/x"))
 
@@ -597,6 +600,7 @@ def test_client_errors_are_permanent_and_not_retried(
     assert len(azdo.calls()) == 1
 
 
+@pytest.mark.breaks_contract  # sends it on purpose
 def test_unsupported_api_version_is_permanent_with_the_service_message(
     azdo: FakeAzureDevOps,
 ) -> None:

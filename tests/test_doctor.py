@@ -24,7 +24,7 @@ from connector.app.bootstrap import Container
 from connector.app.cli import main
 from connector.settings import Settings
 from tests.azurite import KEY
-from tests.conftest import BASE_SETTINGS
+from tests.conftest import BASE_SETTINGS, assert_contract_kept
 from tests.fakes.azdo_server import FakeAzureDevOps
 from tests.test_function_metadata import trigger
 from tests.world import PAT, PROJECT, REPO
@@ -63,12 +63,13 @@ class FakeQueueAdmin:
 
 
 @pytest.fixture
-def azdo() -> Iterator[FakeAzureDevOps]:
+def azdo(request: pytest.FixtureRequest) -> Iterator[FakeAzureDevOps]:
     with FakeAzureDevOps(pat=PAT) as fake:
         fake.projects = frozenset({PROJECT})
         fake.add_repository(REPO)
         fake.add_commit(REPO, COMMIT, "manifests for dev")
         yield fake
+    assert_contract_kept(fake, request)
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ from connector.devops.client import TransientAzureDevOpsError
 from connector.gates.keeper import GateKeeper
 from connector.gates.policy import GatePolicy
 from connector.gates.store import GateStore
-from tests.world import PROJECT, REPO, kustomization
+from tests.world import REPO, kustomization
 
 pytestmark = pytest.mark.azurite
 
@@ -379,7 +379,7 @@ def test_existing_connector_pr_property_gate_is_picked_up(repo):
         "jobid": headers["JobId"],
         "planurl": world.azdo.org_url,
         "planid": headers["PlanId"],
-        "projectid": PROJECT,
+        "projectid": str(uuid.uuid4()),  # a project id (System.TeamProjectId) is a UUID
         "environment": "dev",
     }
     world.azdo.add_pull_request(

@@ -67,8 +67,12 @@ def _serve(req: func.HttpRequest, build: Callable[[Container], Handler]) -> func
     except SettingsError as exc:
         logger.error("config.invalid", extra={"error": str(exc)})  # noqa: TRY400
         return to_response(Reply(503, {"error": str(exc)}, {"Retry-After": "30"}))
+    from connector import retries
+
     try:
-        reply = handler.handle(to_request(req))
+        # A request must not hang on Retry-After: past the budget, 503 and the caller retries.
+        with retries.wait_budget():
+            reply = handler.handle(to_request(req))
     except Exception as exc:
         dependency = _unavailable(exc)
         if dependency is None:

@@ -27,6 +27,8 @@ from types import TracebackType
 from typing import Any, Self
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from tests.contract.checker import check_request
+
 
 @dataclass(frozen=True)
 class Versions:
@@ -360,6 +362,9 @@ class FakeAzureDevOps:
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
         self._next_status_id = 1
+        # Every request is checked against the REST spec subset (tests/contract); fixtures fail
+        # a test whose requests broke it unless the test says it breaks it on purpose.
+        self.contract_violations: list[str] = []
 
     # --- lifecycle ---
 
@@ -556,7 +561,15 @@ class FakeAzureDevOps:
     # --- dispatch ---
 
     def handle(self, request: _Request) -> _Response:
+        violations = check_request(
+            request.method,
+            request.path,
+            request.query,
+            request.body,
+            request.headers.get("content-type", ""),
+        )
         with self._lock:
+            self.contract_violations.extend(violations)
             response = self._answer(request)
             self._calls.append(
                 Call(
