@@ -32,7 +32,7 @@ def process(msg: func.ServiceBusMessage) -> None:
 
 
 @app.function_name("gates")
-@app.route(route="gates", auth_level=func.AuthLevel.FUNCTION)
+@app.route(route="gates", auth_level=entrypoints.pipeline_auth_level())
 def gates(req: func.HttpRequest) -> func.HttpResponse:
     """Agentless pipeline tasks (callback mode) register the gate they wait on."""
     return entrypoints.gates(req)
@@ -46,7 +46,9 @@ def devops_events(req: func.HttpRequest) -> func.HttpResponse:
 
 
 @app.function_name("deployments")
-@app.route(route="deployments/{commit}", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
+@app.route(
+    route="deployments/{commit}", methods=["GET"], auth_level=entrypoints.pipeline_auth_level()
+)
 def deployments(req: func.HttpRequest) -> func.HttpResponse:
     """Read-only view of one commit's deployment (JSON; HTML with ?format=html)."""
     return entrypoints.deployments(req)

@@ -89,6 +89,8 @@ class Settings(BaseModel):
     )
     legacy_callback_environment: str = Field(default="", alias="LEGACY_CALLBACK_ENVIRONMENT")
     gate_use_job_token: bool = Field(default=False, alias="GATE_USE_JOB_TOKEN")
+    # Keyless pipelines: the only caller of the pipeline routes; empty: function keys.
+    pipeline_client_id: str = Field(default="", alias="PIPELINE_CLIENT_ID")
 
     # --- Spektate and subscribers -------------------------------------------------------
     spektate_storage: SecretStr | None = Field(default=None, alias="SPEKTATE_STORAGE")

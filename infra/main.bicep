@@ -412,6 +412,11 @@ var connectorSettings = concat([
     name: 'GATE_USE_JOB_TOKEN'
     value: gateUseJobToken ? 'true' : 'false'
   }
+  // Keyless pipelines: the app checks the caller again (connector/easyauth.py); '' = keys.
+  {
+    name: 'PIPELINE_CLIENT_ID'
+    value: pipelineClientId
+  }
   // Spektate and subscribers
   {
     name: 'SPEKTATE_TABLE'

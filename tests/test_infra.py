@@ -658,9 +658,13 @@ def test_pipeline_auth_is_off_by_default_and_admits_only_the_service_connection(
     policy = aad["validation"]["defaultAuthorizationPolicy"]
     assert policy["allowedApplications"] == ["pipelineClientId"]
     assert aad["validation"]["allowedAudiences"] == ["audience"]
-    # The webhook (HMAC), the health probe and the service hook (basic auth) keep their own auth.
+    # The webhook (HMAC), the health probe, the service hook (basic auth) and doctor (master key)
+    # keep their own auth.
     assert set(param_default("modules/pipeline-auth.bicep", "excludedPaths")) == {
         "/api/flux",
         "/api/health",
         "/api/devops/events",
+        "/api/doctor",
     }
+    # The app's own check of the caller reads the same client id (connector/easyauth.py).
+    assert app_settings()["PIPELINE_CLIENT_ID"] == ("pipelineClientId", False)

@@ -1,13 +1,14 @@
 """Defence in depth for keyless pipelines: the caller App Service Authentication let through.
 
-With the Bicep option `pipelineAuth = 'entra'`, App Service Authentication (authsettingsV2)
-validates the Entra token that `AzureFunction@2` presents from an Azure service connection and
-passes the caller's claims to the app in `X-MS-CLIENT-PRINCIPAL`: base64 of JSON
-`{"auth_typ": …, "claims": [{"typ": …, "val": …}], …}` (Learn: "Work with user identities in
-Azure App Service authentication", configure-authentication-user-identities). The app checks
-again that the caller is the service connection's identity (claim `appid` for v1 tokens, `azp`
-for v2), so a mistaken platform setting does not open the pipeline routes. The platform strips
-any such header a client sends itself (same page), so the header is trusted only behind it.
+With the Bicep parameter `pipelineClientId` (app setting `PIPELINE_CLIENT_ID`), App Service
+Authentication (authsettingsV2) validates the Entra token that `AzureFunction@2` presents from an
+Azure service connection and passes the caller's claims to the app in `X-MS-CLIENT-PRINCIPAL`:
+base64 of JSON `{"auth_typ": …, "claims": [{"typ": …, "val": …}], …}` (Learn: "Work with user
+identities in Azure App Service authentication", configure-authentication-user-identities). The
+app checks again that the caller is the service connection's identity (claim `appid` for v1
+tokens, `azp` for v2), so a mistaken platform setting does not open the pipeline routes. The
+platform strips any such header a client sends itself (same page), so the header is trusted only
+behind it, and only while the platform says it is on (`require_platform`).
 """
 
 from __future__ import annotations
@@ -19,6 +20,10 @@ from collections.abc import Iterable, Mapping
 
 PRINCIPAL_HEADER = "X-MS-CLIENT-PRINCIPAL"
 CALLER_CLAIMS = ("appid", "azp")
+# Injected by App Service into the app when its authentication is on (Learn: "Environment
+# variables and app settings in Azure App Service", reference-app-settings, authentication
+# section: read-only, Windows and Linux apps). Without it nothing strips a forged header.
+PLATFORM_FLAG = "WEBSITE_AUTH_ENABLED"
 
 
 class PrincipalError(Exception):
@@ -53,3 +58,12 @@ def check(headers: Mapping[str, str], allowed: Iterable[str]) -> str:
     if not matched:
         raise PrincipalError("the caller is not the pipeline's service connection")
     return matched.pop()
+
+
+def require_platform(environ: Mapping[str, str]) -> None:
+    """PrincipalError unless App Service Authentication is on: only then is the header real."""
+    if environ.get(PLATFORM_FLAG, "").strip().lower() != "true":
+        raise PrincipalError(
+            f"App Service Authentication is off ({PLATFORM_FLAG} is not true): "
+            "the pipeline routes refuse every caller until it is on"
+        )

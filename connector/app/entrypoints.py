@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable
+import os
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Protocol
 
 import azure.functions as func
@@ -34,6 +35,9 @@ def flux(req: func.HttpRequest) -> func.HttpResponse:
 
 
 def gates(req: func.HttpRequest) -> func.HttpResponse:
+    refused = _pipeline_refusal(req)
+    if refused is not None:
+        return refused
     return _serve(req, lambda c: c.registration)
 
 
@@ -42,6 +46,9 @@ def devops_events(req: func.HttpRequest) -> func.HttpResponse:
 
 
 def deployments(req: func.HttpRequest) -> func.HttpResponse:
+    refused = _pipeline_refusal(req)
+    if refused is not None:
+        return refused
     return _serve(req, lambda c: c.deployments_view)
 
 
@@ -56,6 +63,38 @@ def sweep(timer: func.TimerRequest) -> None:
 
     swept = bootstrap.container().gatekeeper.sweep()
     logger.info("sweep.done", extra={"gates": swept, "past_due": timer.past_due})
+
+
+def pipeline_auth_level(environ: Mapping[str, str] | None = None) -> func.AuthLevel:
+    """Host auth level of the pipeline routes, read when the host indexes the app.
+
+    Keyless pipelines (`PIPELINE_CLIENT_ID` set) present an Entra token and no function key, so
+    the host must not ask for one (Learn, HTTP trigger, "Secure an HTTP endpoint in production":
+    with App Service Authentication, set the level to anonymous); `_pipeline_refusal` and the
+    platform then admit only the service connection. Unset: function keys, as before."""
+    source = os.environ if environ is None else environ
+    keyless = source.get("PIPELINE_CLIENT_ID", "").strip()
+    return func.AuthLevel.ANONYMOUS if keyless else func.AuthLevel.FUNCTION
+
+
+def _pipeline_refusal(req: func.HttpRequest) -> func.HttpResponse | None:
+    """A 401 when keyless pipelines are on and the caller is not the service connection."""
+    from connector.app import bootstrap, easyauth
+    from connector.settings import SettingsError
+
+    try:
+        allowed = bootstrap.container().settings.pipeline_client_id
+    except SettingsError:
+        return None  # the handler answers 503 naming the setting
+    if not allowed:
+        return None  # function keys: the host checked the key
+    try:
+        easyauth.require_platform(os.environ)
+        easyauth.check(req.headers, [allowed])
+    except easyauth.PrincipalError as exc:
+        logger.warning("http.caller_refused", extra={"error": str(exc)})
+        return to_response(Reply(401, {"error": str(exc)}, {"WWW-Authenticate": "Bearer"}))
+    return None
 
 
 def _serve(req: func.HttpRequest, build: Callable[[Container], Handler]) -> func.HttpResponse:

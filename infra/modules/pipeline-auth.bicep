@@ -1,8 +1,9 @@
 // Keyless pipelines (optional; main.bicep deploys this only when pipelineClientId is given):
 // App Service Authentication (authsettingsV2) in front of the pipeline-facing routes, accepting
 // only an Entra token of the pipeline's Azure service connection (AzureFunction@2 with
-// workload identity federation). /api/flux (HMAC), /api/health (anonymous) and
-// /api/devops/events (service hook basic auth) are excluded and keep working as before.
+// workload identity federation). /api/flux (HMAC), /api/health (anonymous),
+// /api/devops/events (service hook basic auth) and /api/doctor (master key) are excluded and keep
+// working as before.
 // Sources: Learn "Authentication and authorization in Azure App Service and Azure Functions"
 // (overview-authentication-authorization), "Configure your App Service or Azure Functions app to
 // use Microsoft Entra sign-in" (configure-authentication-provider-aad: allowedApplications,
@@ -23,6 +24,7 @@ param excludedPaths array = [
   '/api/flux'
   '/api/health'
   '/api/devops/events'
+  '/api/doctor'
 ]
 
 resource app 'Microsoft.Web/sites@2023-12-01' existing = {
