@@ -71,6 +71,7 @@ def configure(environ: Mapping[str, str] | None = None) -> str:
         if _done:
             return "already"
         _done = True
+        quiet_azure_sdk(env)
         _enable_azure_sdk_tracing()
         if _provider_is_set():
             return "existing"
@@ -81,6 +82,25 @@ def configure(environ: Mapping[str, str] | None = None) -> str:
         if env.get("OTEL_EXPORTER_OTLP_ENDPOINT"):
             return _otlp()
         return "none"
+
+
+# The Azure SDK's loggers: azure-core's HttpLoggingPolicy logs every request and response at INFO
+# (`azure.core.pipeline.policies.http_logging_policy`), as do azure-identity and azure-servicebus;
+# uamqp is the older Service Bus transport. In Azure each line is a billed App Insights trace.
+AZURE_SDK_LOGGERS = ("azure", "uamqp")
+AZURE_SDK_LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+DEFAULT_AZURE_SDK_LOG_LEVEL = "WARNING"
+
+
+def quiet_azure_sdk(environ: Mapping[str, str]) -> str:
+    """Set the Azure SDK loggers to `AZURE_SDK_LOG_LEVEL` (default WARNING); returns the level.
+    Read from the environment, before the settings are: an invalid value keeps the default here
+    and is named by `Settings` validation."""
+    wanted = environ.get("AZURE_SDK_LOG_LEVEL", "").strip().upper()
+    level = wanted if wanted in AZURE_SDK_LOG_LEVELS else DEFAULT_AZURE_SDK_LOG_LEVEL
+    for name in AZURE_SDK_LOGGERS:
+        logging.getLogger(name).setLevel(level)
+    return level
 
 
 def _provider_is_set() -> bool:
