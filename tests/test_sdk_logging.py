@@ -23,9 +23,17 @@ C1 = "c8925188500a55dad9563388e537a03dcdded446"
 
 @pytest.fixture
 def sdk_levels() -> Iterator[None]:
-    """Other tests lower the `azure` loggers to DEBUG; restore whatever was there."""
-    loggers = [logging.getLogger(name) for name in telemetry.AZURE_SDK_LOGGERS]
+    """A fresh process's levels: other tests set `azure` and its children (`azure.core`) to
+    DEBUG and keep them. Every SDK logger is reset to unset here and restored afterwards."""
+    names = [
+        name
+        for name in list(logging.root.manager.loggerDict)
+        if name.split(".")[0] in telemetry.AZURE_SDK_LOGGERS
+    ]
+    loggers = [logging.getLogger(name) for name in {*names, *telemetry.AZURE_SDK_LOGGERS}]
     saved = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.NOTSET)
     yield
     for lg, level in zip(loggers, saved, strict=True):
         lg.setLevel(level)
