@@ -2,7 +2,7 @@
 
 import azure.functions as func
 
-from connector.app import entrypoints
+from connector.app import entrypoints, warmup
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
 
@@ -66,3 +66,8 @@ def doctor(req: func.HttpRequest) -> func.HttpResponse:
 def sweep(timer: func.TimerRequest) -> None:
     """Fail timed-out gates, catch abandoned PRs the hook missed, retry stuck completions."""
     entrypoints.sweep(timer)
+
+
+# Imports only (no settings read, nothing connected): takes the deferred imports off the first
+# `/api/flux` and queue message; see connector/app/warmup.py.
+warm_up = warmup.start()

@@ -12,6 +12,7 @@ Run: `make bench` (or `.venv/bin/python bench/ingest.py`). No thresholds: it pri
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import hmac
 import json
@@ -29,67 +30,36 @@ import azure.functions as func  # noqa: E402
 from azure.servicebus import ServiceBusMessage  # noqa: E402
 
 import function_app  # noqa: E402
+from bench.events import KEY, BuildingSender, event  # noqa: E402
 from connector.app import bootstrap  # noqa: E402
 from connector.app.bootstrap import Container  # noqa: E402
-from connector.queue.sender import OutgoingMessage, to_servicebus_message  # noqa: E402
 from connector.settings import Settings  # noqa: E402
 from connector.sources.flux.signature import sign  # noqa: E402
 
-KEY = b"bench-hmac-key"
 ROUNDS = 2000
 
 
-class BuildingSender:
-    """Does what the real sender does before the network: build the SDK message."""
-
-    def send(self, message: OutgoingMessage) -> None:
-        to_servicebus_message(message)
-
-
-def event(size: int) -> bytes:
-    base = {
-        "involvedObject": {
-            "kind": "Kustomization",
-            "namespace": "flux-system",
-            "name": "apps",
-            "uid": "fb27538a-f850-4981-87f5-3cbdde200363",
-            "apiVersion": "kustomize.toolkit.fluxcd.io/v1",
-            "resourceVersion": "48213402",
-        },
-        "severity": "error",
-        "timestamp": "2026-05-14T09:12:50Z",
-        "message": "",
-        "reason": "ReconciliationFailed",
-        "metadata": {
-            "cluster": "aks-prod-weu-01",
-            "env": "production",
-            "revision": "main@sha1:c8925188500a55dad9563388e537a03dcdded446",
-        },
-        "reportingController": "kustomize-controller",
-        "reportingInstance": "kustomize-controller-7b9c5f6d4-x8k2p",
-    }
-    overhead = len(json.dumps(base, separators=(",", ":")))
-    base["message"] = ("Deployment/apps/podinfo dry-run failed: invalid\n" * 1000)[
-        : max(size - overhead, 10)
-    ]
-    return json.dumps(base, separators=(",", ":")).encode()
-
-
-def cpu_us(*fns, rounds: int = ROUNDS, batches: int = 7) -> list[float]:
-    """Batches of each function in turn, best batch of each: on a shared machine the least
-    disturbed figures, and drift hits ours and the floor alike."""
+def cpu_us(*fns, rounds: int = ROUNDS, batches: int = 7) -> tuple[list[float], list[float]]:
+    """Batches of each function in turn. Returns the best batch of each (the least disturbed
+    figure on a shared machine) and, per function, the median over batches of its time divided
+    by the first function's time in the same batch: drift hits ours and the floor alike."""
     for fn in fns:
         for _ in range(50):
             fn()
     best = [float("inf")] * len(fns)
+    ratios: list[list[float]] = [[] for _ in fns]
     per_batch = rounds // batches
     for _ in range(batches):
-        for i, fn in enumerate(fns):
+        batch = []
+        for fn in fns:
             start = time.process_time()
             for _ in range(per_batch):
                 fn()
-            best[i] = min(best[i], (time.process_time() - start) / per_batch)
-    return [b * 1e6 for b in best]
+            batch.append((time.process_time() - start) / per_batch)
+        for i, t in enumerate(batch):
+            best[i] = min(best[i], t)
+            ratios[i].append(t / batch[0])
+    return [b * 1e6 for b in best], [statistics.median(r) for r in ratios]
 
 
 def ingest(body: bytes):
@@ -133,28 +103,82 @@ def import_seconds(statement: str, runs: int = 7) -> float:
     return statistics.median(samples)
 
 
+def cold_starts(connection: str, runs: int) -> dict[str, dict[str, float]]:
+    """Medians over fresh processes (bench/cold_start.py) with and without the warm-up."""
+    figures: dict[str, dict[str, float]] = {}
+    for label, flags in (("no warm-up", []), ("warm-up", ["--warm-up"])):
+        samples: list[dict[str, object]] = []
+        for n in range(runs):
+            out = subprocess.run(  # noqa: S603 - our own interpreter and script
+                [sys.executable, str(ROOT / "bench" / "cold_start.py"), *flags],
+                capture_output=True,
+                text=True,
+                check=True,
+                cwd=ROOT,
+                env={
+                    **os.environ,
+                    "STATE_STORAGE": connection,
+                    "STATE_TABLE_PREFIX": f"cold{n}{len(flags)}",
+                },
+            )
+            samples.append(json.loads(out.stdout.strip().splitlines()[-1]))
+        figures[label] = {
+            "import_ms": statistics.median(float(s["import_ms"]) for s in samples),  # type: ignore[arg-type]
+            "warm_up_ms": statistics.median(float(s["warm_up_ms"]) for s in samples),  # type: ignore[arg-type]
+            "flux_first_ms": statistics.median(s["flux_ms"][0] for s in samples),  # type: ignore[index]
+            "flux_second_ms": statistics.median(s["flux_ms"][1] for s in samples),  # type: ignore[index]
+            "process_first_ms": statistics.median(s["process_ms"][0] for s in samples),  # type: ignore[index]
+            "process_second_ms": statistics.median(s["process_ms"][1] for s in samples),  # type: ignore[index]
+        }
+    return figures
+
+
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--cold-runs", type=int, default=5, help="fresh processes per variant")
+    args = parser.parse_args()
     settings = Settings.from_env(
         {"FLUX_HMAC_KEY": KEY.decode(), "DEFAULT_CLUSTER": "c", "DEFAULT_ENV": "e"}
     )
     bootstrap.override(Container(settings, sender=BuildingSender()))
     print(f"ingest path, CPU time per event (best of 7 interleaved batches of {ROUNDS // 7}):")
+    floor_1k = 0.0
     for size in (1024, 30 * 1024):
         body = event(size)
-        ours, base, with_props = cpu_us(ingest(body), floor(body), floor(body, PROPERTIES))
+        (base, ours, with_props), (_, ratio, ratio_props) = cpu_us(
+            floor(body), ingest(body), floor(body, PROPERTIES)
+        )
+        floor_1k = floor_1k or base
         print(
             f"  {len(body) / 1024:5.1f} KB  ingest {ours:8.1f} µs   floor {base:8.1f} µs"
-            f"   ratio {ours / base:4.2f}x"
+            f"   ratio {ratio:4.2f}x (median of same-batch ratios; best batches"
+            f" {ours / base:4.2f}x)"
         )
         print(
             f"           floor with the same 5 application properties {with_props:8.1f} µs"
-            f"   ratio {ours / with_props:4.2f}x"
+            f"   ratio {ratio / ratio_props:4.2f}x"
         )
     app = import_seconds("import function_app")
     base = import_seconds("import azure.functions")
     print("cold import (median of 7 fresh processes):")
     print(f"  import function_app     {app * 1000:7.1f} ms")
     print(f"  import azure.functions  {base * 1000:7.1f} ms   ratio {app / base:4.2f}x")
+    from tests.azurite import azurite_tables
+
+    with azurite_tables() as connection:
+        figures = cold_starts(connection, args.cold_runs)
+    print(
+        f"first invocations after a cold start (median of {args.cold_runs} fresh processes;"
+        f" 1 KB event; floor {floor_1k:.0f} µs):"
+    )
+    for label, f in figures.items():
+        print(
+            f"  {label:10s}  import {f['import_ms']:6.1f} ms  warm-up {f['warm_up_ms']:6.1f} ms"
+            f"  first /api/flux {f['flux_first_ms']:6.2f} ms"
+            f" ({f['flux_first_ms'] * 1000 / floor_1k:5.0f}x floor), second"
+            f" {f['flux_second_ms']:5.2f} ms  first queue message {f['process_first_ms']:6.1f} ms,"
+            f" second {f['process_second_ms']:5.1f} ms"
+        )
 
 
 if __name__ == "__main__":

@@ -108,6 +108,10 @@ class Settings(BaseModel):
     otlp_endpoint: str = Field(default="", alias="OTEL_EXPORTER_OTLP_ENDPOINT")
     # Read by connector.console_logs before the settings are; declared here to be validated.
     log_format: Literal["text", "json"] | None = Field(default=None, alias="LOG_FORMAT")
+    # Read by connector.telemetry before the settings are; declared here to be validated.
+    azure_sdk_log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = Field(
+        default="WARNING", alias="AZURE_SDK_LOG_LEVEL"
+    )
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:

@@ -13,7 +13,7 @@ import logging
 import os
 import threading
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from datetime import UTC, datetime
 from typing import Any
 
@@ -71,6 +71,7 @@ def configure(environ: Mapping[str, str] | None = None) -> str:
         if _done:
             return "already"
         _done = True
+        quiet_azure_sdk(env)
         _enable_azure_sdk_tracing()
         if _provider_is_set():
             return "existing"
@@ -81,6 +82,25 @@ def configure(environ: Mapping[str, str] | None = None) -> str:
         if env.get("OTEL_EXPORTER_OTLP_ENDPOINT"):
             return _otlp()
         return "none"
+
+
+# The Azure SDK's loggers: azure-core's HttpLoggingPolicy logs every request and response at INFO
+# (`azure.core.pipeline.policies.http_logging_policy`), as do azure-identity and azure-servicebus;
+# uamqp is the older Service Bus transport. In Azure each line is a billed App Insights trace.
+AZURE_SDK_LOGGERS = ("azure", "uamqp")
+AZURE_SDK_LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+DEFAULT_AZURE_SDK_LOG_LEVEL = "WARNING"
+
+
+def quiet_azure_sdk(environ: Mapping[str, str]) -> str:
+    """Set the Azure SDK loggers to `AZURE_SDK_LOG_LEVEL` (default WARNING); returns the level.
+    Read from the environment, before the settings are: an invalid value keeps the default here
+    and is named by `Settings` validation."""
+    wanted = environ.get("AZURE_SDK_LOG_LEVEL", "").strip().upper()
+    level = wanted if wanted in AZURE_SDK_LOG_LEVELS else DEFAULT_AZURE_SDK_LOG_LEVEL
+    for name in AZURE_SDK_LOGGERS:
+        logging.getLogger(name).setLevel(level)
+    return level
 
 
 def _provider_is_set() -> bool:
@@ -146,6 +166,10 @@ def _clean(attributes: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def span(name: str, **attributes: Any) -> Any:
+    """A span of the connector's tracer; no work at all while nobody installed a tracer provider
+    (the API's proxy would only hand out non-recording spans)."""
+    if not _provider_is_set():
+        return nullcontext(trace.INVALID_SPAN)
     return tracer.start_as_current_span(name, attributes=_clean(attributes))
 
 

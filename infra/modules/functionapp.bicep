@@ -92,6 +92,12 @@ var hostSettings = [
     name: 'PYTHON_APPLICATIONINSIGHTS_ENABLE_TELEMETRY'
     value: 'true'
   }
+  // Read by the connector (connector/telemetry.py), set next to the export it keeps quiet: the
+  // Azure SDK logs every storage request at INFO, each a billed trace. Raise it to debug only.
+  {
+    name: 'AZURE_SDK_LOG_LEVEL'
+    value: 'WARNING'
+  }
 ]
 
 resource plan 'Microsoft.Web/serverfarms@2024-04-01' = {

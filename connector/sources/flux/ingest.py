@@ -8,6 +8,7 @@ problem, or a 503 (Flux retries 5xx) when we could not queue.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -49,6 +50,21 @@ _KEY_FIELDS = {
     "environment status row": ("metadata.env",),
 }
 _OBJECT_FIELDS = ("involvedObject.kind", "involvedObject.namespace", "involvedObject.name")
+# Object names as Kubernetes makes them (DNS-1123 labels and subdomains, kinds): `key()` leaves
+# these characters unescaped, so the longest such name gives the longest keys.
+_PLAIN_PART = re.compile(r"[A-Za-z0-9._-]{0,63}")
+
+
+def _plain_keys_fit() -> bool:
+    """Whether every Table key of an object with plain parts of at most 63 characters fits, asked
+    of the store's own key builder once per process: if a key format grows, the shortcut in
+    `check_storable` turns itself off instead of admitting events the store cannot hold."""
+    longest = "x" * 63
+    keys = observation_keys(longest, longest, ObjectRef(longest, longest, longest))
+    return all(key_problem(value) is None for value in keys.values())
+
+
+_PLAIN_KEYS_FIT = _plain_keys_fit()
 
 
 class RejectedError(Exception):
@@ -69,6 +85,7 @@ class Ingest:
         self._settings = settings
         self._sender = sender
         self._clock = clock
+        self._keys = settings.hmac_keys  # split once, not per request
 
     def handle(self, request: Request) -> Reply:
         with telemetry.span("flux.ingest") as span:
@@ -128,7 +145,7 @@ class Ingest:
         )
 
     def _check_signature(self, request: Request) -> None:
-        keys = self._settings.hmac_keys
+        keys = self._keys
         if not keys and not self._settings.flux_allow_unsigned:
             raise RejectedError(
                 503,
@@ -165,6 +182,13 @@ class Ingest:
         telemetry.events_received.add(
             1, {"cluster": cluster, "kind": obj.kind, "reason": event.reason}
         )
+        if logger.isEnabledFor(logging.INFO):  # the fields cost more than a disabled call
+            self._log_accepted(message, event, cluster, env)
+        return Reply(202, {"id": message.message_id})
+
+    @staticmethod
+    def _log_accepted(message: OutgoingMessage, event: FluxEvent, cluster: str, env: str) -> None:
+        obj = event.involved_object
         logger.info(
             "ingest.accepted",
             extra={
@@ -175,7 +199,6 @@ class Ingest:
                 "reason": event.reason,
             },
         )
-        return Reply(202, {"id": message.message_id})
 
 
 def parse_event(body: bytes) -> FluxEvent:
@@ -220,13 +243,9 @@ def check_storable(event: FluxEvent, cluster: str, env: str) -> None:
     """422 for an event the state store could not hold, so that a 202 means it will be processed:
     every Table key its processing builds, and the one unbounded string it stores (the reason)."""
     obj = event.involved_object
-    keys = observation_keys(env, cluster, ObjectRef(obj.kind, obj.namespace, obj.name))
     fields: list[dict[str, str]] = []
-    for role, value in keys.items():
-        problem = key_problem(value)
-        if problem is not None:
-            names = [n for f in _KEY_FIELDS[role] for n in _expand(f)]
-            fields.extend({"field": n, "problem": f"{role}: {problem}"} for n in names)
+    if not _plain_object(obj.kind, obj.namespace, obj.name):
+        fields.extend(_key_problems(env, cluster, ObjectRef(obj.kind, obj.namespace, obj.name)))
     problem = property_problem(event.reason)
     if problem is not None:
         fields.append({"field": "reason", "problem": problem})
@@ -237,6 +256,22 @@ def check_storable(event: FluxEvent, cluster: str, env: str) -> None:
             f"event too large for the state store: {', '.join(unique)} (shorten them)",
             fields=fields,
         )
+
+
+def _plain_object(*parts: str) -> bool:
+    """Cluster and env are plain names of at most 63 characters (`ORIGIN_NAME`); when the object's
+    parts are too, every key fits and building them (the common case, 25 % of ingest) is skipped."""
+    return _PLAIN_KEYS_FIT and all(_PLAIN_PART.fullmatch(part) for part in parts)
+
+
+def _key_problems(env: str, cluster: str, obj: ObjectRef) -> list[dict[str, str]]:
+    fields: list[dict[str, str]] = []
+    for role, value in observation_keys(env, cluster, obj).items():
+        problem = key_problem(value)
+        if problem is not None:
+            names = [n for f in _KEY_FIELDS[role] for n in _expand(f)]
+            fields.extend({"field": n, "problem": f"{role}: {problem}"} for n in names)
+    return fields
 
 
 def _expand(field: str) -> tuple[str, ...]:
