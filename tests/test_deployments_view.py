@@ -124,8 +124,9 @@ def populate(store: TableStore) -> Gate:
         minutes=2,
     )
     ledger = store.ledger(COMMIT_STATUS_SINK)
-    assert ledger.claim_status(A, "flux/dev", "failed", "dev failed on dev-1")
-    ledger.finish_status(A, "flux/dev")
+    claim = ledger.claim_status(A, "flux/dev", "failed", "dev failed on dev-1")
+    assert claim is not None
+    ledger.finish_status(A, "flux/dev", claim)
     return add_gate(store, A)
 
 

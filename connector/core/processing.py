@@ -18,7 +18,7 @@ from opentelemetry import trace
 
 from connector import telemetry
 from connector.core.rollup import EnvironmentSpecs, Rollup
-from connector.core.state import DeploymentStore, Recorded
+from connector.core.state import CachedReads, DeploymentStore, Recorded
 from connector.core.tracking import EnvironmentResult, Observation, Verdict
 
 logger = logging.getLogger(__name__)
@@ -32,13 +32,22 @@ class Change:
     obs: Observation
     recorded: Recorded
     _rollup: Callable[[], EnvironmentResult] = field(repr=False)
+    reads: CachedReads | None = field(default=None, repr=False)  # shared by the outputs
     _latest: EnvironmentResult | None = field(default=None, repr=False)
+    unfinished: bool = False  # an output left work for a later re-send (trial mode)
+
+    def keep_unsettled(self) -> None:
+        """An output did not do its work (and recorded nothing): the next re-send of this state
+        must not take the fast path."""
+        self.unfinished = True
 
     @property
     def commit(self) -> str:
         return self.obs.commit or ""
 
     def environment(self, *, fresh: bool = False) -> EnvironmentResult:
+        if fresh and self.reads is not None:
+            self.reads.forget()
         if fresh or self._latest is None:
             self._latest = self._rollup()
         return self._latest
@@ -64,39 +73,41 @@ class Processor:
         self._listeners = tuple(listeners)
         self._clock = clock
 
-    def process(self, observation: Observation) -> Verdict | None:
-        """Record one observation and tell the outputs; None for a duplicate delivery."""
-        message_id = observation.message_id
-        if self._store.is_processed(message_id):
-            logger.info("process.duplicate", extra={"message_id": message_id})
-            telemetry.events_dropped.add(1, {"why": "duplicate"})
-            return None
+    def process(self, observation: Observation) -> Verdict:
+        """Record one observation and tell the outputs. The steady state (a re-send or a
+        redelivery of a state every output has handled) costs the one read that recognises it."""
         obs = replace(observation, noticed_at=self._clock())
         trace.get_current_span().set_attributes(_attributes(obs))
         recorded = self._store.record(obs)
-        if recorded.verdict != Verdict.CHANGED:
-            telemetry.events_dropped.add(1, {"why": recorded.verdict.value})
+        verdict = recorded.verdict
+        done = verdict in (Verdict.STALE, Verdict.IGNORED) or recorded.settled
+        if verdict != Verdict.CHANGED:
+            telemetry.events_dropped.add(1, {"why": verdict.value})
         logger.info(
             "process.recorded",
             extra={
-                "message_id": message_id,
-                "verdict": recorded.verdict.value,
+                "message_id": obs.message_id,
+                "verdict": verdict.value,
+                "settled": recorded.settled,
                 "cluster": obs.cluster,
                 "object": str(obs.obj),
                 "commit": obs.commit,
             },
         )
-        # UNCHANGED is processed too: after a crash, the redelivery finishes what was not done
+        if done:
+            return verdict
+        # An unsettled UNCHANGED is a redelivery after a crash: it finishes what was not done
         # (each output's own records make each output happen once).
-        live = recorded.verdict in (Verdict.CHANGED, Verdict.UNCHANGED)
-        if obs.sets_status and obs.commit and recorded.state and live:
-            self._notify(Change(obs, recorded, self._rollup_of(obs.commit, obs.env)))
-        self._store.mark_processed(message_id)
-        return recorded.verdict
-
-    def _rollup_of(self, commit: str, env: str) -> Callable[[], EnvironmentResult]:
-        """The environment's state on exactly this commit (for its commit status)."""
-        return lambda: Rollup(self._environments, self._store).environment(commit, env)
+        if obs.sets_status and obs.commit and recorded.state:
+            reads = CachedReads(self._store)
+            rollup = Rollup(self._environments, reads)
+            commit, env = obs.commit, obs.env
+            change = Change(obs, recorded, lambda: rollup.environment(commit, env), reads)
+            self._notify(change)
+            if change.unfinished:
+                return verdict
+        self._store.settle(obs, recorded)
+        return verdict
 
     def _notify(self, change: Change) -> None:
         """Every listener runs even if one fails (Spektate being down must not hold up a gate);

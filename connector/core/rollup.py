@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from datetime import timedelta
 
-from connector.core.state import DeploymentStore, ObjectPointer
+from connector.core.state import DeploymentReads, ObjectPointer
 from connector.core.tracking import (
     EnvironmentResult,
     ObjectRef,
@@ -29,7 +29,7 @@ EnvironmentSpecs = Mapping[str, EnvironmentSpec]  # `ENVIRONMENTS`: clusters and
 
 
 class Rollup:
-    def __init__(self, environments: EnvironmentSpecs, store: DeploymentStore) -> None:
+    def __init__(self, environments: EnvironmentSpecs, store: DeploymentReads) -> None:
         self._environments = environments
         self._store = store
 
@@ -59,7 +59,7 @@ class Rollup:
 class _StatesByCommit:
     """Object states per commit for one environment, each commit read once."""
 
-    def __init__(self, store: DeploymentStore, env: str) -> None:
+    def __init__(self, store: DeploymentReads, env: str) -> None:
         self._store = store
         self._env = env
         self._cache: dict[str, dict[tuple[str, str], dict[ObjectRef, ObjectState]]] = {}

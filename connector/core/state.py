@@ -11,8 +11,16 @@ from connector.core.tracking import ObjectRef, ObjectState, Observation, Verdict
 
 @dataclass(frozen=True)
 class Recorded:
+    """What the store made of an observation. `settled`: every output has already handled this
+    state (nothing to do: the steady state); `version`: the row's version to settle it with."""
+
     verdict: Verdict
     state: ObjectState | None
+    settled: bool = False
+    version: str | None = None
+    # No settled state of the object on this commit existed: where the object is (its pointer)
+    # may not say this commit yet.
+    new_on_commit: bool = True
 
 
 @dataclass(frozen=True)
@@ -25,11 +33,41 @@ class ObjectPointer:
     time: datetime
 
 
-class DeploymentStore(Protocol):
-    def is_processed(self, message_id: str) -> bool: ...
-    def mark_processed(self, message_id: str) -> None: ...
+CommitStates = dict[tuple[str, str], dict[ObjectRef, ObjectState]]  # by (env, cluster)
+Inventory = dict[str, dict[ObjectRef, ObjectPointer]]  # by cluster
+
+
+class DeploymentReads(Protocol):
+    """What roll-ups read."""
+
+    def commit_states(self, commit: str, env: str | None = None) -> CommitStates: ...
+    def cluster_objects(self, env: str) -> Inventory: ...
+
+
+class DeploymentStore(DeploymentReads, Protocol):
     def record(self, obs: Observation) -> Recorded: ...
-    def commit_states(
-        self, commit: str, env: str | None = None
-    ) -> dict[tuple[str, str], dict[ObjectRef, ObjectState]]: ...
-    def cluster_objects(self, env: str) -> dict[str, dict[ObjectRef, ObjectPointer]]: ...
+    def settle(self, obs: Observation, recorded: Recorded) -> None: ...
+
+
+class CachedReads:
+    """The reads of one message, each made once: the environment status and the gates of the
+    same change roll up the same rows. `forget` when a fresh view is needed."""
+
+    def __init__(self, reads: DeploymentReads) -> None:
+        self._reads = reads
+        self._states: dict[tuple[str, str | None], CommitStates] = {}
+        self._inventories: dict[str, Inventory] = {}
+
+    def commit_states(self, commit: str, env: str | None = None) -> CommitStates:
+        if (commit, env) not in self._states:
+            self._states[commit, env] = self._reads.commit_states(commit, env)
+        return self._states[commit, env]
+
+    def cluster_objects(self, env: str) -> Inventory:
+        if env not in self._inventories:
+            self._inventories[env] = self._reads.cluster_objects(env)
+        return self._inventories[env]
+
+    def forget(self) -> None:
+        self._states.clear()
+        self._inventories.clear()

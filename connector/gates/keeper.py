@@ -21,7 +21,7 @@ from connector import retries, telemetry
 from connector.core.gates import OPEN, Decision, Gate, GateState, decide
 from connector.core.processing import Change
 from connector.core.rollup import Rollup
-from connector.core.state import DeploymentStore
+from connector.core.state import DeploymentReads
 from connector.devops.types import (
     AzureDevOpsError,
     PipelineCallbacks,
@@ -49,7 +49,7 @@ class GateKeeper:
         self,
         policy: GatePolicy,
         gates: GateStore,
-        deployments: DeploymentStore,
+        deployments: DeploymentReads,
         devops: DevOps,
         pr_statuses: PullRequestPublisher,
         *,
@@ -58,7 +58,7 @@ class GateKeeper:
     ) -> None:
         self._policy = policy
         self._gates = gates
-        self._rollup = Rollup(policy.environments, deployments)
+        self._deployments = deployments
         self._devops = devops
         self._job_client = job_client
         self._clock = clock
@@ -103,7 +103,7 @@ class GateKeeper:
         def consider(gate: Gate) -> None:
             concerned = self._correlation.concerned(gate, commit)
             if concerned is not None:
-                self.evaluate(concerned)
+                self.evaluate(concerned, change.reads)
 
         open_gates = self._gates.open_gates(change.obs.env)
         _raise_first([self._isolated(g, consider) for g in open_gates])
@@ -152,7 +152,8 @@ class GateKeeper:
 
     # --- evaluation ---------------------------------------------------------------------------
 
-    def evaluate(self, gate: Gate) -> None:
+    def evaluate(self, gate: Gate, reads: DeploymentReads | None = None) -> None:
+        """Decide on one gate now; `reads`: the rows the current message already read."""
         with telemetry.span(
             "gate.evaluate",
             gate=gate.id,
@@ -160,16 +161,16 @@ class GateKeeper:
             commit=gate.commit,
             state=gate.state.value,
         ):
-            self._evaluate(gate)
+            self._evaluate(gate, reads or self._deployments)
 
-    def _evaluate(self, gate: Gate) -> None:
+    def _evaluate(self, gate: Gate, reads: DeploymentReads) -> None:
         if gate.state == GateState.COMPLETING:
             self._completion.resume(gate)
             return
         commit = gate.commit or self._merge_commit(gate)
         if commit is None:
             return
-        result = self._rollup.environment(
+        result = Rollup(self._policy.environments, reads).environment(
             commit,
             gate.environment,
             clusters=gate.clusters,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 from collections.abc import Callable, Iterable
 from dataclasses import fields, replace
 from datetime import datetime
@@ -24,9 +25,14 @@ from connector.storage.tables import TableStore
 logger = logging.getLogger(__name__)
 
 
+KNOWN_FACTS_LIMIT = 10_000
+
+
 class GateStore:
     def __init__(self, tables: TableStore) -> None:
         self._tables = tables
+        self._known: dict[tuple[str, str], Any] = {}
+        self._lock = threading.Lock()
 
     def add(self, gate: Gate) -> Gate:
         """Store a new gate; an open one with the same id is kept (and returned), except that a
@@ -79,13 +85,29 @@ class GateStore:
 
     # --- facts ----------------------------------------------------------------------------------
 
+    # Facts never change once known (ancestry, the PRs a merge commit closed, a PR read for its
+    # callback property), so each is kept in memory too: a process asks the table once.
+
     def fact(self, kind: str, *parts: str) -> Any:
-        row = _get(self._facts(), kind, key(*parts))
-        return None if row is None else json.loads(row["value"])
+        cache_key = (kind, key(*parts))
+        if cache_key in self._known:
+            return self._known[cache_key]
+        row = _get(self._facts(), kind, cache_key[1])
+        if row is None:
+            return None
+        return self._keep(cache_key, json.loads(row["value"]))
 
     def remember(self, kind: str, parts: tuple[str, ...], value: Any) -> None:
         body = {"PartitionKey": kind, "RowKey": key(*parts), "value": json.dumps(value)}
         self._facts().upsert_entity(body)
+        self._keep((kind, body["RowKey"]), value)
+
+    def _keep(self, cache_key: tuple[str, str], value: Any) -> Any:
+        with self._lock:
+            if len(self._known) >= KNOWN_FACTS_LIMIT:
+                self._known.clear()  # a bounded cache; the table still has every fact
+            self._known[cache_key] = value
+        return value
 
     def _gates(self) -> Any:
         return self._tables.table("gates")

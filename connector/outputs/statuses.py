@@ -129,20 +129,29 @@ class StatusPublisher:
     ) -> bool:
         """Post the desired status unless it is already posted (or being posted). `desired` may
         be a function (an environment roll-up): while we hold the context, another instance's
-        newer state makes us compute it again and post that too. True when we posted."""
+        newer state makes us compute it again and post that too. False only when trial mode
+        kept it from being sent (nothing is recorded as posted)."""
         compute = desired if callable(desired) else (lambda: desired)
         status = compute()
-        if not self._ledger.claim_status(commit, status.context, status.state, status.description):
-            return False
+        claim = self._ledger.claim_status(commit, status.context, status.state, status.description)
+        if claim is None:
+            return True
+        post = True
         for _ in range(MAX_ROUNDS):
-            if not self._post(commit, status, url_fields or {}, event_time):
-                return True  # trial mode: nothing was sent, nothing recorded as posted
-            if not self._ledger.finish_status(commit, status.context):
+            if post and not self._post(commit, status, url_fields or {}, event_time):
+                return False  # trial mode: nothing was sent, nothing recorded as posted
+            claim = self._ledger.finish_status(commit, status.context, claim)
+            if claim is None:
                 return True
             latest = compute()
-            if latest != status:
-                self._ledger.hold_status(commit, latest.context, latest.state, latest.description)
+            post = latest != status
+            if post:
                 status = latest
+                claim = self._ledger.hold_status(
+                    commit, status.context, status.state, status.description
+                )
+            if claim is None:
+                return True
         return True
 
     def _post(
@@ -216,11 +225,15 @@ class CommitStatusSink:
             return
         fields = {"env": obs.env, "cluster": obs.cluster, "object": str(obs.obj)}
         desired = object_status(obs.cluster, obs.obj, state, self._states)
-        self._publisher.publish(change.commit, desired, fields, obs.time)
+        sent = self._publisher.publish(change.commit, desired, fields, obs.time)
 
         def rolled_up() -> DesiredStatus:
             # Computed afresh each time: the publisher recomputes when another instance moved
             # the environment on while we held the context.
             return environment_status(change.environment(fresh=True), self._states)
 
-        self._publisher.publish(change.commit, rolled_up, {"env": obs.env}, obs.time)
+        sent = (
+            self._publisher.publish(change.commit, rolled_up, {"env": obs.env}, obs.time) and sent
+        )
+        if not sent:
+            change.keep_unsettled()  # trial mode: real mode posts these on the next re-send

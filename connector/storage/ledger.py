@@ -19,7 +19,16 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from azure.core.exceptions import ResourceNotFoundError
 
-from connector.storage.rows import fields_of, key, now, query_range, unkey, update_row
+from connector.storage.rows import (
+    fields_of,
+    key,
+    merge_if_unchanged,
+    now,
+    query_range,
+    unkey,
+    update_row,
+    update_row_tagged,
+)
 
 if TYPE_CHECKING:
     from azure.data.tables import TableClient
@@ -38,9 +47,13 @@ class StatusRecord:
 
 
 class StatusLedger(Protocol):
-    def claim_status(self, subject: str, context: str, state: str, description: str) -> bool: ...
-    def finish_status(self, subject: str, context: str) -> bool: ...
-    def hold_status(self, subject: str, context: str, state: str, description: str) -> None: ...
+    def claim_status(
+        self, subject: str, context: str, state: str, description: str
+    ) -> str | None: ...
+    def finish_status(self, subject: str, context: str, version: str) -> str | None: ...
+    def hold_status(
+        self, subject: str, context: str, state: str, description: str
+    ) -> str | None: ...
     def release_status(self, subject: str, context: str, *, trial: bool = False) -> None: ...
 
 
@@ -63,9 +76,10 @@ class StatusLedgerTable:
     # and the holder recomputes and posts again before it lets go. So posts to one context never
     # overlap, and the last one always follows the newest state (an older roll-up never wins).
 
-    def claim_status(self, subject: str, context: str, state: str, description: str) -> bool:
-        """Claim the right to post (state, description) on a context. False when it is already
-        posted, or while another instance posts (which then posts again for us if it differs)."""
+    def claim_status(self, subject: str, context: str, state: str, description: str) -> str | None:
+        """Claim the right to post (state, description) on a context; the claim's version, or
+        None when it is already posted, or while another instance posts (which then posts again
+        for us if it differs)."""
 
         def change(entity: dict[str, Any] | None) -> tuple[dict[str, Any] | None, bool]:
             if entity is not None and not entity.get("trial"):
@@ -79,12 +93,15 @@ class StatusLedgerTable:
             claim = {"state": state, "description": description, "claimed_at": now()}
             return {**claim, "confirmed": False, "dirty": False, "trial": False}, True
 
-        claimed: bool = update_row(self._table(), subject, self._key(context), change)
-        return claimed
+        claimed, version = update_row_tagged(self._table(), subject, self._key(context), change)
+        return version if claimed else None
 
-    def finish_status(self, subject: str, context: str) -> bool:
-        """Let go of a claim after posting. True (still held) when another instance asked for a
-        newer state meanwhile: the holder recomputes and posts again."""
+    def finish_status(self, subject: str, context: str, version: str) -> str | None:
+        """Let go of a claim after posting: None when done; the claim's new version when another
+        instance asked for a newer state meanwhile (the holder recomputes and posts again)."""
+        row = self._key(context)
+        if merge_if_unchanged(self._table(), subject, row, version, {"confirmed": True}):
+            return None  # the common case: nobody touched the claim, one write
 
         def change(entity: dict[str, Any] | None) -> tuple[dict[str, Any] | None, bool]:
             if entity is None:
@@ -93,17 +110,18 @@ class StatusLedgerTable:
                 return {**fields_of(entity), "dirty": False, "claimed_at": now()}, True
             return {**fields_of(entity), "confirmed": True}, False
 
-        again: bool = update_row(self._table(), subject, self._key(context), change)
-        return again
+        again, new_version = update_row_tagged(self._table(), subject, row, change)
+        return new_version if again else None
 
-    def hold_status(self, subject: str, context: str, state: str, description: str) -> None:
-        """While holding the claim: the state about to be posted next."""
+    def hold_status(self, subject: str, context: str, state: str, description: str) -> str | None:
+        """While holding the claim: the state about to be posted next; the claim's version."""
 
         def change(entity: dict[str, Any] | None) -> tuple[dict[str, Any] | None, None]:
             data = fields_of(entity) if entity is not None else {"confirmed": False, "dirty": False}
             return {**data, "state": state, "description": description, "claimed_at": now()}, None
 
-        update_row(self._table(), subject, self._key(context), change)
+        _, version = update_row_tagged(self._table(), subject, self._key(context), change)
+        return version
 
     def release_status(self, subject: str, context: str, *, trial: bool = False) -> None:
         """Give up a claim whose post failed, so that the redelivery posts again; in trial mode,

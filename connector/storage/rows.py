@@ -112,6 +112,18 @@ def update_row(
     change: Callable[[dict[str, Any] | None], tuple[dict[str, Any] | None, T]],
 ) -> T:
     """Optimistic read-modify-write of one row. `change` returns (new data or None, result)."""
+    result, _ = update_row_tagged(table, partition, row, change)
+    return result
+
+
+def update_row_tagged(
+    table: TableClient,
+    partition: str,
+    row: str,
+    change: Callable[[dict[str, Any] | None], tuple[dict[str, Any] | None, T]],
+) -> tuple[T, str | None]:
+    """`update_row`, also returning the row's ETag as it stands after the call (None: no row),
+    for a later write that must not overwrite a newer change."""
     for _ in range(MAX_ATTEMPTS):
         entity: dict[str, Any] | None
         try:
@@ -121,21 +133,38 @@ def update_row(
             entity, etag = None, None
         data, result = change(fields_of(entity) if entity is not None else None)
         if data is None:
-            return result
+            return result, etag
         body = {"PartitionKey": partition, "RowKey": row, **data}
         try:
             if entity is None:
-                table.create_entity(body)
+                written = table.create_entity(body)
             else:
-                table.update_entity(
+                written = table.update_entity(
                     body,
                     etag=etag,
                     match_condition=MatchConditions.IfNotModified,
                 )
         except (ResourceExistsError, ResourceModifiedError):
             continue  # someone else wrote first: read again and recompute
-        return result
+        return result, str(written.get("etag") or "") or None
     raise ConcurrencyError(f"row {partition}/{row} kept changing under us")
+
+
+def merge_if_unchanged(
+    table: TableClient, partition: str, row: str, etag: str, data: Mapping[str, Any]
+) -> bool:
+    """Merge properties into a row only while it is as we last saw it (If-Match). False when it
+    changed or vanished since: the newer writer owns what follows."""
+    from azure.data.tables import UpdateMode
+
+    body = {"PartitionKey": partition, "RowKey": row, **data}
+    try:
+        table.update_entity(
+            body, mode=UpdateMode.MERGE, etag=etag, match_condition=MatchConditions.IfNotModified
+        )
+    except (ResourceModifiedError, ResourceNotFoundError):
+        return False
+    return True
 
 
 def query_range(table: TableClient, partition: str, low: str, high: str) -> Iterator[Any]:

@@ -5,23 +5,28 @@ Tables (prefix from `STATE_TABLE_PREFIX`):
   object's state on that commit (and the status ledger's rows: `connector.storage.ledger`).
 - `<p>objects`: PartitionKey = `<env>|<cluster>`; RowKey = `<kind>|<ns>|<name>`: the object's
   current and previous commit (learns which objects a cluster has, and which are behind).
-- `<p>processed`: one row per processed message id (duplicate deliveries end here).
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import threading
+from dataclasses import replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
-
-from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
 
 from connector.core.state import ObjectPointer, Recorded
 from connector.core.tracking import ObjectRef, ObjectState, Observation, Phase, Verdict, transition
 from connector.storage.ledger import StatusLedgerTable, StatusRecord, status_records
-from connector.storage.rows import iso, key, now, query_range, unkey, update_row
+from connector.storage.rows import (
+    iso,
+    key,
+    merge_if_unchanged,
+    query_range,
+    unkey,
+    update_row,
+    update_row_tagged,
+)
 
 if TYPE_CHECKING:
     from azure.data.tables import TableClient, TableServiceClient
@@ -52,35 +57,28 @@ class TableStore:
                 self._tables[name] = client
             return client
 
-    # --- duplicates ---------------------------------------------------------------------------
-
-    def is_processed(self, message_id: str) -> bool:
-        try:
-            self.table("processed").get_entity(*_processed_key(message_id), select=["RowKey"])
-        except ResourceNotFoundError:
-            return False
-        return True
-
-    def mark_processed(self, message_id: str) -> None:
-        partition, row = _processed_key(message_id)
-        entity = {"PartitionKey": partition, "RowKey": row, "at": now()}
-        # Exists already: another delivery finished first, with the same outcome.
-        with contextlib.suppress(ResourceExistsError):
-            self.table("processed").create_entity(entity)
-
     # --- object state -------------------------------------------------------------------------
+    # One point read decides the steady state: a re-send of a state every output has handled
+    # (`settled`) writes nothing. A change is written unsettled, its outputs run, and `settle`
+    # marks it done only if the row is still that change (If-Match), so a redelivery after a
+    # crash finishes what was not done and a newer change is never marked done by an older one.
 
     def record(self, obs: Observation) -> Recorded:
-        row = key("obj", obs.env, obs.cluster, obs.obj.kind, obs.obj.namespace, obs.obj.name)
-        result: Recorded = update_row(
-            self.table("deployments"),
-            obs.commit or NO_COMMIT,
-            row,
-            lambda entity: _apply(entity, obs),
-        )
-        if obs.commit and not obs.is_source and result.verdict != Verdict.STALE:
+        table = self.table("deployments")
+        partition, row = obs.commit or NO_COMMIT, _state_key(obs)
+        result, version = update_row_tagged(table, partition, row, lambda e: _apply(e, obs))
+        recorded = replace(result, version=version)
+        live = recorded.verdict in (Verdict.CHANGED, Verdict.UNCHANGED)
+        if obs.commit and not obs.is_source and live and recorded.new_on_commit:
             self._point(obs, obs.commit)
-        return result
+        return recorded
+
+    def settle(self, obs: Observation, recorded: Recorded) -> None:
+        if recorded.version is None or recorded.settled:
+            return
+        table = self.table("deployments")
+        partition, row = obs.commit or NO_COMMIT, _state_key(obs)
+        merge_if_unchanged(table, partition, row, recorded.version, {"settled": True})
 
     def _point(self, obs: Observation, commit: str) -> None:
         """Move the object's pointer to this commit (if it is newer than the one recorded)."""
@@ -145,19 +143,23 @@ class TableStore:
 # --- helpers ------------------------------------------------------------------------------------
 
 
+def _state_key(obs: Observation) -> str:
+    return key("obj", obs.env, obs.cluster, obs.obj.kind, obs.obj.namespace, obs.obj.name)
+
+
 def _apply(
     entity: dict[str, Any] | None, obs: Observation
 ) -> tuple[dict[str, Any] | None, Recorded]:
+    """Only a change is written: re-sends cost no write (a state's recorded time is the time of
+    its last change, so an older event of another phase that arrives after a newer re-send is
+    applied, and corrected by the next re-send; Flux delivers within its 15 s deadline)."""
     current = _state(entity) if entity is not None else None
+    settled = entity is not None and bool(entity.get("settled", False))
     verdict, new = transition(current, obs)
-    if new is None or new == current:
-        return None, Recorded(verdict, new)
-    return _row(new), Recorded(verdict, new)
-
-
-def _processed_key(message_id: str) -> tuple[str, str]:
-    row = key(message_id)
-    return row[:2], row
+    if verdict != Verdict.CHANGED or new is None:
+        done = settled or entity is None
+        return None, Recorded(verdict, current, settled=done, new_on_commit=not settled)
+    return {**_row(new), "settled": False}, Recorded(verdict, new, new_on_commit=not settled)
 
 
 def _state(entity: dict[str, Any]) -> ObjectState:
