@@ -28,6 +28,7 @@ MODULES = (
     "connector.gates.keeper",
     "connector.outputs.statuses",
     "connector.devops.client",
+    "connector.devops.dryrun",
     "connector.outputs.spektate",
     "connector.outputs.subscribers",
 )
