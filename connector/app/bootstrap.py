@@ -269,7 +269,8 @@ class Container:
     def spektate(self) -> SpektateWriter | None:
         """Spektate's own storage account: a connection string, or (in Azure) its table
         endpoint with the function's managed identity. None when not configured."""
-        from connector.outputs.spektate import SpektateWriter, repository_url
+        from connector.outputs.spektate import SpektateWriter
+        from connector.outputs.spektate_rows import repository_url
         from connector.storage.rows import connect
 
         s = self.settings

@@ -30,6 +30,8 @@ MODULES = (
     "connector.devops.client",
     "connector.devops.dryrun",
     "connector.outputs.spektate",
+    "connector.outputs.spektate_rows",
+    "connector.outputs.spektate_errors",
     "connector.outputs.subscribers",
 )
 
