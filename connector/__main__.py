@@ -1,4 +1,4 @@
-"""`python -m connector …`: the operations CLI (see `connector.cli`)."""
+"""`python -m connector …`: the operations CLI (see `connector.app.cli`)."""
 
 from connector.app.cli import main
 

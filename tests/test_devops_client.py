@@ -17,11 +17,9 @@ from azure.core.credentials import AccessToken
 
 from connector.core.gates import PlanRef
 from connector.devops.client import (
-    ORG_SCOPE,
     AzureDevOpsClient,
     Commit,
     CommitStatus,
-    DryRunAzureDevOps,
     ForeignOrganizationError,
     NotSentError,
     PermanentAzureDevOpsError,
@@ -33,6 +31,8 @@ from connector.devops.client import (
     TransientAzureDevOpsError,
     same_organization,
 )
+from connector.devops.dryrun import DryRunAzureDevOps
+from connector.devops.policies import ORG_SCOPE
 from tests.conftest import assert_contract_kept
 from tests.fakes.azdo_server import FakeAzureDevOps
 
@@ -742,7 +742,7 @@ def test_requests_are_traced_when_a_tracing_plugin_is_configured(
 def test_dry_run_sends_nothing_and_logs_the_writes(
     azdo: FakeAzureDevOps, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.INFO, logger="connector.devops.client")
+    caplog.set_level(logging.INFO, logger="connector.devops.dryrun")
     dry = DryRunAzureDevOps(azdo.org_url, "project")
     plan = plan_ref(azdo)
 
@@ -768,7 +768,7 @@ def test_dry_run_sends_nothing_and_logs_the_writes(
 
     assert caught.value.status_code == 404
     assert azdo.calls() == []
-    messages = [r.getMessage() for r in caplog.records if r.name == "connector.devops.client"]
+    messages = [r.getMessage() for r in caplog.records if r.name == "connector.devops.dryrun"]
     assert len(messages) == 6
     assert (
         f"POST /fabrikam/project/_apis/git/repositories/gitops%20repo/commits/{C3}/statuses"

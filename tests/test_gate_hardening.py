@@ -17,10 +17,10 @@ from connector.core.gates import GateState
 from connector.devops.client import (
     AzureDevOpsClient,
     CommitStatus,
-    JobToken,
     PermanentAzureDevOpsError,
     TransientAzureDevOpsError,
 )
+from connector.devops.policies import JobToken
 from connector.gates.store import GateStore
 from tests.test_gates import HOOK_SECRET, A, completions, keeper_in, plan, register
 from tests.world import PAT, PROJECT, REPO, kustomization

@@ -26,11 +26,11 @@ from connector.core.tracking import (
     cluster_result,
     environment_result,
 )
-from connector.outputs.spektate import (
+from connector.outputs.spektate import SpektateWriter
+from connector.outputs.spektate_errors import SpektateError
+from connector.outputs.spektate_rows import (
     MESSAGE_LIMIT,
     DeploymentLinks,
-    SpektateError,
-    SpektateWriter,
     change_id,
     repository_url,
 )

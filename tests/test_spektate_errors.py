@@ -27,7 +27,8 @@ from azure.data.tables import (
 )
 
 from connector.core.tracking import ObjectRef, Phase
-from connector.outputs.spektate import SpektateError, SpektateWriter
+from connector.outputs.spektate import SpektateWriter
+from connector.outputs.spektate_errors import SpektateError
 from connector.storage.rows import connect
 from tests.azurite import ACCOUNT, KEY, azurite_tables
 from tests.spektate_dashboard import load_flux

@@ -193,7 +193,7 @@ def test_concurrent_processors_lose_nothing(world, commit):
 def test_trial_mode_logs_what_it_would_send_and_sends_nothing(world, commit, caplog):
     from connector.app import bootstrap
     from connector.app.bootstrap import Container
-    from connector.devops.client import DryRunAzureDevOps
+    from connector.devops.dryrun import DryRunAzureDevOps
 
     # GIVEN the app built from settings with AZDO_DRY_RUN=true (no client override)
     base = world.configure(AZDO_DRY_RUN="true")
@@ -201,7 +201,7 @@ def test_trial_mode_logs_what_it_would_send_and_sends_nothing(world, commit, cap
     bootstrap.override(trial)
     assert isinstance(trial.devops, DryRunAzureDevOps)
     # WHEN a rollout is reported
-    with caplog.at_level("INFO", logger="connector.devops.client"):
+    with caplog.at_level("INFO", logger="connector.devops.dryrun"):
         world.send(kustomization(commit))
     # THEN Azure DevOps sees reads only (the PAT is configured), and the log says what would
     # have been posted

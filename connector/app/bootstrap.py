@@ -18,7 +18,8 @@ if TYPE_CHECKING:
 
     from connector.app.deployments import DeploymentsView
     from connector.core.processing import ChangeListener, Processor
-    from connector.devops.client import AzureDevOpsClient, DryRunAzureDevOps
+    from connector.devops.client import AzureDevOpsClient
+    from connector.devops.dryrun import DryRunAzureDevOps
     from connector.gates.hooks import ServiceHooks
     from connector.gates.keeper import GateKeeper
     from connector.gates.registration import Registration
@@ -153,7 +154,7 @@ class Container:
 
     @built
     def devops(self) -> AzureDevOpsClient | DryRunAzureDevOps:
-        from connector.devops.client import DryRunAzureDevOps
+        from connector.devops.dryrun import DryRunAzureDevOps
 
         s = self.settings
         if not (s.azdo_org_url and s.azdo_project):
@@ -219,7 +220,8 @@ class Container:
 
     @built
     def gatekeeper(self) -> GateKeeper:
-        from connector.devops.client import AzureDevOpsClient, JobToken
+        from connector.devops.client import AzureDevOpsClient
+        from connector.devops.policies import JobToken
         from connector.gates.keeper import GateKeeper
         from connector.gates.policy import GatePolicy
 
@@ -267,7 +269,8 @@ class Container:
     def spektate(self) -> SpektateWriter | None:
         """Spektate's own storage account: a connection string, or (in Azure) its table
         endpoint with the function's managed identity. None when not configured."""
-        from connector.outputs.spektate import SpektateWriter, repository_url
+        from connector.outputs.spektate import SpektateWriter
+        from connector.outputs.spektate_rows import repository_url
         from connector.storage.rows import connect
 
         s = self.settings

@@ -28,7 +28,10 @@ MODULES = (
     "connector.gates.keeper",
     "connector.outputs.statuses",
     "connector.devops.client",
+    "connector.devops.dryrun",
     "connector.outputs.spektate",
+    "connector.outputs.spektate_rows",
+    "connector.outputs.spektate_errors",
     "connector.outputs.subscribers",
 )
 

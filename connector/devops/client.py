@@ -12,10 +12,7 @@ and `ForeignOrganizationError` (a URL outside the configured organisation; nothi
 
 from __future__ import annotations
 
-import base64
-import json
 import logging
-import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
@@ -25,22 +22,14 @@ from typing import Any, Final, Self, TypeVar
 from urllib.parse import urlsplit
 
 from azure.core import PipelineClient
-from azure.core.credentials import AccessToken, TokenCredential
-from azure.core.exceptions import AzureError, ClientAuthenticationError, ServiceRequestError
-from azure.core.pipeline import PipelineRequest, PipelineResponse
-from azure.core.pipeline.policies import (
-    BearerTokenCredentialPolicy,
-    DistributedTracingPolicy,
-    HeadersPolicy,
-    HttpLoggingPolicy,
-    SansIOHTTPPolicy,
-    UserAgentPolicy,
-)
+from azure.core.credentials import TokenCredential
+from azure.core.exceptions import AzureError, ClientAuthenticationError
 from azure.core.pipeline.transport import HttpTransport
 from azure.core.rest import HttpRequest, HttpResponse
 
 from connector.core.gates import PlanRef
-from connector.devops.organization import is_loopback, is_organization_url, same_organization
+from connector.devops.organization import is_organization_url, same_organization
+from connector.devops.policies import JobToken, auth_policy, policies
 from connector.devops.routes import (
     PAGE_SIZE,
     Call,
@@ -72,17 +61,14 @@ from connector.devops.types import (
     TransientAzureDevOpsError,
 )
 from connector.redaction import redact, secret_forms
-from connector.retries import RetryBudgetExhaustedError, retry_policy
+from connector.retries import RetryBudgetExhaustedError
 
 __all__ = [
-    "ORG_SCOPE",
     "AzureDevOpsClient",
     "AzureDevOpsError",
     "Commit",
     "CommitStatus",
-    "DryRunAzureDevOps",
     "ForeignOrganizationError",
-    "JobToken",
     "NotSentError",
     "PermanentAzureDevOpsError",
     "PipelineCallbacks",
@@ -96,110 +82,9 @@ __all__ = [
 
 _LOG = logging.getLogger(__name__)
 
-ORG_SCOPE = "499b84ac-1321-427f-aa17-267ca6975798/.default"
-
-_USER_AGENT = "flux-azdo-connector/0.1.0"
 _MESSAGE_MAX: Final = 500
-# Azure DevOps-specific response headers that are safe and useful in logs (throttling, tracing).
-_LOGGABLE_HEADERS: Final = (
-    "X-TFS-FedAuthRedirect",
-    "X-TFS-Session",
-    "X-VSS-E2EID",
-    "ActivityId",
-    "X-RateLimit-Resource",
-    "X-RateLimit-Delay",
-    "X-RateLimit-Limit",
-    "X-RateLimit-Remaining",
-    "X-RateLimit-Reset",
-)
-_LOGGABLE_QUERY: Final = (
-    "searchCriteria.status",
-    "searchCriteria.queryTimeRangeType",
-    "searchCriteria.minTime",
-    "$top",
-    "$skip",
-    "otherCommitId",
-)
 
 T = TypeVar("T")
-
-
-# --- Pipeline policies ----------------------------------------------------------------------
-
-
-def _allows_credentials(url: str) -> bool:
-    parts = urlsplit(url)
-    return parts.scheme == "https" or is_loopback((parts.hostname or "").lower())
-
-
-class _PatPolicy(SansIOHTTPPolicy[HttpRequest, HttpResponse]):
-    """Basic auth with a PAT (empty user name), refused over http except to loopback."""
-
-    def __init__(self, pat: str) -> None:
-        super().__init__()
-        self._header = "Basic " + base64.b64encode(f":{pat}".encode()).decode("ascii")
-
-    def on_request(self, request: PipelineRequest[HttpRequest]) -> None:
-        # The client passes enforce_https for BearerTokenCredentialPolicy; consume it here too,
-        # since the transport would reject an unknown keyword.
-        request.context.options.pop("enforce_https", None)
-        if not _allows_credentials(request.http_request.url):
-            raise ServiceRequestError("refusing to send a PAT over plain http")
-        request.http_request.headers["Authorization"] = self._header
-
-
-def _auth_policy(pat: str | None, credential: TokenCredential | None) -> Any:
-    if (pat is None) == (credential is None):
-        raise ValueError("pass exactly one of pat or credential")
-    if credential is not None:
-        return BearerTokenCredentialPolicy(credential, ORG_SCOPE)
-    if not pat:
-        raise ValueError("pat must not be empty")
-    return _PatPolicy(pat)
-
-
-def _policies(
-    *,
-    auth: Any,
-    retry_total: int,
-    retry_backoff_factor: float,
-    retry_backoff_max: float,
-) -> list[Any]:
-    logging_policy: HttpLoggingPolicy = HttpLoggingPolicy(
-        http_logging_level=logging.DEBUG, additional_allowed_query_params=_LOGGABLE_QUERY
-    )
-    # HttpLoggingPolicy redacts every header not allow-listed, Authorization included.
-    # NetworkTraceLoggingPolicy is left out on purpose: it logs headers verbatim.
-    logging_policy.allowed_header_names.update(_LOGGABLE_HEADERS)
-    return [
-        HeadersPolicy({"X-TFS-FedAuthRedirect": "Suppress", "Accept": "application/json"}),
-        UserAgentPolicy(base_user_agent=_USER_AGENT),
-        retry_policy(retry_total, retry_backoff_factor, retry_backoff_max),
-        auth,
-        DistributedTracingPolicy(instrumentation_config={"library_name": "flux-azdo-connector"}),
-        _CountResponses(),
-        logging_policy,
-    ]
-
-
-class _CountResponses(SansIOHTTPPolicy[HttpRequest, HttpResponse]):
-    """Counts every answer, retried attempts included (it sits inside the retry loop)."""
-
-    def on_response(
-        self,
-        request: PipelineRequest[HttpRequest],
-        response: PipelineResponse[HttpRequest, HttpResponse],
-    ) -> None:
-        from connector import telemetry
-
-        status = response.http_response.status_code
-        attributes: dict[str, str | int] = {
-            "http.request.method": request.http_request.method,
-            "http.response.status_code": status,
-        }
-        telemetry.azdo_requests.add(1, attributes)
-        if status == 429:
-            telemetry.azdo_throttled.add(1, attributes)
 
 
 # --- Client ---------------------------------------------------------------------------------
@@ -228,7 +113,7 @@ class AzureDevOpsClient:
         read_timeout: float = 30,
         transport: HttpTransport[HttpRequest, HttpResponse] | None = None,
     ) -> None:
-        auth = _auth_policy(pat, credential)
+        auth = auth_policy(pat, credential)
         if not is_organization_url(org_url):
             raise ValueError("org_url must be an https URL (http only for loopback hosts)")
         self._routes = Routes(org_url, project, api_version)
@@ -240,7 +125,7 @@ class AzureDevOpsClient:
         }
         self._client: PipelineClient[HttpRequest, HttpResponse] = PipelineClient(
             base_url=org_url,
-            policies=_policies(
+            policies=policies(
                 auth=auth,
                 retry_total=retry_total,
                 retry_backoff_factor=retry_backoff_factor,
@@ -444,115 +329,3 @@ def _error_message(response: HttpResponse, secrets: Sequence[str]) -> str:
     except (ValueError, AttributeError):
         message = str(response.reason or "")
     return redact(message, secrets)[:_MESSAGE_MAX]
-
-
-# --- Dry run --------------------------------------------------------------------------------
-
-
-class DryRunAzureDevOps:
-    """Trial mode: logs every write it would make, sends none, and raises `NotSentError` so that
-    callers record nothing as posted (turned off on the same storage, the connector posts it all).
-
-    Reads are harmless: with a `reader` (a real client, when a PAT or identity is configured)
-    they go to Azure DevOps, so PR gates can be tried; without one they answer "nothing known".
-    Calls are built by the same code as the real client, so the logged paths and bodies are what
-    it would send.
-    """
-
-    def __init__(
-        self,
-        org_url: str,
-        project: str,
-        *,
-        api_version: str = "7.1",
-        reader: AzureDevOpsClient | None = None,
-    ) -> None:
-        self._routes = Routes(org_url, project, api_version)
-        self._reader = reader
-
-    def close(self) -> None:
-        if self._reader is not None:
-            self._reader.close()
-
-    # --- writes: logged, never sent ---
-
-    def post_commit_status(self, repository: str, commit: str, status: CommitStatus) -> None:
-        self._not_sent(self._routes.commit_status(repository, commit, status))
-
-    def post_pull_request_status(
-        self, repository: str, pull_request_id: int, status: CommitStatus
-    ) -> None:
-        self._not_sent(self._routes.pull_request_status(repository, pull_request_id, status))
-
-    def post_task_completed(self, plan: PlanRef, result: str) -> None:
-        self._not_sent(self._routes.task_completed(plan, result))
-
-    def append_feed(self, plan: PlanRef, lines: Sequence[str]) -> None:
-        self._not_sent(self._routes.feed(plan, feed_lines(lines, datetime.now(UTC))))
-
-    def create_log(self, plan: PlanRef) -> int:
-        self._not_sent(self._routes.create_log(plan))
-        return 0  # not reached
-
-    def append_log(self, plan: PlanRef, log_id: int, lines: Sequence[str]) -> None:
-        self._not_sent(self._routes.append_log(plan, log_id, lines))
-
-    # --- reads: real when a reader is configured ---
-
-    def get_commit(self, repository: str, commit: str) -> Commit:
-        if self._reader is not None:
-            return self._reader.get_commit(repository, commit)
-        return Commit(commit, "", ())
-
-    def list_commits(self, repository: str, top: int) -> list[Commit]:
-        return []
-
-    def count_commit_statuses(self, repository: str, commit: str, top: int) -> int:
-        return 0
-
-    def is_ancestor(self, repository: str, ancestor: str, descendant: str) -> bool:
-        if self._reader is not None:
-            return self._reader.is_ancestor(repository, ancestor, descendant)
-        return False
-
-    def pull_requests_for_merge_commit(self, repository: str, commit: str) -> list[PullRequest]:
-        if self._reader is not None:
-            return self._reader.pull_requests_for_merge_commit(repository, commit)
-        return []
-
-    def get_pull_request(self, pull_request_id: int) -> PullRequest:
-        if self._reader is not None:
-            return self._reader.get_pull_request(pull_request_id)
-        raise PermanentAzureDevOpsError(404, "trial mode without credentials: no PR look-ups")
-
-    def list_abandoned_pull_requests(self, repository: str, since: datetime) -> list[PullRequest]:
-        if self._reader is not None:
-            return self._reader.list_abandoned_pull_requests(repository, since)
-        return []
-
-    def get_pull_request_properties(self, repository: str, pull_request_id: int) -> dict[str, str]:
-        if self._reader is not None:
-            return self._reader.get_pull_request_properties(repository, pull_request_id)
-        return {}
-
-    def get_plan_state(self, plan: PlanRef) -> PlanState:
-        if self._reader is not None:
-            return self._reader.get_plan_state(plan)
-        self._routes.plan(plan)  # same ForeignOrganizationError as the real client
-        return PlanState("inProgress", "inProgress")
-
-    def _not_sent(self, call: Call) -> None:
-        body = call.body.decode() if isinstance(call.body, bytes) else json.dumps(call.body)
-        _LOG.info("azure_devops.dry_run %s %s", call.describe(), body)
-        raise NotSentError(f"trial mode: {call.method} not sent")
-
-
-class JobToken:
-    """A `TokenCredential` holding a pipeline job's access token (`System.AccessToken`), for
-    completing a gate as the job itself; it cannot be refreshed, so it is used as it is."""
-
-    def __init__(self, token: str) -> None:
-        self.token = token
-
-    def get_token(self, *scopes: str, **kwargs: Any) -> AccessToken:
-        return AccessToken(self.token, int(time.time()) + 3600)

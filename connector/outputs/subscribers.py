@@ -43,7 +43,7 @@ from azure.core.rest import HttpRequest, HttpResponse
 
 from connector.core.processing import Change
 from connector.core.tracking import EnvironmentResult, ObjectState, Observation, Verdict
-from connector.outputs.spektate import change_id
+from connector.outputs.spektate_rows import change_id
 from connector.retries import RetryBudgetExhaustedError, retry_policy
 from connector.sources.flux.signature import sign
 

@@ -1,0 +1,379 @@
+"""An in-memory twin of the part of azure-data-tables (12.x) the connector uses, with the service's
+semantics, so that the core and the stores can be tested in milliseconds without Azurite.
+
+It is at least as strict as the real thing: `tests/test_memory_tables.py` runs the same assertions
+against Azurite and this twin. What it does not model it refuses (`NotImplementedError`) instead of
+guessing: OData beyond `eq ne gt ge lt le`, `and`, `or` and parentheses over properties and string,
+integer and boolean literals; Edm.DateTime, binary and GUID values; batches.
+
+Sources for the semantics: the SDK (`azure/data/tables/_table_client.py`, `_serialize.py`) and
+Learn, "Querying tables and entities", "Update Entity", "Merge Entity", "Insert Entity", "Delete
+Entity" (rest/api/storageservices); where they are silent, Azurite as measured by the contract test.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import itertools
+import re
+import threading
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import Enum
+from typing import Any
+
+from azure.core import MatchConditions
+from azure.core.exceptions import (
+    HttpResponseError,
+    ResourceExistsError,
+    ResourceModifiedError,
+    ResourceNotFoundError,
+)
+from azure.data.tables import TableEntity, UpdateMode
+
+from connector.storage.rows import key_problem
+
+# Learn, "Understanding the Table service data model": 3-63 alphanumeric characters, not starting
+# with a digit.
+_TABLE_NAME = re.compile(r"[A-Za-z][A-Za-z0-9]{2,62}")
+_INT32 = range(-(2**31), 2**31)  # the SDK's `_to_entity_int32` refuses other ints
+_INT32_BITS = 32  # a parameter beyond it is sent as an Int64 literal (`NL`)
+
+
+def _error(kind: type[HttpResponseError], code: str, message: str) -> HttpResponseError:
+    """The SDK's exception type with the service's error code, as `_process_table_error` raises."""
+    error = kind(message=f"{message}\nErrorCode:{code}")
+    error.error_code = code  # type: ignore[attr-defined]
+    return error
+
+
+@dataclass
+class _Row:
+    properties: dict[str, Any]
+    etag: str
+    timestamp: datetime
+
+
+class MemoryTableService:
+    """`TableServiceClient`: the tables of one storage account, behind one lock."""
+
+    def __init__(self) -> None:
+        self._lock = threading.RLock()
+        self._tables: dict[str, dict[tuple[str, str], _Row]] = {}
+        self._etags = itertools.count(1)
+
+    def create_table_if_not_exists(self, table_name: str) -> MemoryTable:
+        table = self.get_table_client(table_name)
+        with contextlib.suppress(ResourceExistsError):
+            table.create_table()
+        return table
+
+    def get_table_client(self, table_name: str) -> MemoryTable:
+        return MemoryTable(self, table_name)
+
+    def list_table_names(self) -> list[str]:
+        with self._lock:
+            return sorted(self._tables)
+
+    # --- used by MemoryTable, under the lock ----------------------------------------------------
+
+    def _create(self, name: str) -> None:
+        if not _TABLE_NAME.fullmatch(name):
+            raise _error(HttpResponseError, "InvalidResourceName", f"bad table name {name!r}")
+        # Table names are case-insensitive in the service.
+        if any(existing.lower() == name.lower() for existing in self._tables):
+            raise _error(ResourceExistsError, "TableAlreadyExists", f"table {name} exists")
+        self._tables[name] = {}
+
+    def _rows(self, name: str) -> dict[tuple[str, str], _Row]:
+        for existing, rows in self._tables.items():
+            if existing.lower() == name.lower():
+                return rows
+        raise _error(ResourceNotFoundError, "TableNotFound", f"table {name} does not exist")
+
+    def _stamp(self) -> tuple[str, datetime]:
+        moment = datetime.now(UTC)
+        return f"W/\"datetime'{moment.isoformat()}'-{next(self._etags)}\"", moment
+
+
+class MemoryTable:
+    """`TableClient` for one table of a `MemoryTableService`."""
+
+    def __init__(self, service: MemoryTableService, table_name: str) -> None:
+        self._service = service
+        self.table_name = table_name
+
+    def create_table(self) -> dict[str, str]:
+        with self._service._lock:
+            self._service._create(self.table_name)
+        return {"name": self.table_name}
+
+    def get_entity(
+        self, partition_key: str, row_key: str, *, select: list[str] | None = None
+    ) -> TableEntity:
+        with self._service._lock:
+            row = self._service._rows(self.table_name).get((partition_key, row_key))
+            if row is None:
+                raise _error(ResourceNotFoundError, "ResourceNotFound", "entity not found")
+            return _entity(row, select)
+
+    def create_entity(self, entity: Mapping[str, Any]) -> dict[str, Any]:
+        partition, row_key, properties = _split(entity)
+        with self._service._lock:
+            rows = self._service._rows(self.table_name)
+            if (partition, row_key) in rows:
+                raise _error(ResourceExistsError, "EntityAlreadyExists", "entity exists")
+            return self._write(rows, partition, row_key, properties)
+
+    def update_entity(
+        self,
+        entity: Mapping[str, Any],
+        mode: UpdateMode = UpdateMode.MERGE,
+        *,
+        etag: str | None = None,
+        match_condition: MatchConditions | None = None,
+    ) -> dict[str, Any]:
+        if match_condition and not etag and isinstance(entity, TableEntity):
+            etag = entity.metadata.get("etag")
+        _check_condition(etag, match_condition or MatchConditions.Unconditionally)
+        partition, row_key, properties = _split(entity)
+        with self._service._lock:
+            rows = self._service._rows(self.table_name)
+            current = rows.get((partition, row_key))
+            if current is None:  # `If-Match` (`*` or an ETag) never creates
+                raise _error(ResourceNotFoundError, "ResourceNotFound", "entity not found")
+            if etag is not None and etag != current.etag:
+                raise _error(ResourceModifiedError, "UpdateConditionNotSatisfied", "etag differs")
+            if mode == UpdateMode.MERGE:
+                properties = {**current.properties, **properties}
+            return self._write(rows, partition, row_key, properties)
+
+    def upsert_entity(
+        self, entity: Mapping[str, Any], mode: UpdateMode = UpdateMode.MERGE
+    ) -> dict[str, Any]:
+        partition, row_key, properties = _split(entity)
+        with self._service._lock:
+            rows = self._service._rows(self.table_name)
+            current = rows.get((partition, row_key))
+            if current is not None and mode == UpdateMode.MERGE:
+                properties = {**current.properties, **properties}
+            return self._write(rows, partition, row_key, properties)
+
+    def delete_entity(self, partition_key: str, row_key: str) -> None:
+        """Unconditional; a missing entity is no error (the SDK swallows the 404)."""
+        with self._service._lock:
+            self._service._rows(self.table_name).pop((partition_key, row_key), None)
+
+    def query_entities(
+        self,
+        query_filter: str,
+        *,
+        parameters: Mapping[str, Any] | None = None,
+        select: list[str] | None = None,
+    ) -> Iterator[TableEntity]:
+        # Parsed before any row is read, as the service refuses a bad filter with no results.
+        matches = parse_filter(substitute(query_filter, parameters))
+        return self._scan(matches, select)
+
+    def list_entities(self, *, select: list[str] | None = None) -> Iterator[TableEntity]:
+        return self._scan(lambda _properties: True, select)
+
+    def _scan(self, matches: _Predicate, select: list[str] | None) -> Iterator[TableEntity]:
+        """A snapshot in the service's order (PartitionKey, then RowKey)."""
+        with self._service._lock:
+            rows = self._service._rows(self.table_name)
+            found = [_entity(rows[k], select) for k in sorted(rows) if matches(rows[k].properties)]
+        return iter(found)
+
+    def _write(
+        self,
+        rows: dict[tuple[str, str], _Row],
+        partition: str,
+        row_key: str,
+        properties: dict[str, Any],
+    ) -> dict[str, Any]:
+        etag, moment = self._service._stamp()
+        stored = {"PartitionKey": partition, "RowKey": row_key, **properties}
+        rows[partition, row_key] = _Row(stored, etag, moment)
+        return {"etag": etag, "date": moment}
+
+
+# --- entities -----------------------------------------------------------------------------------
+
+
+def _check_condition(etag: str | None, condition: MatchConditions) -> None:
+    """The SDK's own argument checks (`_serialize._get_match_condition`)."""
+    if condition == MatchConditions.IfNotModified and not etag:
+        raise ValueError("IfNotModified must be specified with etag.")
+    if condition == MatchConditions.Unconditionally and etag:
+        raise ValueError("Etag is not supported for an Unconditional operation.")
+    if condition not in (MatchConditions.IfNotModified, MatchConditions.Unconditionally):
+        raise ValueError(f"Unsupported match condition: {condition}")
+
+
+def _split(entity: Mapping[str, Any]) -> tuple[str, str, dict[str, Any]]:
+    partition, row_key = entity["PartitionKey"], entity["RowKey"]
+    for value in (partition, row_key):
+        problem = key_problem(value)
+        if problem is not None:
+            raise _error(HttpResponseError, "InvalidInput", problem)
+    properties = {}
+    for name, value in entity.items():
+        if name not in ("PartitionKey", "RowKey") and value is not None:  # the SDK drops None
+            properties[name] = _stored_value(name, value)
+    return partition, row_key, properties
+
+
+def _stored_value(name: str, value: Any) -> Any:
+    """A property as the service stores and returns it (SDK `_add_entity_properties`)."""
+    if isinstance(value, Enum) and isinstance(value, str):
+        return value.value
+    if isinstance(value, bool | str | float):
+        return value
+    if isinstance(value, int):
+        if value not in _INT32:
+            raise TypeError(f"{name}: {value} is too large to be cast to type Edm.Int32")
+        return value
+    raise NotImplementedError(f"{name}: the memory twin stores no {type(value).__name__} values")
+
+
+def _entity(row: _Row, select: list[str] | None) -> TableEntity:
+    properties = row.properties
+    if select is not None:
+        properties = {k: v for k, v in properties.items() if k in select}
+    entity = TableEntity(copy.deepcopy(properties))
+    # Set as the SDK's deserializer (`_convert_to_entity`) sets it.
+    entity._metadata = {"etag": row.etag, "timestamp": row.timestamp}
+    return entity
+
+
+# --- OData filters ------------------------------------------------------------------------------
+
+_Predicate = Callable[[dict[str, Any]], bool]
+_Tokens = list[tuple[str, str]]
+
+_TOKEN = re.compile(
+    r"\s*(?:(?P<open>\()|(?P<close>\))|(?P<string>'(?:[^']|'')*')"
+    r"|(?P<number>-?\d+L?)(?![\w.])|(?P<word>[A-Za-z_][A-Za-z0-9_]*))"
+)
+_COMPARE = {
+    "eq": lambda a, b: a == b,
+    "ne": lambda a, b: a != b,
+    "gt": lambda a, b: a > b,
+    "ge": lambda a, b: a >= b,
+    "lt": lambda a, b: a < b,
+    "le": lambda a, b: a <= b,
+}
+_KEYWORDS = {*_COMPARE, "and", "or", "not", "true", "false"}
+
+
+def substitute(query_filter: str, parameters: Mapping[str, Any] | None) -> str:
+    """`@name` → an OData literal, by the SDK's rules (`_serialize._parameter_filter_substitution`):
+    only words separated by single spaces are replaced, so `(@name)` is not (write `( @name )`)."""
+    if not parameters:
+        return query_filter
+    words = query_filter.split(" ")
+    for index, word in enumerate(words):
+        if word.startswith("@"):
+            words[index] = _literal(parameters[word[1:]])
+    return " ".join(words)
+
+
+def _literal(value: Any) -> str:
+    if value in (True, False):  # as in the SDK, so 1 and 0 become true and false too
+        return str(bool(value)).lower()
+    if isinstance(value, int):
+        return str(value) if value.bit_length() <= _INT32_BITS else f"{value}L"
+    if isinstance(value, str):
+        return "'" + value.replace("'", "''") + "'"
+    raise NotImplementedError(f"the memory twin does not model {type(value).__name__} parameters")
+
+
+def parse_filter(text: str) -> _Predicate:
+    """A predicate over an entity's properties. A comparison with a missing property, or with a
+    value of another type, is false (so `ne` does not match an entity without the property)."""
+    tokens = _tokens(text)
+    predicate, rest = _or(tokens)
+    if rest:
+        raise NotImplementedError(f"unexpected {rest[0][1]!r} in filter {text!r}")
+    return predicate
+
+
+def _tokens(text: str) -> list[tuple[str, str]]:
+    tokens, position = [], 0
+    while text[position:].strip():
+        found = _TOKEN.match(text, position)
+        if found is None or found.lastgroup is None:
+            raise NotImplementedError(f"the memory twin cannot read {text[position:]!r}")
+        tokens.append((found.lastgroup, found.group(found.lastgroup)))
+        position = found.end()
+    return tokens
+
+
+def _or(tokens: _Tokens) -> tuple[_Predicate, _Tokens]:
+    left, tokens = _and(tokens)
+    while tokens and tokens[0] == ("word", "or"):
+        right, tokens = _and(tokens[1:])
+        left = _either(left, right)
+    return left, tokens
+
+
+def _and(tokens: _Tokens) -> tuple[_Predicate, _Tokens]:
+    left, tokens = _primary(tokens)
+    while tokens and tokens[0] == ("word", "and"):
+        right, tokens = _primary(tokens[1:])
+        left = _both(left, right)
+    return left, tokens
+
+
+def _either(a: _Predicate, b: _Predicate) -> _Predicate:
+    return lambda properties: a(properties) or b(properties)
+
+
+def _both(a: _Predicate, b: _Predicate) -> _Predicate:
+    return lambda properties: a(properties) and b(properties)
+
+
+def _primary(tokens: _Tokens) -> tuple[_Predicate, _Tokens]:
+    if tokens and tokens[0][0] == "open":
+        inner, rest = _or(tokens[1:])
+        if not rest or rest[0][0] != "close":
+            raise NotImplementedError("unbalanced parentheses in filter")
+        return inner, rest[1:]
+    if len(tokens) < len(("property", "operator", "literal")):
+        raise NotImplementedError("a filter ends in the middle of a comparison")
+    (kind, name), (_, operator), literal = tokens[0], tokens[1], tokens[2]
+    if kind != "word" or name in _KEYWORDS or operator not in _COMPARE:
+        raise NotImplementedError(f"the memory twin reads only `property op literal`, not {name!r}")
+    return _comparison(name, _COMPARE[operator], _value(literal)), tokens[3:]
+
+
+def _value(token: tuple[str, str]) -> Any:
+    kind, text = token
+    if kind == "string":
+        return text[1:-1].replace("''", "'")
+    if kind == "number":
+        return int(text.rstrip("L"))
+    if token in (("word", "true"), ("word", "false")):
+        return text == "true"
+    raise NotImplementedError(f"the memory twin does not read the literal {text!r}")
+
+
+def _comparison(name: str, compare: Any, literal: Any) -> _Predicate:
+    def matches(properties: dict[str, Any]) -> bool:
+        if name not in properties:
+            return False
+        value = properties[name]
+        if isinstance(value, bool) != isinstance(literal, bool) or not _same_kind(value, literal):
+            return False
+        return bool(compare(value, literal))
+
+    return matches
+
+
+def _same_kind(value: Any, literal: Any) -> bool:
+    if isinstance(literal, str):
+        return isinstance(value, str)
+    return isinstance(value, int | float) and not isinstance(value, str)
