@@ -14,6 +14,13 @@ def flux(req: func.HttpRequest) -> func.HttpResponse:
     return entrypoints.flux(req)
 
 
+@app.function_name("argocd")
+@app.route(route="argocd", auth_level=func.AuthLevel.FUNCTION)
+def argocd(req: func.HttpRequest) -> func.HttpResponse:
+    """Argo CD notifications' webhook service (Bearer or basic-auth shared secret)."""
+    return entrypoints.argocd(req)
+
+
 @app.function_name("health")
 @app.route(route="health", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
 def health(req: func.HttpRequest) -> func.HttpResponse:

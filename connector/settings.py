@@ -44,6 +44,8 @@ class Settings(BaseModel):
     flux_allow_unsigned: bool = Field(default=False, alias="FLUX_ALLOW_UNSIGNED")
     default_cluster: str = Field(default="", alias="DEFAULT_CLUSTER")
     default_env: str = Field(default="", alias="DEFAULT_ENV")
+    # Argo CD's webhook: Bearer token or basic-auth password (comma-separated for rotation).
+    argocd_webhook_secret: SecretStr | None = Field(default=None, alias="ARGOCD_WEBHOOK_SECRET")
 
     # --- Service Bus --------------------------------------------------------------------
     servicebus_queue: str = Field(default="flux-events", alias="SERVICEBUS_QUEUE")
@@ -129,6 +131,14 @@ class Settings(BaseModel):
         if self.flux_hmac_keys is None:
             return ()
         return tuple(k.encode() for k in self.flux_hmac_keys.get_secret_value().split(",") if k)
+
+    @property
+    def argocd_secrets(self) -> tuple[bytes, ...]:
+        """The accepted Argo CD webhook secrets (rotation: comma-separated), as raw bytes."""
+        if self.argocd_webhook_secret is None:
+            return ()
+        text = self.argocd_webhook_secret.get_secret_value()
+        return tuple(k.encode() for k in text.split(",") if k)
 
     @property
     def pr_repo(self) -> str:

@@ -108,6 +108,10 @@ param azdoPat string = ''
 param azdoHookSecret string = ''
 
 @secure()
+@description('ARGOCD_WEBHOOK_SECRET: shared secret of the Argo CD webhook (comma-separated during rotation); empty: not set.')
+param argocdWebhookSecret string = ''
+
+@secure()
 @description('SUBSCRIBERS_HMAC_KEY: HMAC key for events forwarded to SUBSCRIBERS; empty: not set.')
 param subscribersHmacKey string = ''
 
@@ -221,6 +225,7 @@ var secretNames = {
   fluxHmacKey: 'flux-hmac-key'
   azdoPat: 'azdo-pat'
   azdoHookSecret: 'azdo-hook-secret'
+  argocdWebhookSecret: 'argocd-webhook-secret'
   subscribersHmacKey: 'subscribers-hmac-key'
 }
 
@@ -286,6 +291,7 @@ module keyVault 'modules/keyvault.bicep' = {
     fluxHmacKey: fluxHmacKey
     azdoPat: azdoPat
     azdoHookSecret: azdoHookSecret
+    argocdWebhookSecret: argocdWebhookSecret
     subscribersHmacKey: subscribersHmacKey
   }
 }
@@ -461,6 +467,11 @@ var connectorSettings = concat([
     name: 'AZDO_HOOK_SECRET'
     value: '${kvRefPrefix}${secretNames.azdoHookSecret}/)'
   }
+], empty(argocdWebhookSecret) ? [] : [
+  {
+    name: 'ARGOCD_WEBHOOK_SECRET'
+    value: '${kvRefPrefix}${secretNames.argocdWebhookSecret}/)'
+  }
 ], empty(subscribersHmacKey) ? [] : [
   {
     name: 'SUBSCRIBERS_HMAC_KEY'
@@ -507,6 +518,8 @@ output functionAppName string = functionApp.outputs.name
 output functionAppHostName string = hostName
 @description('Flux Provider address, without its key: append ?code=<function key>.')
 output fluxWebhookUrl string = 'https://${hostName}/api/flux'
+@description('Argo CD webhook service url, without its key: append ?code=<function key>.')
+output argocdWebhookUrl string = 'https://${hostName}/api/argocd'
 @description('URL of the gate registration (agentless pipeline task), without its key.')
 output gateUrl string = 'https://${hostName}/api/gates'
 @description('URL of the Azure DevOps service hook, without its key.')

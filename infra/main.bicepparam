@@ -37,6 +37,8 @@ param fluxHmacKey = readEnvironmentVariable('FLUX_HMAC_KEY')
 param azdoPat = readEnvironmentVariable('AZDO_PAT', '')
 param azdoHookSecret = readEnvironmentVariable('AZDO_HOOK_SECRET', '')
 param subscribersHmacKey = readEnvironmentVariable('SUBSCRIBERS_HMAC_KEY', '')
+// Argo CD users: the webhook's shared secret (docs/argocd.md); unset: /api/argocd answers 503.
+param argocdWebhookSecret = readEnvironmentVariable('ARGOCD_WEBHOOK_SECRET', '')
 
 // --- Azure DevOps ---------------------------------------------------------------------------
 param azdoOrgUrl = 'https://dev.azure.com/contoso'

@@ -80,18 +80,18 @@ CASES = [
         True,
     ),
     Case(
-        "the same phase again is unchanged, and told (a redelivery finishes what a crash left)",
+        "a re-send of a settled state is unchanged and costs the outputs nothing",
         [observation("m1", Phase.SUCCEEDED, 0)],
         observation("m2", Phase.SUCCEEDED, 10),
         Verdict.UNCHANGED,
-        True,
+        False,
     ),
     Case(
         "progress after success on the same commit is unchanged",
         [observation("m1", Phase.SUCCEEDED, 0)],
         observation("m2", Phase.PROGRESSING, 10),
         Verdict.UNCHANGED,
-        True,
+        False,
     ),
     Case(
         "an older observation is stale, and not told",
@@ -101,10 +101,10 @@ CASES = [
         False,
     ),
     Case(
-        "a delivery already processed is a duplicate: no verdict, not told",
-        [observation("m1", Phase.PROGRESSING, 0)],
-        observation("m1", Phase.SUCCEEDED, 10),
-        None,
+        "an exact redelivery of a processed change is unchanged, not told",
+        [observation("m1", Phase.FAILED, 0)],
+        observation("m1", Phase.FAILED, 0),
+        Verdict.UNCHANGED,
         False,
     ),
     Case(
@@ -140,7 +140,7 @@ CASES = [
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
 def test_process(case: Case) -> None:
     output = Recorder()
-    proc, store = processor(output)
+    proc, _ = processor(output)
     for earlier in case.before:
         proc.process(earlier)
     output.changes.clear()
@@ -151,7 +151,10 @@ def test_process(case: Case) -> None:
     assert [c.obs.message_id for c in output.changes] == (
         [case.then.message_id] if case.told else []
     )
-    assert store.is_processed(case.then.message_id)
+    # Settled: the same observation again is the steady state and tells nobody.
+    output.changes.clear()
+    assert proc.process(case.then) in (Verdict.UNCHANGED, Verdict.STALE, Verdict.IGNORED)
+    assert output.changes == []
 
 
 def test_outputs_are_told_the_recorded_state_and_the_environment_on_the_commit() -> None:
@@ -177,15 +180,29 @@ def test_every_output_runs_and_the_first_failure_is_raised_after() -> None:
         Recorder(ValueError("second")),
         Recorder(),
     )
-    proc, store = processor(first, second, third)
+    proc, _ = processor(first, second, third)
 
     with pytest.raises(RuntimeError, match="first"):
         proc.process(observation("m1", Phase.SUCCEEDED, 0))
 
     assert [len(o.changes) for o in (first, second, third)] == [1, 1, 1]
-    # Not marked processed: the redelivery runs the outputs again (their own records dedupe).
-    assert not store.is_processed("m1")
+    # Not settled: the redelivery runs the outputs again (their own records dedupe)...
     first.fails = second.fails = None
     assert proc.process(observation("m1", Phase.SUCCEEDED, 0)) == Verdict.UNCHANGED
     assert len(third.changes) == 2
-    assert store.is_processed("m1")
+    # ...and once they all succeeded, the state is settled: a third delivery tells nobody.
+    assert proc.process(observation("m1", Phase.SUCCEEDED, 0)) == Verdict.UNCHANGED
+    assert len(third.changes) == 2
+
+
+def test_an_output_that_left_work_keeps_the_state_unsettled() -> None:
+    class TrialOutput(Recorder):
+        def on_change(self, change: Change) -> None:
+            super().on_change(change)
+            change.keep_unsettled()  # as trial mode does: nothing was sent
+
+    output = TrialOutput()
+    proc, _ = processor(output)
+    proc.process(observation("m1", Phase.SUCCEEDED, 0))
+    proc.process(observation("m2", Phase.SUCCEEDED, 10))
+    assert [c.obs.message_id for c in output.changes] == ["m1", "m2"]

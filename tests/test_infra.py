@@ -57,6 +57,7 @@ HOST_READ = {
 CONDITIONAL = {
     "AZDO_PAT",
     "AZDO_HOOK_SECRET",
+    "ARGOCD_WEBHOOK_SECRET",
     "SUBSCRIBERS_HMAC_KEY",
     "SPEKTATE_STORAGE__accountUrl",
     "OTEL_EXPORTER_OTLP_ENDPOINT",
@@ -64,7 +65,13 @@ CONDITIONAL = {
 }
 
 # Secrets: only ever Key Vault references.
-SECRET_SETTINGS = {"FLUX_HMAC_KEY", "AZDO_PAT", "AZDO_HOOK_SECRET", "SUBSCRIBERS_HMAC_KEY"}
+SECRET_SETTINGS = {
+    "FLUX_HMAC_KEY",
+    "AZDO_PAT",
+    "AZDO_HOOK_SECRET",
+    "ARGOCD_WEBHOOK_SECRET",
+    "SUBSCRIBERS_HMAC_KEY",
+}
 
 # Never on Flex Consumption (or never with identity-only access).
 FORBIDDEN_SETTINGS = {
@@ -444,11 +451,18 @@ def test_secrets_are_key_vault_references() -> None:
 
 def test_secret_parameters_are_secure_and_never_in_app_settings() -> None:
     secure = {
-        "main.bicep": {"fluxHmacKey", "azdoPat", "azdoHookSecret", "subscribersHmacKey"},
+        "main.bicep": {
+            "fluxHmacKey",
+            "azdoPat",
+            "azdoHookSecret",
+            "argocdWebhookSecret",
+            "subscribersHmacKey",
+        },
         "modules/keyvault.bicep": {
             "fluxHmacKey",
             "azdoPat",
             "azdoHookSecret",
+            "argocdWebhookSecret",
             "subscribersHmacKey",
         },
         "modules/secret.bicep": {"value"},
@@ -470,7 +484,12 @@ def test_secret_parameters_are_secure_and_never_in_app_settings() -> None:
 def test_optional_secrets_are_stored_only_when_given() -> None:
     _, required = module("modules/keyvault.bicep", "fluxHmacKeySecret")
     assert not required
-    for symbol in ("azdoPatSecret", "azdoHookSecretSecret", "subscribersHmacKeySecret"):
+    for symbol in (
+        "azdoPatSecret",
+        "azdoHookSecretSecret",
+        "argocdWebhookSecretSecret",
+        "subscribersHmacKeySecret",
+    ):
         _, conditional = module("modules/keyvault.bicep", symbol)
         assert conditional, symbol
 
@@ -572,6 +591,7 @@ def test_main_outputs_urls_and_identity() -> None:
     outputs = parse("main.bicep")["outputs"]
     urls = {
         "fluxWebhookUrl": "/api/flux",
+        "argocdWebhookUrl": "/api/argocd",
         "gateUrl": "/api/gates",
         "devopsHookUrl": "/api/devops/events",
     }
@@ -658,10 +678,11 @@ def test_pipeline_auth_is_off_by_default_and_admits_only_the_service_connection(
     policy = aad["validation"]["defaultAuthorizationPolicy"]
     assert policy["allowedApplications"] == ["pipelineClientId"]
     assert aad["validation"]["allowedAudiences"] == ["audience"]
-    # The webhook (HMAC), the health probe, the service hook (basic auth) and doctor (master key)
-    # keep their own auth.
+    # The webhooks (HMAC, Argo CD's shared secret), the health probe, the service hook (basic
+    # auth) and doctor (master key) keep their own auth.
     assert set(param_default("modules/pipeline-auth.bicep", "excludedPaths")) == {
         "/api/flux",
+        "/api/argocd",
         "/api/health",
         "/api/devops/events",
         "/api/doctor",

@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from connector.queue.admin import QueueAdmin
     from connector.queue.deadletters import DeadLetterQueue
     from connector.queue.sender import MessageSender
+    from connector.sources.argocd.ingest import ArgoIngest
     from connector.sources.flux.ingest import Ingest
     from connector.storage.tables import TableStore
 
@@ -115,6 +116,12 @@ class Container:
         from connector.sources.flux.ingest import Ingest
 
         return Ingest(self.settings, self.sender)
+
+    @built
+    def argocd_ingest(self) -> ArgoIngest:
+        from connector.sources.argocd.ingest import ArgoIngest
+
+        return ArgoIngest(self.settings, self.sender)
 
     @built
     def store(self) -> TableStore:

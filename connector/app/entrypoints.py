@@ -34,6 +34,10 @@ def flux(req: func.HttpRequest) -> func.HttpResponse:
     return _serve(req, lambda c: c.ingest)
 
 
+def argocd(req: func.HttpRequest) -> func.HttpResponse:
+    return _serve(req, lambda c: c.argocd_ingest)
+
+
 def gates(req: func.HttpRequest) -> func.HttpResponse:
     refused = _pipeline_refusal(req)
     if refused is not None:

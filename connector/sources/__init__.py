@@ -1,5 +1,5 @@
 """Event sources: each owns its wire model, its validation, its translation into the core's
-`Observation` and its HTTP handler, in a package of its own (`flux` today). This module reads a
+`Observation` and its HTTP handler, in a package of its own (`flux`, `argocd`). This module reads a
 queued message and hands it to the translator of the source that queued it."""
 
 from __future__ import annotations
@@ -25,9 +25,10 @@ class UnreadableMessageError(Exception):
 
 
 def translators() -> dict[str, Translator]:
-    from connector.sources.flux.translate import observe
+    from connector.sources.argocd.translate import observe as argocd
+    from connector.sources.flux.translate import observe as flux
 
-    return {"flux": observe}
+    return {"flux": flux, "argocd": argocd}
 
 
 def read(body: bytes, message_id: str | None) -> Observation | GateCheck:

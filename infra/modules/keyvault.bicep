@@ -37,6 +37,10 @@ param azdoPat string = ''
 param azdoHookSecret string = ''
 
 @secure()
+@description('Shared secret of the Argo CD webhook; empty: not stored.')
+param argocdWebhookSecret string = ''
+
+@secure()
 @description('HMAC key for signing events forwarded to subscribers; empty: not stored.')
 param subscribersHmacKey string = ''
 
@@ -92,6 +96,15 @@ module azdoHookSecretSecret 'secret.bicep' = if (!empty(azdoHookSecret)) {
     vaultName: vault.name
     name: secretNames.azdoHookSecret
     value: azdoHookSecret
+  }
+}
+
+module argocdWebhookSecretSecret 'secret.bicep' = if (!empty(argocdWebhookSecret)) {
+  name: 'secret-argocd-webhook-secret'
+  params: {
+    vaultName: vault.name
+    name: secretNames.argocdWebhookSecret
+    value: argocdWebhookSecret
   }
 }
 

@@ -1,7 +1,7 @@
 // Keyless pipelines (optional; main.bicep deploys this only when pipelineClientId is given):
 // App Service Authentication (authsettingsV2) in front of the pipeline-facing routes, accepting
 // only an Entra token of the pipeline's Azure service connection (AzureFunction@2 with
-// workload identity federation). /api/flux (HMAC), /api/health (anonymous),
+// workload identity federation). /api/flux (HMAC), /api/argocd (shared secret), /api/health (anonymous),
 // /api/devops/events (service hook basic auth) and /api/doctor (master key) are excluded and keep
 // working as before.
 // Sources: Learn "Authentication and authorization in Azure App Service and Azure Functions"
@@ -22,6 +22,7 @@ param audience string
 @description('Paths that keep their own authentication.')
 param excludedPaths array = [
   '/api/flux'
+  '/api/argocd'
   '/api/health'
   '/api/devops/events'
   '/api/doctor'

@@ -1,0 +1,1 @@
+"""Argo CD notifications: `webhook` service posts in, observations out."""

@@ -1,0 +1,239 @@
+"""`POST /api/argocd`: authenticate, validate and durably enqueue one Argo CD notification.
+
+The order: method, configuration, size cap, the shared secret, then parsing. The body is
+translated here once with the processor's own function, so a 202 means the queued message will
+be read the same way; cluster, environment and object are checked against the Table key limits
+as for Flux (`connector.sources.http`). A 2xx only once Service Bus acknowledged the message;
+Argo CD's webhook service retries 5xx (services/webhook.md, "Retry Behavior").
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from opentelemetry import propagate, trace
+from pydantic import TypeAdapter, ValidationError
+
+from connector import telemetry
+from connector.core.names import parse_object_reference
+from connector.core.tracking import ObjectRef
+from connector.queue import envelope
+from connector.queue.sender import MessageSender, OutgoingMessage
+from connector.settings import Settings
+from connector.sources import http
+from connector.sources.argocd.application import Application, IncumbentBody, Queued, Wrapped
+from connector.sources.argocd.auth import CHALLENGE, authorized
+from connector.sources.argocd.translate import KIND, Report, report_of
+from connector.sources.http import NOT_CONFIGURED_RETRY_AFTER, RejectedError
+from connector.storage.rows import property_problem
+from connector.web import Reply, Request
+
+logger = logging.getLogger(__name__)
+
+SOURCE = "argocd"
+CLUSTER_LABEL = "gitops-connector/cluster"
+ENV_LABEL = "gitops-connector/env"
+# Argo CD's default install namespace: the Applications of an incumbent body without ?namespace=.
+DEFAULT_NAMESPACE = "argocd"
+_INCUMBENT_FIELDS = frozenset({"commitid", "phase", "sync_status", "health"})
+_JSON_OBJECT = TypeAdapter(dict[str, Any])
+_KEY_FIELDS = {
+    "object row": ("env", "cluster", "metadata.namespace", "metadata.name"),
+    "pointer partition": ("env", "cluster"),
+    "pointer row": ("metadata.namespace", "metadata.name"),
+    "object status row": ("cluster", "metadata.namespace", "metadata.name"),
+    "environment status row": ("env",),
+}
+_HINT = "set ?{key}= on the webhook URL, the Application label gitops-connector/{key}, or {default}"
+
+
+class ArgoIngest:
+    def __init__(
+        self,
+        settings: Settings,
+        sender: MessageSender,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self._settings = settings
+        self._sender = sender
+        self._clock = clock
+        self._secrets = settings.argocd_secrets  # split once, not per request
+
+    def handle(self, request: Request) -> Reply:
+        with telemetry.span("argocd.ingest") as span:
+            try:
+                queued, report, cluster, env = self._admit(request)
+            except RejectedError as rejected:
+                span.set_attribute("http.response.status_code", rejected.reply.status)
+                return http.refused(rejected)
+            if span.is_recording():
+                span.set_attributes(
+                    {
+                        "connector.cluster": cluster,
+                        "connector.env": env,
+                        "connector.reason": report.reason,
+                        "connector.object": f"{KIND}/{report.namespace}/{report.name}",
+                        "connector.commit": report.commit or "",
+                    }
+                )
+            reply = self._enqueue(queued, report, cluster, env)
+            span.set_attribute("http.response.status_code", reply.status)
+            return reply
+
+    def _admit(self, request: Request) -> tuple[bytes, Report, str, str]:
+        http.require_post(request.method)
+        if not self._secrets:
+            raise RejectedError(
+                503,
+                "webhook not configured: set ARGOCD_WEBHOOK_SECRET",
+                {"Retry-After": NOT_CONFIGURED_RETRY_AFTER},
+            )
+        http.require_size(request.body)
+        if not authorized(request.headers.get("authorization"), self._secrets):
+            raise RejectedError(
+                401,
+                "unauthorized: send ARGOCD_WEBHOOK_SECRET as 'Authorization: Bearer <secret>' "
+                "or as the basic-auth password",
+                {"WWW-Authenticate": CHALLENGE},
+            )
+        data = _json_object(request.body)
+        queued = self._queued(data, request.body, request.params)
+        report = _report(queued)
+        labels = report.metadata
+        cluster = http.origin_name(
+            "cluster",
+            request.params.get("cluster")
+            or labels.get(CLUSTER_LABEL)
+            or _destination(data)
+            or self._settings.default_cluster,
+            "cluster",
+            _HINT.format(key="cluster", default="DEFAULT_CLUSTER"),
+        )
+        env_hint = _HINT.format(key="env", default="DEFAULT_ENV")
+        env = http.origin_name(
+            "env",
+            request.params.get("env")
+            or labels.get(ENV_LABEL)
+            or http.environment_of(self._settings, cluster, "env", env_hint),
+            "env",
+            env_hint,
+        )
+        _check_storable(report, cluster, env)
+        return _queued_bytes(queued, request.body), report, cluster, env
+
+    def _queued(self, data: dict[str, Any], body: bytes, params: Mapping[str, str]) -> Queued:
+        """Which form the body is, checked field by field (422 naming them), and what the URL
+        adds to it: the object of an incumbent body."""
+        manifests = self._settings.azdo_gitops_repo
+        if "metadata" in data or "app" in data:
+            http.parse(Application if "metadata" in data else Wrapped, data, "Argo CD Application")
+            return Queued(manifests=manifests, body=data)
+        if not _INCUMBENT_FIELDS & set(data):
+            raise RejectedError(
+                422,
+                "body is neither an Argo CD Application ({{.app | toJson}}, bare or as "
+                '{"app": …}) nor the gitops-connector template (commitid, phase, health, …)',
+                fields=[{"field": "metadata", "problem": "Field required"}],
+            )
+        incumbent: IncumbentBody = http.parse(IncumbentBody, data, "gitops-connector body")
+        name = incumbent.config_name or params.get("app", "")
+        namespace = params.get("namespace") or DEFAULT_NAMESPACE
+        if not name:
+            raise RejectedError(
+                422,
+                "the gitops-connector body names no Application: set ?app= on the webhook URL "
+                "(and ?namespace= unless it is argocd)",
+                fields=[{"field": "app", "problem": "missing"}],
+            )
+        try:
+            parse_object_reference(f"{KIND}/{namespace}/{name}")
+        except ValueError as exc:
+            raise RejectedError(
+                422,
+                f"invalid Application name: {exc}",
+                fields=[{"field": "app", "problem": str(exc)}],
+            ) from None
+        return Queued(manifests=manifests, name=name, namespace=namespace, body=data)
+
+    def _enqueue(self, queued: bytes, report: Report, cluster: str, env: str) -> Reply:
+        message = build_message(queued, report, cluster, env, self._clock())
+        failed = http.enqueue(self._sender, message)
+        if failed is not None:
+            return failed
+        telemetry.events_received.add(
+            1, {"cluster": cluster, "kind": KIND, "reason": report.reason}
+        )
+        if logger.isEnabledFor(logging.INFO):
+            logger.info(
+                "ingest.accepted",
+                extra={
+                    "message_id": message.message_id,
+                    "source": SOURCE,
+                    "cluster": cluster,
+                    "env": env,
+                    "object": f"{KIND}/{report.namespace}/{report.name}",
+                    "reason": report.reason,
+                },
+            )
+        return Reply(202, {"id": message.message_id})
+
+
+def _json_object(body: bytes) -> dict[str, Any]:
+    try:
+        return _JSON_OBJECT.validate_json(body)
+    except ValidationError as exc:
+        kinds = {e["type"] for e in exc.errors(include_url=False, include_input=False)}
+        if "json_invalid" in kinds:
+            raise RejectedError(400, "body is not valid JSON") from None
+        raise RejectedError(400, "body must be a JSON object") from None
+
+
+def _report(queued: Queued) -> Report:
+    """The processor's own reading of the body (422 if it finds what the models did not)."""
+    try:
+        return report_of(queued)
+    except ValidationError as exc:  # pragma: no cover - the models above checked the same
+        raise RejectedError(
+            422, f"invalid Argo CD notification: {exc.error_count()} errors"
+        ) from None
+
+
+def _destination(data: dict[str, Any]) -> str | None:
+    app = data.get("app", data)
+    destination = app.get("spec", {}).get("destination", {}) if isinstance(app, dict) else {}
+    name = destination.get("name") if isinstance(destination, dict) else None
+    return name if isinstance(name, str) and name else None
+
+
+def _check_storable(report: Report, cluster: str, env: str) -> None:
+    obj = ObjectRef(KIND, report.namespace, report.name)
+    fields = http.key_problems(env, cluster, obj, lambda role: _KEY_FIELDS[role])
+    problem = property_problem(report.reason)
+    if problem is not None:
+        fields.append({"field": "phase/health", "problem": problem})
+    http.too_large(fields)
+
+
+def _queued_bytes(queued: Queued, body: bytes) -> bytes:
+    """The queued event: the body's bytes as they arrived, embedded, after what the webhook URL
+    and the settings added (JSON-encoded)."""
+    head = {"manifests": queued.manifests, "name": queued.name, "namespace": queued.namespace}
+    return json.dumps(head, separators=(",", ":"))[:-1].encode() + b',"body":' + body + b"}"
+
+
+def build_message(
+    queued: bytes, report: Report, cluster: str, env: str, received_at: datetime
+) -> OutgoingMessage:
+    properties = {"cluster": cluster, "env": env, "kind": KIND, "reason": report.reason}
+    if trace.get_current_span().get_span_context().is_valid:
+        propagate.inject(properties)  # traceparent/tracestate, continued by the processor
+    return OutgoingMessage(
+        body=envelope.encode(cluster, env, received_at, queued, source=SOURCE),
+        message_id=envelope.message_id(cluster, env, queued, source=SOURCE),
+        session_id=envelope.session_id(cluster, KIND, report.namespace, report.name),
+        application_properties=properties,
+    )
