@@ -17,8 +17,9 @@ from typing import Protocol
 from opentelemetry import trace
 
 from connector import telemetry
-from connector.core.rollup import EnvironmentSpecs, Rollup
+from connector.core.rollup import EnvironmentSpecs
 from connector.core.state import CachedReads, DeploymentStore, Recorded
+from connector.core.tally import EnvironmentTally
 from connector.core.tracking import EnvironmentResult, Observation, Verdict
 
 logger = logging.getLogger(__name__)
@@ -33,6 +34,7 @@ class Change:
     recorded: Recorded
     _rollup: Callable[[], EnvironmentResult] = field(repr=False)
     reads: CachedReads | None = field(default=None, repr=False)  # shared by the outputs
+    _cluster_changed: Callable[[], bool] = field(default=lambda: True, repr=False)
     _latest: EnvironmentResult | None = field(default=None, repr=False)
     unfinished: bool = False  # an output left work for a later re-send (trial mode)
 
@@ -44,6 +46,13 @@ class Change:
     @property
     def commit(self) -> str:
         return self.obs.commit or ""
+
+    def cluster_changed(self) -> bool:
+        """Whether this change moved its cluster's result on the commit (pending, succeeded,
+        failed, or which object failed first); an object's own progress inside a cluster that
+        stays pending does not."""
+        self.environment()
+        return self._cluster_changed()
 
     def environment(self, *, fresh: bool = False) -> EnvironmentResult:
         if fresh and self.reads is not None:
@@ -100,9 +109,15 @@ class Processor:
         # (each output's own records make each output happen once).
         if obs.sets_status and obs.commit and recorded.state:
             reads = CachedReads(self._store)
-            rollup = Rollup(self._environments, reads)
-            commit, env = obs.commit, obs.env
-            change = Change(obs, recorded, lambda: rollup.environment(commit, env), reads)
+            tally = EnvironmentTally(self._environments, reads, self._store)
+            commit, env, cluster = obs.commit, obs.env, obs.cluster
+            change = Change(
+                obs,
+                recorded,
+                lambda: tally.environment(commit, env, cluster),
+                reads,
+                lambda: tally.cluster_changed,
+            )
             self._notify(change)
             if change.unfinished:
                 return verdict

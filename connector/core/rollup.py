@@ -11,8 +11,9 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from datetime import timedelta
 
-from connector.core.state import DeploymentReads, ObjectPointer
+from connector.core.state import ClusterView, DeploymentReads, ObjectPointer
 from connector.core.tracking import (
+    ClusterResult,
     EnvironmentResult,
     ObjectRef,
     ObjectState,
@@ -54,6 +55,15 @@ class Rollup:
             expected = configured or _learned(commit, current, pointers)
             results.append(cluster_result(cluster, current, expected))
         return environment_result(env, results)
+
+    def cluster(self, commit: str, env: str, view: ClusterView, cluster: str) -> ClusterResult:
+        """One cluster on exactly this commit, from that cluster's own rows (the same rules as
+        `environment` without `follow`, at the cost of one cluster, whatever the environment)."""
+        spec = self._environments.get(env)
+        current = {o: s for o, s in view.states.items() if not s.is_source}
+        configured = [ObjectRef.parse(o) for o in (spec.objects if spec else ())]
+        expected = configured or _learned(commit, current, view.pointers)
+        return cluster_result(cluster, current, expected)
 
 
 class _StatesByCommit:

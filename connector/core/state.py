@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
-from connector.core.tracking import ObjectRef, ObjectState, Observation, Verdict
+from connector.core.tracking import ClusterResult, ObjectRef, ObjectState, Observation, Verdict
 
 
 @dataclass(frozen=True)
@@ -34,6 +34,7 @@ class ObjectPointer:
 
 
 CommitStates = dict[tuple[str, str], dict[ObjectRef, ObjectState]]  # by (env, cluster)
+ClusterResults = dict[str, ClusterResult]  # by cluster
 Inventory = dict[str, dict[ObjectRef, ObjectPointer]]  # by cluster
 
 
@@ -42,9 +43,36 @@ class DeploymentReads(Protocol):
 
     def commit_states(self, commit: str, env: str | None = None) -> CommitStates: ...
     def cluster_objects(self, env: str) -> Inventory: ...
+    def cluster_view(self, commit: str, env: str, cluster: str) -> ClusterView: ...
 
 
-class DeploymentStore(DeploymentReads, Protocol):
+@dataclass(frozen=True)
+class ClusterView:
+    """One cluster's rows on a commit. `basis`: when the newest of its state rows was written
+    (the store's own clock), so that of two results computed from one cluster the one computed
+    from newer rows can be told apart."""
+
+    states: dict[ObjectRef, ObjectState]
+    pointers: dict[ObjectRef, ObjectPointer]
+    basis: str
+
+
+class Tallies(Protocol):
+    """Each cluster's last computed result on a commit, one row per environment and commit."""
+
+    def tally(
+        self, commit: str, env: str, result: ClusterResult, basis: str
+    ) -> tuple[bool, ClusterResults]:
+        """Record one cluster's result unless one from newer rows is there; (whether the
+        cluster's recorded result changed, every cluster's result)."""
+        ...
+
+    def environment_clusters(self, env: str) -> list[str]:
+        """Every cluster that has reported in the environment."""
+        ...
+
+
+class DeploymentStore(DeploymentReads, Tallies, Protocol):
     def record(self, obs: Observation) -> Recorded: ...
     def settle(self, obs: Observation, recorded: Recorded) -> None: ...
 
@@ -67,6 +95,9 @@ class CachedReads:
         if env not in self._inventories:
             self._inventories[env] = self._reads.cluster_objects(env)
         return self._inventories[env]
+
+    def cluster_view(self, commit: str, env: str, cluster: str) -> ClusterView:
+        return self._reads.cluster_view(commit, env, cluster)  # the tally needs it fresh
 
     def forget(self) -> None:
         self._states.clear()

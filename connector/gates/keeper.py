@@ -22,6 +22,7 @@ from connector.core.gates import OPEN, Decision, Gate, GateState, decide
 from connector.core.processing import Change
 from connector.core.rollup import Rollup
 from connector.core.state import DeploymentReads
+from connector.core.tracking import Verdict
 from connector.devops.types import (
     AzureDevOpsError,
     PipelineCallbacks,
@@ -102,8 +103,11 @@ class GateKeeper:
 
         def consider(gate: Gate) -> None:
             concerned = self._correlation.concerned(gate, commit)
-            if concerned is not None:
-                self.evaluate(concerned, change.reads)
+            if concerned is None:
+                return
+            if _unmoved(concerned, change):
+                return
+            self.evaluate(concerned, change.reads)
 
         open_gates = self._gates.open_gates(change.obs.env)
         _raise_first([self._isolated(g, consider) for g in open_gates])
@@ -231,6 +235,20 @@ class GateKeeper:
             )
             return exc if retry else None
         return None
+
+
+def _unmoved(gate: Gate, change: Change) -> bool:
+    """A new state of one object that left its cluster's result as it was cannot change the
+    decision of a gate on the whole environment and this very commit: skip the environment-wide
+    roll-up (the sweep evaluates every open gate anyway). A redelivery is always evaluated: it
+    may be finishing a completion that failed."""
+    return (
+        change.recorded.verdict == Verdict.CHANGED
+        and gate.commit == change.commit
+        and not gate.clusters
+        and not gate.objects
+        and not change.cluster_changed()
+    )
 
 
 def _abandoned(gate: Gate) -> Decision:

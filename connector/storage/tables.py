@@ -9,14 +9,25 @@ Tables (prefix from `STATE_TABLE_PREFIX`):
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 from dataclasses import replace
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from connector.core.state import ObjectPointer, Recorded
-from connector.core.tracking import ObjectRef, ObjectState, Observation, Phase, Verdict, transition
+from azure.core.exceptions import ResourceNotFoundError
+
+from connector.core.state import ClusterResults, ClusterView, ObjectPointer, Recorded
+from connector.core.tracking import (
+    ClusterResult,
+    ObjectRef,
+    ObjectState,
+    Observation,
+    Phase,
+    Verdict,
+    transition,
+)
 from connector.storage.ledger import StatusLedgerTable, StatusRecord, status_records
 from connector.storage.rows import (
     iso,
@@ -34,6 +45,8 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 NO_COMMIT = "-"
+_Entries = dict[str, Any]  # a tally row's entries, by cluster
+_Tallied = tuple[bool, _Entries]
 COMMIT_STATUS_SINK = "azdo"  # the ledger name of Azure DevOps commit statuses
 
 
@@ -46,6 +59,7 @@ class TableStore:
         self._prefix = prefix
         self._tables: dict[str, TableClient] = {}
         self._lock = threading.Lock()
+        self._noted: set[tuple[str, str]] = set()  # (env, cluster) known to be listed
 
     # --- tables -------------------------------------------------------------------------------
 
@@ -97,6 +111,7 @@ class TableStore:
             key(obs.obj.kind, obs.obj.namespace, obs.obj.name),
             change,
         )
+        self._note_cluster(obs.env, obs.cluster)
 
     def commit_states(
         self, commit: str, env: str | None = None
@@ -109,6 +124,61 @@ class TableStore:
             result.setdefault((e, cluster), {})[ObjectRef(kind, ns, name)] = _state(entity)
         return result
 
+    def cluster_view(self, commit: str, env: str, cluster: str) -> ClusterView:
+        """One cluster's object states on a commit and its pointers: two queries bounded by the
+        cluster's own objects."""
+        prefix = key("obj", env, cluster) + "|"
+        rows = list(query_range(self.table("deployments"), commit, prefix, prefix[:-1] + "}"))
+        states = {ObjectRef(*unkey(e["RowKey"])[3:]): _state(e) for e in rows}
+        basis = max((_written(e) for e in rows), default="")
+        query = "PartitionKey eq @pk"
+        found = self.table("objects").query_entities(query, parameters={"pk": key(env, cluster)})
+        pointers = {ObjectRef(*unkey(e["RowKey"])): _pointer(e) for e in found}
+        return ClusterView(states, pointers, basis)
+
+    # --- tallies (connector.core.tally) --------------------------------------------------------
+
+    def tally(
+        self, commit: str, env: str, result: ClusterResult, basis: str
+    ) -> tuple[bool, ClusterResults]:
+        entry = _tally_entry(result)
+
+        def change(entity: dict[str, Any] | None) -> tuple[dict[str, Any] | None, _Tallied]:
+            clusters: _Entries = json.loads(entity["clusters"]) if entity else {}
+            known = clusters.get(result.cluster)
+            if known is not None and known["basis"] > basis:
+                return None, (False, clusters)  # computed from newer rows than ours
+            if known is not None and _same_result(known, entry):
+                return None, (False, clusters)
+            clusters[result.cluster] = {**entry, "basis": basis}
+            return {"clusters": json.dumps(clusters, sort_keys=True)}, (True, clusters)
+
+        table = self.table("deployments")
+        changed, found = update_row(table, commit, key("tally", env), change)
+        return changed, {c: _tally_result(c, e) for c, e in found.items()}
+
+    def environment_clusters(self, env: str) -> list[str]:
+        entity = _get(self.table("objects"), key(env), "clusters")
+        if entity is None:  # written before tallies: learn it once from the pointers
+            return sorted(self.cluster_objects(env))
+        return sorted(json.loads(entity["names"]))
+
+    def _note_cluster(self, env: str, cluster: str) -> None:
+        """Add a cluster to its environment's list, once per process and cluster."""
+        if (env, cluster) in self._noted:
+            return
+
+        def change(entity: dict[str, Any] | None) -> tuple[dict[str, Any] | None, None]:
+            names = set(json.loads(entity["names"])) if entity is not None else set()
+            if entity is None:
+                names |= set(self.cluster_objects(env))
+            if cluster in names:
+                return None, None
+            return {"names": json.dumps(sorted(names | {cluster}))}, None
+
+        update_row(self.table("objects"), key(env), "clusters", change)
+        self._noted.add((env, cluster))
+
     def cluster_objects(self, env: str) -> dict[str, dict[ObjectRef, ObjectPointer]]:
         """Every object seen with a commit in each cluster of an environment."""
         low, high = key(env) + "|", key(env) + "}"
@@ -118,12 +188,7 @@ class TableStore:
         for entity in table.query_entities(query, parameters={"low": low, "high": high}):
             _, cluster = unkey(entity["PartitionKey"])
             obj = ObjectRef(*unkey(entity["RowKey"]))
-            result.setdefault(cluster, {})[obj] = ObjectPointer(
-                obj,
-                entity["commit"],
-                entity["previous"] or None,
-                datetime.fromisoformat(entity["time"]),
-            )
+            result.setdefault(cluster, {})[obj] = _pointer(entity)
         return result
 
     # --- status ledgers -----------------------------------------------------------------------
@@ -173,6 +238,53 @@ def _state(entity: dict[str, Any]) -> ObjectState:
         failure_noticed=_moment(entity.get("failure_noticed")),
         is_source=bool(entity.get("is_source", False)),
     )
+
+
+def _written(entity: Any) -> str:
+    """When the service wrote the row (its own clock), as sortable text."""
+    moment = entity.metadata.get("timestamp")
+    if not isinstance(moment, datetime):
+        return ""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")  # fixed width: sorts as text
+
+
+def _pointer(entity: dict[str, Any]) -> ObjectPointer:
+    return ObjectPointer(
+        ObjectRef(*unkey(entity["RowKey"])),
+        entity["commit"],
+        entity["previous"] or None,
+        datetime.fromisoformat(entity["time"]),
+    )
+
+
+def _tally_entry(result: ClusterResult) -> dict[str, Any]:
+    """What the environment status needs of a cluster: its phase, and its first failure."""
+    entry: dict[str, Any] = {"phase": result.phase.value}
+    if result.failed:
+        obj, state = result.failed[0]
+        entry["failed"] = [str(obj), state.reason, state.summary, iso(state.time)]
+    return entry
+
+
+def _same_result(known: dict[str, Any], entry: dict[str, Any]) -> bool:
+    return {k: v for k, v in known.items() if k != "basis"} == entry
+
+
+def _tally_result(cluster: str, entry: dict[str, Any]) -> ClusterResult:
+    failed: tuple[tuple[ObjectRef, ObjectState], ...] = ()
+    if "failed" in entry:
+        obj, reason, summary, time = entry["failed"]
+        moment = datetime.fromisoformat(time)
+        state = ObjectState(Phase.FAILED, reason, summary, moment, moment)
+        failed = ((ObjectRef.parse(obj), state),)
+    return ClusterResult(cluster, Phase(entry["phase"]), failed=failed)
+
+
+def _get(table: TableClient, partition: str, row: str) -> dict[str, Any] | None:
+    try:
+        return dict(table.get_entity(partition, row))
+    except ResourceNotFoundError:
+        return None
 
 
 def _moment(value: str | None) -> datetime | None:

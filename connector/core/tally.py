@@ -1,0 +1,39 @@
+"""An environment's state on a commit, kept incrementally for its commit status.
+
+Each event recomputes only its own cluster, from that cluster's rows, and records the result in
+the environment's tally (one row per environment and commit); the environment's phase is read
+from the tally. So an event costs one cluster's rows, however many clusters the environment has.
+Gates and the deployments view keep the full roll-up (`Rollup.environment`), which also follows
+descendant commits.
+
+Two events of one cluster processed side by side may reach the tally in either order: each
+result carries when the newest state row it was computed from was written (the store's clock),
+and a result from older rows never replaces one from newer rows.
+"""
+
+from __future__ import annotations
+
+from connector.core.rollup import EnvironmentSpecs, Rollup
+from connector.core.state import DeploymentReads, Tallies
+from connector.core.tracking import ClusterResult, EnvironmentResult, Phase, environment_result
+
+
+class EnvironmentTally:
+    def __init__(
+        self, environments: EnvironmentSpecs, reads: DeploymentReads, tallies: Tallies
+    ) -> None:
+        self._environments = environments
+        self._reads = reads
+        self._rollup = Rollup(environments, reads)
+        self._tallies = tallies
+        self.cluster_changed = False  # whether the last call changed its cluster's result
+
+    def environment(self, commit: str, env: str, cluster: str) -> EnvironmentResult:
+        """The environment on `commit`, after recording `cluster`'s result (the event's)."""
+        view = self._reads.cluster_view(commit, env, cluster)
+        result = self._rollup.cluster(commit, env, view, cluster)
+        self.cluster_changed, recorded = self._tallies.tally(commit, env, result, view.basis)
+        spec = self._environments.get(env)
+        expected = list(spec.clusters) if spec else self._tallies.environment_clusters(env)
+        clusters = [recorded.get(c) or ClusterResult(c, Phase.PROGRESSING) for c in expected]
+        return environment_result(env, clusters)
