@@ -322,3 +322,27 @@ def test_cli_cleanup_dry_run_then_for_real(azurite_connection: str, capsys: Any)
     assert (data["dry_run"], data["total"], data["deleted"]["processed"]) == (False, 2, 2)
     assert partitions(store, "processed") == {}
     assert partitions(store, "deployments") == {A: 1}  # recent
+
+
+# --- the timer function --------------------------------------------------------------------------
+
+
+def test_the_timer_function_runs_a_cleanup_with_the_app_settings(install: Any, caplog: Any) -> None:
+    import logging
+
+    from azure.functions.timer import TimerRequest
+
+    import function_app
+
+    store = TableStore(MemoryTableService(), prefix="timer")
+    fill(store, "processed", {"m": 2})
+    observe(store, A)
+    install({"STATE_RETENTION_DAYS": "7"}, store=store)
+
+    with caplog.at_level(logging.INFO, logger="connector.storage.retention"):
+        function_app.cleanup(TimerRequest(past_due=False))
+
+    assert partitions(store, "processed") == {}
+    assert partitions(store, "deployments") == {A: 1}  # recent: kept
+    done = next(r for r in caplog.records if r.getMessage() == "cleanup.done")
+    assert (done.deleted_processed, done.deleted_deployments) == (2, 0)  # type: ignore[attr-defined]
