@@ -75,6 +75,13 @@ def sweep(timer: func.TimerRequest) -> None:
     entrypoints.sweep(timer)
 
 
+@app.function_name("cleanup")
+@app.timer_trigger(arg_name="timer", schedule="0 30 2 * * *", run_on_startup=False)
+def cleanup(timer: func.TimerRequest) -> None:
+    """Daily: delete state older than STATE_RETENTION_DAYS (connector/storage/retention.py)."""
+    entrypoints.cleanup(timer)
+
+
 # Imports only (no settings read, nothing connected): takes the deferred imports off the first
 # `/api/flux` and queue message; see connector/app/warmup.py.
 warm_up = warmup.start()

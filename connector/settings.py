@@ -61,6 +61,8 @@ class Settings(BaseModel):
     state_storage: SecretStr | None = Field(default=None, alias="STATE_STORAGE")
     state_storage_account_url: str = Field(default="", alias="STATE_STORAGE__accountUrl")
     state_table_prefix: str = Field(default="gitops", alias="STATE_TABLE_PREFIX")
+    # Days before finished state expires (connector.storage.retention; the daily `cleanup`).
+    state_retention_days: int = Field(default=30, ge=1, le=3650, alias="STATE_RETENTION_DAYS")
 
     # --- Identity -----------------------------------------------------------------------
     azure_client_id: str = Field(default="", alias="AZURE_CLIENT_ID")

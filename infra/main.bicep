@@ -174,6 +174,11 @@ param gateUseJobToken bool = false
 @description('STATE_TABLE_PREFIX: prefix of the state tables in the app\'s storage account.')
 param stateTablePrefix string = 'gitops'
 
+@description('STATE_RETENTION_DAYS: days before finished deployment state, ledgers, facts and finished gates are deleted by the daily cleanup.')
+@minValue(1)
+@maxValue(3650)
+param stateRetentionDays int = 30
+
 @description('Storage account of the Spektate tables (existing); empty: no Spektate updates.')
 param spektateStorageAccountName string = ''
 
@@ -363,6 +368,10 @@ var connectorSettings = concat([
   {
     name: 'STATE_TABLE_PREFIX'
     value: stateTablePrefix
+  }
+  {
+    name: 'STATE_RETENTION_DAYS'
+    value: string(stateRetentionDays)
   }
   // Azure DevOps
   {

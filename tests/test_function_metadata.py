@@ -60,6 +60,13 @@ def test_sweep_runs_every_five_minutes():
     assert not t.get("runOnStartup", False)
 
 
+def test_cleanup_runs_daily_off_peak_and_not_on_startup():
+    t = trigger("cleanup")
+    assert t["type"] == "timerTrigger"
+    assert t["schedule"] == "0 30 2 * * *"
+    assert not t.get("runOnStartup", False)
+
+
 def test_processor_listens_on_the_configured_queue_with_sessions():
     t = trigger("process")
     assert t["type"] == "serviceBusTrigger"

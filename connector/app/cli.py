@@ -6,6 +6,7 @@
     dlq replay [--max N] [--dry-run]   dead letters back to the queue
     doctor                 check settings, storage, Service Bus, Azure DevOps and Spektate
     send-sample [--url U] [--phase P]  signed sample Flux events to a running app (connector.sample)
+    cleanup [--dry-run]    delete state older than STATE_RETENTION_DAYS (connector.app.cleanup)
 
 Settings come from the environment, as in the app; `--settings local.settings.json` loads its
 `Values` on top (the file wins). Tables by default, `--json` for machines.
@@ -31,7 +32,7 @@ from typing import Any
 from azure.core.exceptions import AzureError, ClientAuthenticationError
 
 from connector import console_logs
-from connector.app import commits, deployments, sample
+from connector.app import cleanup, commits, deployments, sample
 from connector.app.bootstrap import Container
 from connector.core.gates import OPEN
 from connector.gates.store import GateStore
@@ -168,6 +169,7 @@ def _parser() -> argparse.ArgumentParser:
     _dlq_parser(commands, common)
     commands.add_parser("doctor", parents=[common], help="check a deployment")  # see main()
     sample.add_parser(commands, common)
+    cleanup.add_parser(commands, common)
     return parser
 
 

@@ -69,6 +69,15 @@ def sweep(timer: func.TimerRequest) -> None:
     logger.info("sweep.done", extra={"gates": swept, "past_due": timer.past_due})
 
 
+def cleanup(timer: func.TimerRequest) -> None:
+    from connector.app import bootstrap
+    from connector.storage.retention import Cleanup
+
+    container = bootstrap.container()
+    days = container.settings.state_retention_days
+    Cleanup(container.store, retention_days=days).run()  # logs `cleanup.done` with the counts
+
+
 def pipeline_auth_level(environ: Mapping[str, str] | None = None) -> func.AuthLevel:
     """Host auth level of the pipeline routes, read when the host indexes the app.
 

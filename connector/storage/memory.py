@@ -3,12 +3,14 @@ semantics, so that the core and the stores can be tested in milliseconds without
 
 It is at least as strict as the real thing: `tests/test_memory_tables.py` runs the same assertions
 against Azurite and this twin. What it does not model it refuses (`NotImplementedError`) instead of
-guessing: OData beyond `eq ne gt ge lt le`, `and`, `or` and parentheses over properties and string,
-integer and boolean literals; Edm.DateTime, binary and GUID values; batches.
+guessing: OData beyond `eq ne gt ge lt le`, `and`, `or` and parentheses over properties (and the
+system property `Timestamp`) and string, integer, boolean and datetime literals; Edm.DateTime,
+binary and GUID values; transactions other than deletes.
 
 Sources for the semantics: the SDK (`azure/data/tables/_table_client.py`, `_serialize.py`) and
 Learn, "Querying tables and entities", "Update Entity", "Merge Entity", "Insert Entity", "Delete
-Entity" (rest/api/storageservices); where they are silent, Azurite as measured by the contract test.
+Entity", "Performing entity group transactions" (rest/api/storageservices); where they are silent,
+Azurite as measured by the contract test.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import copy
 import itertools
 import re
 import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import Enum
@@ -33,6 +35,7 @@ from azure.core.exceptions import (
 )
 from azure.data.tables import TableEntity, UpdateMode
 
+from connector.storage.memory_transactions import apply_deletes, transaction_deletes
 from connector.storage.rows import key_problem
 
 # Learn, "Understanding the Table service data model": 3-63 alphanumeric characters, not starting
@@ -166,6 +169,12 @@ class MemoryTable:
         with self._service._lock:
             self._service._rows(self.table_name).pop((partition_key, row_key), None)
 
+    def submit_transaction(self, operations: Iterable[tuple[Any, ...]]) -> list[dict[str, Any]]:
+        """Deletes only, all or nothing (`connector.storage.memory_transactions`)."""
+        deletes = transaction_deletes(operations)
+        with self._service._lock:
+            return apply_deletes(self._service._rows(self.table_name), deletes)
+
     def query_entities(
         self,
         query_filter: str,
@@ -184,7 +193,9 @@ class MemoryTable:
         """A snapshot in the service's order (PartitionKey, then RowKey)."""
         with self._service._lock:
             rows = self._service._rows(self.table_name)
-            found = [_entity(rows[k], select) for k in sorted(rows) if matches(rows[k].properties)]
+            # A filter sees the properties and the server-set `Timestamp`.
+            seen = {k: {**r.properties, "Timestamp": r.timestamp} for k, r in rows.items()}
+            found = [_entity(rows[k], select) for k in sorted(rows) if matches(seen[k])]
         return iter(found)
 
     def _write(
@@ -244,8 +255,9 @@ def _entity(row: _Row, select: list[str] | None) -> TableEntity:
     if select is not None:
         properties = {k: v for k, v in properties.items() if k in select}
     entity = TableEntity(copy.deepcopy(properties))
-    # Set as the SDK's deserializer (`_convert_to_entity`) sets it.
-    entity._metadata = {"etag": row.etag, "timestamp": row.timestamp}
+    # As the SDK's `_convert_to_entity` sets it; no Timestamp unless selected (as Azurite).
+    timestamp = row.timestamp if select is None or "Timestamp" in select else None
+    entity._metadata = {"etag": row.etag, "timestamp": timestamp}
     return entity
 
 
@@ -256,6 +268,7 @@ _Tokens = list[tuple[str, str]]
 
 _TOKEN = re.compile(
     r"\s*(?:(?P<open>\()|(?P<close>\))|(?P<string>'(?:[^']|'')*')"
+    r"|(?P<datetime>datetime'[^']*')"
     r"|(?P<number>-?\d+L?)(?![\w.])|(?P<word>[A-Za-z_][A-Za-z0-9_]*))"
 )
 _COMPARE = {
@@ -288,6 +301,8 @@ def _literal(value: Any) -> str:
         return str(value) if value.bit_length() <= _INT32_BITS else f"{value}L"
     if isinstance(value, str):
         return "'" + value.replace("'", "''") + "'"
+    if isinstance(value, datetime):  # the SDK's `_to_utc_datetime`
+        return "datetime'" + value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ") + "'"
     raise NotImplementedError(f"the memory twin does not model {type(value).__name__} parameters")
 
 
@@ -356,6 +371,8 @@ def _value(token: tuple[str, str]) -> Any:
         return text[1:-1].replace("''", "'")
     if kind == "number":
         return int(text.rstrip("L"))
+    if kind == "datetime":
+        return datetime.fromisoformat(text[len("datetime'") : -1])
     if token in (("word", "true"), ("word", "false")):
         return text == "true"
     raise NotImplementedError(f"the memory twin does not read the literal {text!r}")
@@ -374,6 +391,8 @@ def _comparison(name: str, compare: Any, literal: Any) -> _Predicate:
 
 
 def _same_kind(value: Any, literal: Any) -> bool:
+    if isinstance(literal, datetime):
+        return isinstance(value, datetime)
     if isinstance(literal, str):
         return isinstance(value, str)
     return isinstance(value, int | float) and not isinstance(value, str)
