@@ -187,7 +187,7 @@ RECEIVED = datetime(2026, 5, 14, 9, 30, tzinfo=UTC)
 
 def queued(body: dict, **named: str) -> Envelope:
     """The envelope ingest queues: the body as it came, plus what the URL and settings said."""
-    event = {"manifests": "manifests", "body": body, **named}
+    event = {"manifests": "manifests", "body": body} | named
     return Envelope(cluster="aks-dev-1", env="dev", received_at=RECEIVED, event=event)
 
 
@@ -201,7 +201,7 @@ def test_an_application_is_observed_with_its_commit_phase_time_and_labels():
     assert (seen.commit, seen.phase, seen.reason) == (A, Phase.SUCCEEDED, "Succeeded/Healthy")
     assert seen.summary == "successfully synced (all tasks run)"
     assert seen.time == at(doc["status"]["operationState"]["finishedAt"])
-    assert not seen.is_source
+    assert seen.is_source is False
     assert seen.metadata["gitops-connector/env"] == "dev"  # labels win over annotations
     assert "kubectl.kubernetes.io/last-applied-configuration" not in seen.metadata
     subscribed = "notifications.argoproj.io/subscribe.on-deployed.gitops-connector"
@@ -214,6 +214,17 @@ def test_a_wrapped_application_is_the_same_observation():
     # An Application that happens to have an `app` field is still read as the Application.
     assert observe(queued({**doc, "app": {}}), "m1") == observe(queued(doc), "m1")
 
+
+
+@pytest.mark.parametrize("wrap", [False, True], ids=["bare", "wrapped"])
+def test_a_multi_source_application_is_observed_on_the_manifests_repository(wrap):
+    doc = application("deployed-multi-source")
+    body = {"app": doc} if wrap else doc
+    assert observe(queued(body), "m1").commit == A
+    assert observe(queued(body, manifests="platform-addons"), "m1").commit == (
+        "0a1b2c3d4e5f60718293a4b5c6d7e8f901234567"
+    )
+    assert observe(queued(body, manifests="other"), "m1").commit is None
 
 def test_without_an_operation_the_health_says_the_phase_message_and_reason():
     doc = application("deployed-kustomize")
@@ -264,6 +275,27 @@ INCUMBENT = {
             Phase.FAILED,
             "Failed/Degraded",
             "Failed/Degraded for podinfo",
+        ),
+        (
+            {**INCUMBENT, "commitid": A.upper()},
+            None,
+            Phase.FAILED,
+            "Failed/Degraded",
+            "one or more objects failed to apply",
+        ),
+        (
+            {**INCUMBENT, "commitid": A[:39]},
+            None,
+            Phase.FAILED,
+            "Failed/Degraded",
+            "one or more objects failed to apply",
+        ),
+        (
+            {**INCUMBENT, "commitid": A + A[:24]},  # as long as an OCI sha256 digest
+            None,
+            Phase.FAILED,
+            "Failed/Degraded",
+            "one or more objects failed to apply",
         ),
     ],
 )

@@ -218,7 +218,7 @@ def test_environment(case: Case) -> None:
         for c in result.clusters
     }
     assert found == case.expected
-    assert result.phase == case.env_phase
+    assert (result.env, result.phase) == (ENV, case.env_phase)
 
 
 def test_failed_objects_name_the_object_and_its_state() -> None:
