@@ -215,7 +215,6 @@ def test_a_wrapped_application_is_the_same_observation():
     assert observe(queued({**doc, "app": {}}), "m1") == observe(queued(doc), "m1")
 
 
-
 @pytest.mark.parametrize("wrap", [False, True], ids=["bare", "wrapped"])
 def test_a_multi_source_application_is_observed_on_the_manifests_repository(wrap):
     doc = application("deployed-multi-source")
@@ -225,6 +224,7 @@ def test_a_multi_source_application_is_observed_on_the_manifests_repository(wrap
         "0a1b2c3d4e5f60718293a4b5c6d7e8f901234567"
     )
     assert observe(queued(body, manifests="other"), "m1").commit is None
+
 
 def test_without_an_operation_the_health_says_the_phase_message_and_reason():
     doc = application("deployed-kustomize")
