@@ -1,10 +1,12 @@
 """Hand-made mutants of the pure core's module-level tables, which mutmut 3 does not mutate
-(it mutates function bodies only): reason sets, source kinds, the SHA-1 and plain-name patterns,
-the Service Bus id limit, the signature algorithms.
+(it mutates function bodies only): Flux's reason sets and source kinds, Argo CD's phase and
+health tables, the SHA-1, plain-name, origin-name and object-part patterns and limits, the
+inventory TTL, the Service Bus id limit, the signature algorithms.
 
 Each mutant is applied to a copy of the repository in a temporary folder (the work tree is never
-touched) and the core tests of `[tool.mutmut]` in pyproject.toml are run against it. Exits 1 if
-any mutant survives; equivalent ones are left out of the table, with the reason in
+touched) and the core tests of `[tool.mutmut]` in pyproject.toml are run against it (the
+modules are found by the end of their path in its `only_mutate`, the one list). Exits 1 if any
+mutant survives; equivalent ones are left out of the table, with the reason in
 tests/mutants-equivalent.txt.
 """
 
@@ -18,10 +20,21 @@ import tomllib
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-T, E, V, S = (
-    f"connector/{m}.py"
-    for m in ("core/tracking", "sources/flux/events", "queue/envelope", "sources/flux/signature")
-)
+CONFIG = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["tool"]["mutmut"]
+
+
+def module(suffix: str) -> str:
+    """The one `only_mutate` path ending in `suffix`: the module list lives in pyproject.toml."""
+    found = [m for m in CONFIG["only_mutate"] if m.endswith("/" + suffix)]
+    if len(found) != 1:
+        raise SystemExit(f"{suffix}: {len(found)} modules in [tool.mutmut] only_mutate match")
+    return str(found[0])
+
+
+TRACKING, ROLLUP, NAMES = (module(f"core/{m}.py") for m in ("tracking", "rollup", "names"))
+EVENTS, FLUX, SIGNATURE = (module(f"flux/{m}.py") for m in ("events", "translate", "signature"))
+ARGOCD, ENVELOPE = module("argocd/translate.py"), module("queue/envelope.py")
+
 REASONS = [
     "ReconciliationSucceeded",
     "InstallSucceeded",
@@ -41,30 +54,63 @@ TERMINAL = "TERMINAL = frozenset({Phase.SUCCEEDED, Phase.FAILED})"
 SHA1 = 'r"[0-9a-f]{40}"'
 PLAIN = 'r"[A-Za-z0-9._-]*"'
 LIMIT = "SERVICE_BUS_ID_LIMIT = 128"
+OTHER_ALGORITHMS = ("sha1", "sha224", "sha384", "sha512")
+# Argo CD's tables (gitops-engine OperationPhase and HealthStatusCode, as the module cites).
+RUNNING = '_RUNNING = frozenset({"Running", "Terminating"})'
+FAILED = '_FAILED = frozenset({"Failed", "Error"})'
+WAITING_HEALTH = ("Progressing", "Missing", "Suspended")
+WAITING = '_WAITING_HEALTH = frozenset({"Progressing", "Missing", "Suspended"})'
+SKIPPED = '_SKIPPED_ANNOTATIONS = frozenset({"kubectl.kubernetes.io/last-applied-configuration"})'
+ORIGIN = 'r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}"'
+NOT_IN_PART = r'r"[/\x00-\x1f\x7f-\x9f]"'
+PART_LIMIT = "OBJECT_PART_LIMIT = 253"
+TTL = "INVENTORY_TTL = timedelta(hours=24)"
 
 # (file, text, replacement): the first occurrence of text is replaced.
 MUTANTS: list[tuple[str, str, str]] = [
-    *((T, f'"{r}",', '"XX",') for r in REASONS),
-    (T, 'frozenset({"RollbackSucceeded"})', "frozenset()"),
-    (T, TERMINAL, "TERMINAL = frozenset({Phase.SUCCEEDED})"),
-    (T, TERMINAL, "TERMINAL = frozenset({Phase.FAILED})"),
-    *((E, f'"{k}",', '"XX",') for k in KINDS),
-    (E, '"ExternalArtifact"}', '"XX"}'),
-    (E, SHA1, 'r"[0-9a-fA-F]{40}"'),
-    (E, SHA1, 'r"[0-9a-f]{39,40}"'),
-    (E, SHA1, 'r"[0-9a-f]{40,64}"'),
-    (V, LIMIT, "SERVICE_BUS_ID_LIMIT = 127"),
-    (V, LIMIT, "SERVICE_BUS_ID_LIMIT = 129"),
-    (V, PLAIN, r'r"[A-Za-z0-9._\"-]*"'),
-    (V, PLAIN, r'r"[A-Za-z0-9._\\-]*"'),
-    *((S, f'    "{a}": hashlib.{a},\n', "") for a in ("sha1", "sha224", "sha384", "sha512")),
-    (S, '"sha256": hashlib.sha256', '"sha256": hashlib.sha512'),
+    *((FLUX, f'"{r}",', '"XX",') for r in REASONS),
+    (FLUX, 'frozenset({"RollbackSucceeded"})', "frozenset()"),
+    (TRACKING, TERMINAL, "TERMINAL = frozenset({Phase.SUCCEEDED})"),
+    (TRACKING, TERMINAL, "TERMINAL = frozenset({Phase.FAILED})"),
+    *((EVENTS, f'"{k}",', '"XX",') for k in KINDS),
+    (EVENTS, '"ExternalArtifact"}', '"XX"}'),
+    (EVENTS, SHA1, 'r"[0-9a-fA-F]{40}"'),
+    (EVENTS, SHA1, 'r"[0-9a-f]{39,40}"'),
+    (EVENTS, SHA1, 'r"[0-9a-f]{40,64}"'),
+    (ENVELOPE, LIMIT, "SERVICE_BUS_ID_LIMIT = 127"),
+    (ENVELOPE, LIMIT, "SERVICE_BUS_ID_LIMIT = 129"),
+    (ENVELOPE, PLAIN, r'r"[A-Za-z0-9._\"-]*"'),
+    (ENVELOPE, PLAIN, r'r"[A-Za-z0-9._\\-]*"'),
+    *((SIGNATURE, f'    "{a}": hashlib.{a},\n', "") for a in OTHER_ALGORITHMS),
+    (SIGNATURE, '"sha256": hashlib.sha256', '"sha256": hashlib.sha512'),
+    *((ARGOCD, RUNNING, RUNNING.replace(f'"{p}"', '"XX"')) for p in ("Running", "Terminating")),
+    *((ARGOCD, FAILED, FAILED.replace(f'"{p}"', '"XX"')) for p in ("Failed", "Error")),
+    *((ARGOCD, WAITING, WAITING.replace(f'"{h}"', '"XX"')) for h in WAITING_HEALTH),
+    (ARGOCD, SKIPPED, "_SKIPPED_ANNOTATIONS = frozenset()"),
+    (ARGOCD, '_NO_VALUE = "<no value>"', '_NO_VALUE = "<none>"'),
+    (ARGOCD, 'KIND = "Application"', 'KIND = "ArgoApplication"'),
+    (ARGOCD, SHA1, 'r"[0-9a-fA-F]{40}"'),
+    (ARGOCD, SHA1, 'r"[0-9a-f]{39,40}"'),
+    (ARGOCD, SHA1, 'r"[0-9a-f]{40,64}"'),
+    (NAMES, ORIGIN, 'r"[A-Za-z0-9][A-Za-z0-9._-]{0,61}"'),
+    (NAMES, ORIGIN, 'r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}"'),
+    (NAMES, ORIGIN, 'r"[A-Za-z0-9_][A-Za-z0-9._-]{0,62}"'),
+    (NAMES, ORIGIN, 'r"[A-Za-z0-9][A-Za-z0-9_-]{0,62}"'),
+    (NAMES, PART_LIMIT, "OBJECT_PART_LIMIT = 252"),
+    (NAMES, PART_LIMIT, "OBJECT_PART_LIMIT = 254"),
+    (NAMES, NOT_IN_PART, r'r"[\x00-\x1f\x7f-\x9f]"'),
+    (NAMES, NOT_IN_PART, r'r"[/\x01-\x1f\x7f-\x9f]"'),
+    (NAMES, NOT_IN_PART, r'r"[/\x00-\x1e\x7f-\x9f]"'),
+    (NAMES, NOT_IN_PART, r'r"[/\x00-\x1f\x80-\x9f]"'),
+    (NAMES, NOT_IN_PART, r'r"[/\x00-\x1f\x7f-\x9e]"'),
+    (NAMES, NOT_IN_PART, r'r"[/\x00-\x1f\x7f-\xa0]"'),
+    (ROLLUP, TTL, "INVENTORY_TTL = timedelta(hours=23)"),
+    (ROLLUP, TTL, "INVENTORY_TTL = timedelta(hours=25)"),
 ]
 
 
 def core_tests() -> list[str]:
-    config = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
-    return list(config["tool"]["mutmut"]["pytest_add_cli_args_test_selection"])
+    return list(CONFIG["pytest_add_cli_args_test_selection"])
 
 
 def survives(copy: Path, file: str, text: str, replacement: str, tests: list[str]) -> bool:
@@ -92,7 +138,7 @@ def main() -> int:
                 shutil.copytree(source, copy / part, ignore=shutil.ignore_patterns("__pycache__"))
             else:
                 shutil.copy(source, copy / part)
-        if not survives(copy, E, "", "", tests):
+        if not survives(copy, EVENTS, "", "", tests):
             raise SystemExit("the core tests fail on the unmutated copy: fix them first")
         survivors = [m for m in MUTANTS if survives(copy, *m, tests)]
     for file, text, replacement in survivors:

@@ -7,12 +7,15 @@ from datetime import UTC, datetime
 
 import pytest
 
-from connector.core.tracking import Phase
+from connector.core.tracking import ObjectRef, Phase
+from connector.queue.envelope import Envelope
 from connector.sources.argocd.application import Application, Source
 from connector.sources.argocd.auth import authorized, presented_secret
 from connector.sources.argocd.translate import (
     commit_of,
     event_time,
+    first_line,
+    observe,
     phase_of,
     pick_revision,
     repository_name,
@@ -147,3 +150,173 @@ def test_authorized_by_any_of_the_rotated_secrets_only():
     assert authorized(_basic(b"u:new-secret"), secrets)
     assert not authorized("Bearer new-secre", secrets)
     assert not authorized("Bearer new-secret", ())
+
+
+def test_commit_without_a_sync_result_reads_the_compared_sources_first():
+    doc = application("deployed-multi-source")
+    del doc["status"]["operationState"]
+    assert commit_of(Application.model_validate(doc), "manifests") == A
+    # `comparedTo.sources` are what `sync.revisions` were computed for: they win over the spec.
+    spec = doc["spec"]["sources"]
+    doc["spec"]["sources"] = [spec[0], spec[2], spec[1]]
+    assert commit_of(Application.model_validate(doc), "manifests") == A
+    del doc["status"]["sync"]["comparedTo"]
+    third = doc["status"]["sync"]["revisions"][2]
+    assert commit_of(Application.model_validate(doc), "manifests") == third
+
+
+def test_repository_name_strips_only_slashes_at_the_end():
+    assert repository_name("https://dev.azure.com/o/p/_git/BOX") == "box"
+    assert repository_name("https://dev.azure.com/o/p/_git/box//") == "box"
+
+
+def test_a_basic_token_outside_the_base64_alphabet_carries_no_secret():
+    token = base64.b64encode(b"argocd:s3cret").decode()
+    assert presented_secret(f"Basic {token}") == b"s3cret"
+    assert presented_secret(f"Basic {token}*") is None
+    assert presented_secret(f"Basic {token[:4]}.{token[4:]}") is None
+
+
+@pytest.mark.parametrize("header", [None, "", "Bearer", "Token s3cret", "Basic !!!"])
+def test_no_secret_presented_is_never_authorized(header):
+    assert not authorized(header, (b"", b"s3cret"))
+
+
+RECEIVED = datetime(2026, 5, 14, 9, 30, tzinfo=UTC)
+
+
+def queued(body: dict, **named: str) -> Envelope:
+    """The envelope ingest queues: the body as it came, plus what the URL and settings said."""
+    event = {"manifests": "manifests", "body": body} | named
+    return Envelope(cluster="aks-dev-1", env="dev", received_at=RECEIVED, event=event)
+
+
+def test_an_application_is_observed_with_its_commit_phase_time_and_labels():
+    doc = application("deployed-kustomize")
+    doc["metadata"]["annotations"]["gitops-connector/env"] = "from-annotation"
+    doc["metadata"]["annotations"]["kubectl.kubernetes.io/last-applied-configuration"] = "{}"
+    seen = observe(queued(doc), "m1")
+    assert (seen.cluster, seen.env, seen.message_id) == ("aks-dev-1", "dev", "m1")
+    assert seen.obj == ObjectRef("Application", "argocd", "guestbook")
+    assert (seen.commit, seen.phase, seen.reason) == (A, Phase.SUCCEEDED, "Succeeded/Healthy")
+    assert seen.summary == "successfully synced (all tasks run)"
+    assert seen.time == at(doc["status"]["operationState"]["finishedAt"])
+    assert seen.is_source is False
+    assert seen.metadata["gitops-connector/env"] == "dev"  # labels win over annotations
+    assert "kubectl.kubernetes.io/last-applied-configuration" not in seen.metadata
+    subscribed = "notifications.argoproj.io/subscribe.on-deployed.gitops-connector"
+    assert seen.metadata[subscribed] == ""
+
+
+def test_a_wrapped_application_is_the_same_observation():
+    doc = application("deployed-kustomize")
+    assert observe(queued({"app": doc}), "m1") == observe(queued(doc), "m1")
+    # An Application that happens to have an `app` field is still read as the Application.
+    assert observe(queued({**doc, "app": {}}), "m1") == observe(queued(doc), "m1")
+
+
+@pytest.mark.parametrize("wrap", [False, True], ids=["bare", "wrapped"])
+def test_a_multi_source_application_is_observed_on_the_manifests_repository(wrap):
+    doc = application("deployed-multi-source")
+    body = {"app": doc} if wrap else doc
+    assert observe(queued(body), "m1").commit == A
+    assert observe(queued(body, manifests="platform-addons"), "m1").commit == (
+        "0a1b2c3d4e5f60718293a4b5c6d7e8f901234567"
+    )
+    assert observe(queued(body, manifests="other"), "m1").commit is None
+
+
+def test_without_an_operation_the_health_says_the_phase_message_and_reason():
+    doc = application("deployed-kustomize")
+    del doc["status"]["operationState"]
+    doc["status"]["health"] = {"status": "Degraded", "message": "Deployment exceeded its deadline"}
+    seen = observe(queued(doc), "m1")
+    assert (seen.phase, seen.reason) == (Phase.FAILED, "NoOperation/Degraded")
+    assert seen.summary == "Deployment exceeded its deadline"
+    assert seen.time == at(doc["status"]["reconciledAt"])
+    del doc["status"]["reconciledAt"]
+    doc["status"]["health"] = {}
+    seen = observe(queued(doc), "m1")
+    assert (seen.phase, seen.reason) == (None, "NoOperation/Unknown")
+    assert seen.summary == "NoOperation/Unknown for guestbook"
+    assert seen.time == RECEIVED
+
+
+INCUMBENT = {
+    "commitid": A,
+    "phase": "Failed",
+    "sync_status": "Synced",
+    "health": "Degraded",
+    "message": "one or more objects failed to apply\nsecond line",
+}
+
+
+@pytest.mark.parametrize(
+    ("body", "commit", "phase", "reason", "summary"),
+    [
+        (INCUMBENT, A, Phase.FAILED, "Failed/Degraded", "one or more objects failed to apply"),
+        (
+            {**INCUMBENT, "commitid": f" {A} ", "phase": " Succeeded ", "health": "Healthy"},
+            A,
+            Phase.SUCCEEDED,
+            "Succeeded/Healthy",
+            "one or more objects failed to apply",
+        ),
+        (
+            {"commitid": "<no value>", "phase": "<no value>", "health": " <no value> "},
+            None,
+            None,
+            "NoOperation/Unknown",
+            "NoOperation/Unknown for podinfo",
+        ),
+        (
+            {**INCUMBENT, "commitid": "6.7.1", "message": " <no value>"},
+            None,
+            Phase.FAILED,
+            "Failed/Degraded",
+            "Failed/Degraded for podinfo",
+        ),
+        (
+            {**INCUMBENT, "commitid": A.upper()},
+            None,
+            Phase.FAILED,
+            "Failed/Degraded",
+            "one or more objects failed to apply",
+        ),
+        (
+            {**INCUMBENT, "commitid": A[:39]},
+            None,
+            Phase.FAILED,
+            "Failed/Degraded",
+            "one or more objects failed to apply",
+        ),
+        (
+            {**INCUMBENT, "commitid": A + A[:24]},  # as long as an OCI sha256 digest
+            None,
+            Phase.FAILED,
+            "Failed/Degraded",
+            "one or more objects failed to apply",
+        ),
+    ],
+)
+def test_an_incumbent_body_is_observed_for_the_named_object(body, commit, phase, reason, summary):
+    seen = observe(queued(body, name="podinfo", namespace="apps"), "m2")
+    assert seen.obj == ObjectRef("Application", "apps", "podinfo")
+    assert (seen.commit, seen.phase, seen.reason, seen.summary) == (commit, phase, reason, summary)
+    assert seen.time == RECEIVED  # the template carries no time
+    assert seen.metadata == {}
+
+
+@pytest.mark.parametrize(
+    ("text", "line"),
+    [
+        ("one\ntwo", "one"),
+        ("\n  \n  two  \nthree", "two"),
+        ("", ""),
+        (" \n ", ""),
+        ("x" * 200, "x" * 200),
+        ("x" * 201, "x" * 199 + "…"),
+    ],
+)
+def test_first_line_of_a_message(text, line):
+    assert first_line(text) == line

@@ -118,6 +118,26 @@ CASES = [
         OK,
     ),
     Case(
+        "learned: a sibling last seen exactly 24 h before the newest report still counts",
+        [
+            Seen("c1", "infra", OLD, OK),
+            Seen("c1", "apps", OLD, OK),
+            Seen("c1", "apps", A, OK, minutes=24 * 60),
+        ],
+        {"c1": (BUSY, ["apps"], ["infra"])},
+        BUSY,
+    ),
+    Case(
+        "learned: a sibling last seen 24 h and a minute before no longer counts (README)",
+        [
+            Seen("c1", "infra", OLD, OK),
+            Seen("c1", "apps", OLD, OK),
+            Seen("c1", "apps", A, OK, minutes=24 * 60 + 1),
+        ],
+        {"c1": (OK, ["apps"], [])},
+        OK,
+    ),
+    Case(
         "one failed object fails its cluster and the environment",
         [Seen("c1", "apps", A, FAIL), Seen("c2", "apps", A, OK)],
         {"c1": (FAIL, [], []), "c2": (OK, ["apps"], [])},
@@ -198,7 +218,7 @@ def test_environment(case: Case) -> None:
         for c in result.clusters
     }
     assert found == case.expected
-    assert result.phase == case.env_phase
+    assert (result.env, result.phase) == (ENV, case.env_phase)
 
 
 def test_failed_objects_name_the_object_and_its_state() -> None:
@@ -231,3 +251,21 @@ def test_each_commit_is_read_once_per_roll_up() -> None:
 
     assert result.phase == OK
     assert sorted(reads) == [A, B]
+
+
+def test_states_are_read_for_the_environment_only() -> None:
+    """A commit's states in other environments are not read (each is a Table query)."""
+    store = TableStore(MemoryTableService(), prefix="t")
+    record(store, Seen("c1", "apps", A, OK), 0)
+    calls: list[tuple[str, str | None]] = []
+    states = store.commit_states
+
+    def recording(commit: str, env: str | None = None) -> Any:
+        calls.append((commit, env))
+        return states(commit, env)
+
+    store.commit_states = recording  # type: ignore[method-assign]
+
+    Rollup({}, store).environment(A, ENV)
+
+    assert calls == [(A, ENV)]

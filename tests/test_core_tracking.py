@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -305,6 +306,26 @@ def test_grace_clock_is_the_first_failure_across_resends():
         _, recorded = transition(recorded, obs(Phase.FAILED, t))
     assert recorded is not None
     assert (recorded.time, recorded.failed_since) == (at(130), at(10))
+
+
+@pytest.mark.parametrize(
+    ("recorded", "phase", "noticed"),
+    [
+        (None, Phase.FAILED, at(100)),
+        (None, Phase.SUCCEEDED, None),
+        (None, Phase.PROGRESSING, None),
+        (state(Phase.PROGRESSING, 10), Phase.FAILED, at(100)),
+        (state(Phase.FAILED, 10, failed=10), Phase.SUCCEEDED, None),
+        (state(Phase.PROGRESSING, 10), Phase.SUCCEEDED, None),
+    ],
+)
+def test_failure_noticed_is_when_the_connector_processed_a_new_failure(recorded, phase, noticed):
+    """The gate's grace runs from `failure_noticed` (a queue backlog must not eat it): set from
+    the processing time on a new failure, cleared by any other phase."""
+    incoming = replace(obs(phase, 20), noticed_at=at(100))
+    _, after = transition(recorded, incoming)
+    assert after is not None
+    assert after.failure_noticed == noticed
 
 
 # --- Roll-up -----------------------------------------------------------------------------------

@@ -1,0 +1,85 @@
+"""`CachedReads`: the reads of one message, each made once, for exactly what was asked, on the
+memory twin of the state tables (no Azurite)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from connector.core.state import CachedReads, CommitStates, Inventory
+from connector.core.tracking import ObjectRef, Observation, Phase
+from connector.storage.memory import MemoryTableService
+from connector.storage.tables import TableStore
+
+A = "a" * 40
+T0 = datetime(2026, 5, 14, 9, 0, tzinfo=UTC)
+APPS = ObjectRef("Kustomization", "flux-system", "apps")
+
+
+class CountedReads:
+    """The real store's reads, each call written down."""
+
+    def __init__(self, store: TableStore) -> None:
+        self._store = store
+        self.calls: list[tuple[str, ...]] = []
+
+    def commit_states(self, commit: str, env: str | None = None) -> CommitStates:
+        self.calls.append(("commit_states", commit, str(env)))
+        return self._store.commit_states(commit, env)
+
+    def cluster_objects(self, env: str) -> Inventory:
+        self.calls.append(("cluster_objects", env))
+        return self._store.cluster_objects(env)
+
+
+def store_with(*where: tuple[str, str]) -> TableStore:
+    store = TableStore(MemoryTableService(), prefix="t")
+    for index, (env, cluster) in enumerate(where):
+        store.record(
+            Observation(
+                cluster=cluster,
+                env=env,
+                obj=APPS,
+                commit=A,
+                phase=Phase.SUCCEEDED,
+                reason="ReconciliationSucceeded",
+                summary="",
+                time=T0,
+                message_id=f"m{index}",
+                is_source=False,
+            )
+        )
+    return store
+
+
+def test_each_read_is_made_once_until_forgotten() -> None:
+    store = store_with(("dev", "c1"), ("prod", "c2"))
+    reads = CountedReads(store)
+    cached = CachedReads(reads)
+
+    first = cached.commit_states(A, "dev")
+    assert cached.commit_states(A, "dev") == first
+    assert cached.cluster_objects("dev") == cached.cluster_objects("dev")
+    assert reads.calls == [("commit_states", A, "dev"), ("cluster_objects", "dev")]
+
+    cached.forget()
+    assert cached.commit_states(A, "dev") == first
+    assert cached.cluster_objects("dev") == store.cluster_objects("dev")
+    assert len(reads.calls) == 4
+
+
+def test_reads_are_for_what_was_asked_and_cached_apart() -> None:
+    reads = CountedReads(store_with(("dev", "c1"), ("prod", "c2")))
+    cached = CachedReads(reads)
+
+    assert set(cached.commit_states(A, "dev")) == {("dev", "c1")}
+    assert set(cached.commit_states(A)) == {("dev", "c1"), ("prod", "c2")}
+    assert set(cached.commit_states(A, "prod")) == {("prod", "c2")}
+    assert set(cached.cluster_objects("prod")) == {"c2"}
+    assert set(cached.cluster_objects("dev")) == {"c1"}
+    assert reads.calls == [
+        ("commit_states", A, "dev"),
+        ("commit_states", A, "None"),
+        ("commit_states", A, "prod"),
+        ("cluster_objects", "prod"),
+        ("cluster_objects", "dev"),
+    ]
