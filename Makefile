@@ -43,7 +43,7 @@ bench: install node_modules/.installed ## print the benchmarks' figures (no thre
 
 # Mutation testing of the pure core (modules and tests: [tool.mutmut] in pyproject.toml); not
 # part of `test`. Fails below 95 % of the mutants not listed in tests/mutants-equivalent.txt.
-mutate: $(VENV)/.installed ## mutation-test the pure core (installs mutmut; about 90 s)
+mutate: $(VENV)/.installed ## mutation-test the pure core (installs mutmut; about 3 min)
 	$(BIN)/python -m pip install --quiet -r requirements-mutate.txt
 	rm -rf mutants
 	@start=$$(date +%s); $(BIN)/mutmut run; echo; echo "wall time $$(( $$(date +%s) - start )) s"

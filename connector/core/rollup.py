@@ -52,7 +52,7 @@ class Rollup:
         for cluster in chosen:
             pointers = inventory.get(cluster, {})
             current = _current(commit, cluster, pointers, states, follow)
-            expected = configured or _learned(commit, current, pointers)
+            expected = configured or _learned(current, pointers)
             results.append(cluster_result(cluster, current, expected))
         return environment_result(env, results)
 
@@ -62,7 +62,7 @@ class Rollup:
         spec = self._environments.get(env)
         current = {o: s for o, s in view.states.items() if not s.is_source}
         configured = [ObjectRef.parse(o) for o in (spec.objects if spec else ())]
-        expected = configured or _learned(commit, current, view.pointers)
+        expected = configured or _learned(current, view.pointers)
         return cluster_result(cluster, current, expected)
 
 
@@ -101,7 +101,7 @@ def _current(
 
 
 def _learned(
-    commit: str, current: dict[ObjectRef, ObjectState], pointers: dict[ObjectRef, ObjectPointer]
+    current: dict[ObjectRef, ObjectState], pointers: dict[ObjectRef, ObjectPointer]
 ) -> set[ObjectRef]:
     """Without configured objects, a cluster expects the objects already on this commit plus their
     siblings: recently seen objects still on the commit those objects were on before. They read

@@ -34,6 +34,7 @@ class EnvironmentTally:
         result = self._rollup.cluster(commit, env, view, cluster)
         self.cluster_changed, recorded = self._tallies.tally(commit, env, result, view.basis)
         spec = self._environments.get(env)
-        expected = list(spec.clusters) if spec else self._tallies.environment_clusters(env)
+        configured = list(spec.clusters) if spec else []
+        expected = configured or self._tallies.environment_clusters(env)
         clusters = [recorded.get(c) or ClusterResult(c, Phase.PROGRESSING) for c in expected]
         return environment_result(env, clusters)
