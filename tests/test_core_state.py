@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from connector.core.state import CachedReads, CommitStates, Inventory
+from connector.core.state import CachedReads, ClusterView, CommitStates, Inventory
 from connector.core.tracking import ObjectRef, Observation, Phase
 from connector.storage.memory import MemoryTableService
 from connector.storage.tables import TableStore
@@ -29,6 +29,10 @@ class CountedReads:
     def cluster_objects(self, env: str) -> Inventory:
         self.calls.append(("cluster_objects", env))
         return self._store.cluster_objects(env)
+
+    def cluster_view(self, commit: str, env: str, cluster: str) -> ClusterView:
+        self.calls.append(("cluster_view", commit, env, cluster))
+        return self._store.cluster_view(commit, env, cluster)
 
 
 def store_with(*where: tuple[str, str]) -> TableStore:
@@ -82,4 +86,22 @@ def test_reads_are_for_what_was_asked_and_cached_apart() -> None:
         ("commit_states", A, "prod"),
         ("cluster_objects", "prod"),
         ("cluster_objects", "dev"),
+    ]
+
+
+def test_a_cluster_view_is_always_read_afresh_for_exactly_that_cluster() -> None:
+    # The tally orders results by the rows they were computed from: never from a cached view.
+    reads = CountedReads(store_with(("dev", "c1"), ("dev", "c2")))
+    cached = CachedReads(reads)
+
+    first = cached.cluster_view(A, "dev", "c1")
+    second = cached.cluster_view(A, "dev", "c1")
+
+    assert set(first.states) == set(second.states) == {APPS}
+    assert first.basis == second.basis != ""
+    assert set(cached.cluster_view(A, "dev", "c2").pointers) == {APPS}
+    assert reads.calls == [
+        ("cluster_view", A, "dev", "c1"),
+        ("cluster_view", A, "dev", "c1"),
+        ("cluster_view", A, "dev", "c2"),
     ]

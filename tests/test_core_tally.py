@@ -8,7 +8,7 @@ from dataclasses import replace
 
 import pytest
 
-from connector.core.rollup import Rollup
+from connector.core.rollup import Rollup, cluster_of
 from connector.core.tally import EnvironmentTally
 from connector.core.tracking import ClusterResult, Phase
 from connector.storage.memory import MemoryTableService
@@ -32,12 +32,11 @@ def stored(case: Case) -> TableStore:
 def test_each_cluster_from_its_own_rows_is_the_full_roll_up(case: Case) -> None:
     store = stored(case)
     environments = {ENV: case.spec} if case.spec else {}
-    rollup = Rollup(environments, store)
-    full = {c.cluster: c for c in rollup.environment(A, ENV).clusters}
+    full = {c.cluster: c for c in Rollup(environments, store).environment(A, ENV).clusters}
 
     for cluster, expected in full.items():
         view = store.cluster_view(A, ENV, cluster)
-        assert rollup.cluster(A, ENV, view, cluster) == expected
+        assert cluster_of(cluster, view, case.spec) == expected
 
 
 @pytest.mark.parametrize("case", REPORTED, ids=[c.id for c in REPORTED])
@@ -51,6 +50,7 @@ def test_the_tally_agrees_with_the_full_roll_up(case: Case) -> None:
     for seen in case.seen:
         result = tally.environment(A, ENV, seen.cluster)
 
+    assert result.env == full.env == ENV
     assert result.phase == full.phase == case.env_phase
     assert [(c.cluster, c.phase) for c in result.clusters] == [
         (c.cluster, c.phase) for c in full.clusters

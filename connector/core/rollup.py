@@ -56,14 +56,17 @@ class Rollup:
             results.append(cluster_result(cluster, current, expected))
         return environment_result(env, results)
 
-    def cluster(self, commit: str, env: str, view: ClusterView, cluster: str) -> ClusterResult:
-        """One cluster on exactly this commit, from that cluster's own rows (the same rules as
-        `environment` without `follow`, at the cost of one cluster, whatever the environment)."""
-        spec = self._environments.get(env)
-        current = {o: s for o, s in view.states.items() if not s.is_source}
-        configured = [ObjectRef.parse(o) for o in (spec.objects if spec else ())]
-        expected = configured or _learned(current, view.pointers)
-        return cluster_result(cluster, current, expected)
+
+def cluster_of(
+    cluster: str, view: ClusterView, spec: EnvironmentSpec | None = None
+) -> ClusterResult:
+    """One cluster on exactly one commit, from that cluster's own rows: the rules of
+    `Rollup.environment` without `follow`, at the cost of one cluster, whatever the
+    environment."""
+    current = {o: s for o, s in view.states.items() if not s.is_source}
+    configured = [ObjectRef.parse(o) for o in (spec.objects if spec else ())]
+    expected = configured or _learned(current, view.pointers)
+    return cluster_result(cluster, current, expected)
 
 
 class _StatesByCommit:

@@ -13,7 +13,7 @@ and a result from older rows never replaces one from newer rows.
 
 from __future__ import annotations
 
-from connector.core.rollup import EnvironmentSpecs, Rollup
+from connector.core.rollup import EnvironmentSpecs, cluster_of
 from connector.core.state import DeploymentReads, Tallies
 from connector.core.tracking import ClusterResult, EnvironmentResult, Phase, environment_result
 
@@ -24,16 +24,15 @@ class EnvironmentTally:
     ) -> None:
         self._environments = environments
         self._reads = reads
-        self._rollup = Rollup(environments, reads)
         self._tallies = tallies
         self.cluster_changed = False  # whether the last call changed its cluster's result
 
     def environment(self, commit: str, env: str, cluster: str) -> EnvironmentResult:
         """The environment on `commit`, after recording `cluster`'s result (the event's)."""
-        view = self._reads.cluster_view(commit, env, cluster)
-        result = self._rollup.cluster(commit, env, view, cluster)
-        self.cluster_changed, recorded = self._tallies.tally(commit, env, result, view.basis)
         spec = self._environments.get(env)
+        view = self._reads.cluster_view(commit, env, cluster)
+        result = cluster_of(cluster, view, spec)
+        self.cluster_changed, recorded = self._tallies.tally(commit, env, result, view.basis)
         configured = list(spec.clusters) if spec else []
         expected = configured or self._tallies.environment_clusters(env)
         clusters = [recorded.get(c) or ClusterResult(c, Phase.PROGRESSING) for c in expected]
