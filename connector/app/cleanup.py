@@ -24,7 +24,7 @@ def add_parser(commands: Any, common: argparse.ArgumentParser) -> None:
     parser.add_argument("--dry-run", action="store_true", help="count only, delete nothing")
     parser.add_argument(
         "--max-rows",
-        type=_positive,
+        type=positive,
         default=MAX_ROWS_PER_RUN,
         help=f"at most N rows in this run ({MAX_ROWS_PER_RUN})",
     )
@@ -54,7 +54,8 @@ def describe(report: CleanupReport) -> str:
     return "\n".join(lines)
 
 
-def _positive(text: str) -> int:
+def positive(text: str) -> int:
+    """An argparse type: a whole number of at least 1."""
     try:
         value = int(text)
     except ValueError:

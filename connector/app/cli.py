@@ -34,6 +34,7 @@ from azure.core.exceptions import AzureError, ClientAuthenticationError
 from connector import console_logs
 from connector.app import cleanup, commits, deployments, sample
 from connector.app.bootstrap import Container
+from connector.app.cleanup import positive
 from connector.core.gates import OPEN
 from connector.gates.store import GateStore
 from connector.settings import Settings, SettingsError
@@ -177,22 +178,12 @@ def _dlq_parser(commands: Any, common: argparse.ArgumentParser) -> None:
     dlq = commands.add_parser("dlq", help="the Service Bus dead-letter queue")
     actions = dlq.add_subparsers(dest="action", required=True, metavar="action")
     peek = actions.add_parser("peek", parents=[common], help="show dead letters, move nothing")
-    peek.add_argument("--max", type=_positive, default=20, help="at most N messages (20)")
+    peek.add_argument("--max", type=positive, default=20, help="at most N messages (20)")
     peek.set_defaults(run=peek_command)
     replay = actions.add_parser("replay", parents=[common], help="send dead letters back")
-    replay.add_argument("--max", type=_positive, default=100, help="at most N messages (100)")
+    replay.add_argument("--max", type=positive, default=100, help="at most N messages (100)")
     replay.add_argument("--dry-run", action="store_true", help="count only, move nothing")
     replay.set_defaults(run=replay_command)
-
-
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError("must be at least 1")
-    return value
 
 
 # --- status --------------------------------------------------------------------------------------

@@ -64,6 +64,7 @@ class Gate:
     source: str = "registered"
     auth_token: str = field(default="", repr=False)  # only with GATE_USE_JOB_TOKEN
     log_id: int = 0  # the task's stored log in Azure DevOps, once created
+    logged: tuple[str, ...] = ()  # short digests of the lines already in the stored log
     completion_posts: int = 0  # TaskCompleted POSTs whose outcome we did not see
     trial: str = ""  # what trial mode would have done (AZDO_DRY_RUN); nothing was sent
 

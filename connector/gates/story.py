@@ -9,6 +9,7 @@ record before it is sent, so a redelivery or a concurrent evaluation never repea
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import replace
@@ -26,6 +27,7 @@ from connector.storage.ledger import pull_request_subject
 logger = logging.getLogger(__name__)
 
 PR_DESCRIPTION_LIMIT = 250
+LOGGED_LIMIT = 500  # digests of logged lines kept on the gate (a line seen again is not logged)
 # (repository, pull request id) → the publisher of that PR's statuses, with its own ledger.
 PullRequestPublisher = Callable[[str, int], StatusPublisher]
 
@@ -56,15 +58,17 @@ class TaskStory:
             logger.info("gate.trial_progress", extra={"gate": gate.id, "lines": decision.lines})
             return gate
         told = gate.progress
+        lines = [f"{gate.environment}: {line}" for line in decision.lines]
+        new = [line for line in lines if _digest(line) not in gate.logged]
+        logged = (*gate.logged, *map(_digest, new))[-LOGGED_LIMIT:]
         claimed = self._gates.update(
-            gate, lambda g: replace(g, progress=digest) if g.progress == told else None
+            gate,
+            lambda g: replace(g, progress=digest, logged=logged) if g.progress == told else None,
         )
         if claimed is None:
             return gate  # another evaluation told this part already
         if decision.result is None:
-            claimed = self.write(
-                claimed, [f"{gate.environment}: {line}" for line in decision.lines]
-            )
+            claimed = self.write(claimed, lines, new)
         pr_state = DEVOPS_STATES[result.phase] if decision.result is None else decision.result
         self.pr_status(claimed, pr_state, decision.reason)
         return claimed
@@ -75,17 +79,19 @@ class TaskStory:
         self.pr_status(gate, result, reason)
         return gate
 
-    def write(self, gate: Gate, lines: Sequence[str]) -> Gate:
-        """Lines to the live feed and the stored log (both need the task's timeline)."""
+    def write(self, gate: Gate, lines: Sequence[str], new: Sequence[str] | None = None) -> Gate:
+        """Lines to the live feed, and those not logged yet (`new`: default all) to the stored
+        log (both need the task's timeline)."""
         if not gate.plan.timeline_id or not lines:
             return gate
         callbacks = self._callbacks(gate)
         optional("feed", gate, lambda: callbacks.append_feed(gate.plan, lines))
+        to_log = list(lines if new is None else new)
         if not gate.log_id:
             gate = self._create_log(gate, callbacks)
-            lines = [self._opening(gate), *lines]
-        if gate.log_id:
-            stamped = _stamped(lines, self._clock())
+            to_log = [self._opening(gate), *to_log]
+        if gate.log_id and to_log:
+            stamped = _stamped(to_log, self._clock())
             log_id = gate.log_id
             optional("log append", gate, lambda: callbacks.append_log(gate.plan, log_id, stamped))
         return gate
@@ -118,6 +124,10 @@ class TaskStory:
             f" (registered {gate.created_at:%Y-%m-%d %H:%M}Z,"
             f" deadline {gate.deadline:%Y-%m-%d %H:%M}Z)"
         )
+
+
+def _digest(line: str) -> str:
+    return hashlib.sha256(line.encode()).hexdigest()[:12]
 
 
 def _stamped(lines: Sequence[str], now: datetime) -> list[str]:
