@@ -84,4 +84,7 @@ def test_clusters_that_have_not_reported_the_commit_are_pending() -> None:
     assert others
     assert all(c.phase == Phase.PROGRESSING for c in others)
     assert tally.environment(A, ENV, reported) == result
-    assert not tally.cluster_changed  # nothing moved since
+    assert tally.cluster_changed  # sticky for the message that moved it
+    again = EnvironmentTally({}, store, store)  # the next message
+    assert again.environment(A, ENV, reported) == result
+    assert not again.cluster_changed  # nothing moved since

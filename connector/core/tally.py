@@ -25,14 +25,16 @@ class EnvironmentTally:
         self._environments = environments
         self._reads = reads
         self._tallies = tallies
-        self.cluster_changed = False  # whether the last call changed its cluster's result
+        # Whether a call changed its cluster's result (sticky: one tally serves one message).
+        self.cluster_changed = False
 
     def environment(self, commit: str, env: str, cluster: str) -> EnvironmentResult:
         """The environment on `commit`, after recording `cluster`'s result (the event's)."""
         spec = self._environments.get(env)
         view = self._reads.cluster_view(commit, env, cluster)
         result = cluster_of(cluster, view, spec)
-        self.cluster_changed, recorded = self._tallies.tally(commit, env, result, view.basis)
+        changed, recorded = self._tallies.tally(commit, env, result, view.basis)
+        self.cluster_changed = self.cluster_changed or changed
         configured = list(spec.clusters) if spec else []
         expected = configured or self._tallies.environment_clusters(env)
         clusters = [recorded.get(c) or ClusterResult(c, Phase.PROGRESSING) for c in expected]

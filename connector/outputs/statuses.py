@@ -18,7 +18,7 @@ from typing import Protocol
 
 from connector import telemetry
 from connector.core.processing import Change
-from connector.core.tracking import EnvironmentResult, ObjectRef, ObjectState, Phase
+from connector.core.tracking import EnvironmentResult, ObjectRef, ObjectState, Phase, Verdict
 from connector.devops.types import (
     CommitStatus,
     NotSentError,
@@ -226,11 +226,21 @@ class CommitStatusSink:
         fields = {"env": obs.env, "cluster": obs.cluster, "object": str(obs.obj)}
         desired = object_status(obs.cluster, obs.obj, state, self._states)
         sent = self._publisher.publish(change.commit, desired, fields, obs.time)
+        if change.recorded.verdict == Verdict.CHANGED and not change.cluster_changed():
+            # The environment's tally did not move: its status is what the last event that
+            # moved it published (a redelivery publishes again, in case that one failed).
+            if not sent:
+                change.keep_unsettled()
+            return
+
+        computed: list[bool] = []
 
         def rolled_up() -> DesiredStatus:
-            # Computed afresh each time: the publisher recomputes when another instance moved
-            # the environment on while we held the context.
-            return environment_status(change.environment(fresh=True), self._states)
+            # The publisher asks again when another instance moved the environment on while
+            # we held the context: then the roll-up is computed afresh.
+            fresh = bool(computed)
+            computed.append(True)
+            return environment_status(change.environment(fresh=fresh), self._states)
 
         sent = (
             self._publisher.publish(change.commit, rolled_up, {"env": obs.env}, obs.time) and sent
