@@ -3,9 +3,7 @@ and the ceiling on how long one invocation may spend waiting between retries."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-from contextvars import ContextVar
+from contextvars import ContextVar, Token
 from typing import Any, Final
 
 from azure.core.pipeline import PipelineResponse
@@ -24,14 +22,20 @@ class RetryBudgetExhaustedError(Exception):
     retry loop does not catch it and try once more."""
 
 
-@contextmanager
-def wait_budget(seconds: float = INVOCATION_WAIT_BUDGET) -> Iterator[None]:
-    """Bound the total time the retries inside this block may sleep (Retry-After included)."""
-    token = _budget.set(seconds)
-    try:
-        yield
-    finally:
-        _budget.reset(token)
+class wait_budget:  # noqa: N801 - used like a function: `with wait_budget():`
+    """Bound the total time the retries inside this block may sleep (Retry-After included).
+    A class rather than a generator: it wraps every HTTP request and queue message."""
+
+    def __init__(self, seconds: float = INVOCATION_WAIT_BUDGET) -> None:
+        self._seconds = seconds
+        self._token: Token[float | None] | None = None
+
+    def __enter__(self) -> None:
+        self._token = _budget.set(self._seconds)
+
+    def __exit__(self, *exc: object) -> None:
+        if self._token is not None:
+            _budget.reset(self._token)
 
 
 class RetryEveryMethod(RetryPolicy[HttpRequest, HttpResponse]):

@@ -117,7 +117,7 @@ class Ingest:
         )
         if logger.isEnabledFor(logging.INFO):  # the fields cost more than a disabled call
             self._log_accepted(message, event, cluster, env)
-        return Reply(202, {"id": message.message_id})
+        return Reply(202, f'{{"id":"{message.message_id}"}}')  # a hex id: JSON as it is
 
     @staticmethod
     def _log_accepted(message: OutgoingMessage, event: FluxEvent, cluster: str, env: str) -> None:
