@@ -40,6 +40,8 @@ test: lint typecheck unit infra ## install everything, then lint, type-check, al
 bench: install node_modules/.installed ## print the benchmarks' figures (no thresholds)
 	$(BIN)/python bench/ingest.py
 	$(BIN)/python bench/storm.py
+	$(BIN)/python bench/fleet.py
+	$(BIN)/python bench/sessions.py
 
 # Mutation testing of the pure core (modules and tests: [tool.mutmut] in pyproject.toml); not
 # part of `test`. Fails below 95 % of the mutants not listed in tests/mutants-equivalent.txt.
