@@ -255,3 +255,25 @@ def test_gate_id_is_stable_case_blind_and_unambiguous():
     assert gate_id("Plan-1", "Job-1") == "2672a46c0755407f113355d2616c9919"
     assert gate_id("plan-1", "JOB-1") == gate_id("Plan-1", "Job-1")
     assert gate_id("ab", "c") != gate_id("a", "bc")
+
+
+@pytest.mark.parametrize(
+    ("result", "now", "recheck_at"),
+    [
+        pytest.param(failing(minutes(0), minutes(0)), minutes(3), minutes(10), id="in-grace"),
+        pytest.param(failing(None, minutes(2)), minutes(3), minutes(12), id="time-when-no-since"),
+        pytest.param(failing(minutes(0), minutes(0)), minutes(10), None, id="grace-over"),
+        pytest.param(WAITING, minutes(3), None, id="nothing-failed"),
+        pytest.param(DONE, minutes(3), None, id="done"),
+        pytest.param(
+            failing(DEADLINE - timedelta(minutes=1), DEADLINE - timedelta(minutes=1)),
+            DEADLINE,
+            None,
+            id="deadline-first",
+        ),
+    ],
+)
+def test_a_failure_within_its_grace_says_when_to_look_again(result, now, recheck_at):
+    # Re-sends of a settled failure cost nothing and evaluate nothing: the gate asks for a check
+    # at the end of the grace instead of waiting for the sweep.
+    assert decide(GATE, result, SHA, now, GRACE).recheck_at == recheck_at

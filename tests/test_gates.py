@@ -486,3 +486,24 @@ def test_missing_permission_is_retried_once_granted(repo):
     later.sweep()
     later.sweep()
     assert [e["result"] for e in completions(world, headers)] == ["succeeded"]
+
+
+def test_a_failure_within_its_grace_queues_a_check_for_when_the_grace_ends(repo):
+    # Re-sends of the failure are settled and evaluate nothing: the gate asks to be looked at
+    # again when the grace runs out, instead of waiting for the sweep.
+    world = repo
+    world.configure(GATE_FAILURE_GRACE_SECONDS="600")
+    headers = plan(world)
+    register(world, headers, environment="dev", commit=A)
+    world.deliver_queued()
+    before = datetime.now(UTC)
+    world.send(kustomization(A, "HealthCheckFailed", time=before.isoformat()))
+    assert completions(world) == []
+    [check] = [m for m in world.sender.drain() if m.message_id.startswith("gate-check/")]
+    assert check.scheduled_at is not None
+    assert timedelta(seconds=599) <= check.scheduled_at - before <= timedelta(seconds=660)
+    # WHEN the check arrives after the grace THEN the gate fails with the failure's reason
+    gate = json.loads(check.body)
+    keeper_in(world, minutes=11).check(gate["env"], gate["gate"])
+    [done] = completions(world, headers)
+    assert done["result"] == "failed"

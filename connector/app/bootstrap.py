@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from connector.outputs.subscribers import SubscriberNotifier
     from connector.queue.admin import QueueAdmin
     from connector.queue.deadletters import DeadLetterQueue
-    from connector.queue.sender import MessageSender
+    from connector.queue.sender import MessageSender, OutgoingMessage
     from connector.sources.argocd.ingest import ArgoIngest
     from connector.sources.flux.ingest import Ingest
     from connector.storage.tables import TableStore
@@ -229,6 +229,7 @@ class Container:
     def gatekeeper(self) -> GateKeeper:
         from connector.devops.client import AzureDevOpsClient
         from connector.devops.policies import JobToken
+        from connector.gates.checks import GateChecks
         from connector.gates.keeper import GateKeeper
         from connector.gates.policy import GatePolicy
 
@@ -245,6 +246,7 @@ class Container:
             self.devops,
             self.pull_request_statuses,
             job_client=job_client if use_job_token else None,
+            checks=GateChecks(_LazySender(self)),
         )
 
     @built
@@ -352,6 +354,23 @@ class Container:
         optional: list[ChangeListener | None] = [self.spektate, self.subscribers]
         required: list[ChangeListener] = [self.commit_statuses, self.gatekeeper]
         return [*required, *(item for item in optional if item is not None)]
+
+
+class _LazySender:
+    """The container's sender, built when a message is first sent: the gatekeeper is needed
+    where no Service Bus is configured (the CLI, the sweep before any grace runs out)."""
+
+    def __init__(self, container: Container) -> None:
+        self._container = container
+
+    def send(self, message: OutgoingMessage) -> None:
+        from connector.queue.sender import QueueUnavailableError
+
+        try:
+            sender = self._container.sender
+        except SettingsError as exc:
+            raise QueueUnavailableError(f"not configured: {exc}") from None
+        sender.send(message)
 
 
 _lock = threading.Lock()

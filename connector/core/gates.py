@@ -76,6 +76,8 @@ class Decision:
     result: str | None  # None (wait) | "succeeded" | "failed"
     reason: str
     lines: tuple[str, ...]  # progress for the waiting task's log
+    # Waiting out a failure's grace: when to look again (nothing else may arrive before then).
+    recheck_at: datetime | None = None
 
     @property
     def progress_digest(self) -> str:
@@ -104,6 +106,8 @@ def decide(
         if now - since >= grace:
             reason = f"{failed.cluster}: {obj}: {state.reason}: {state.summary}"
             return Decision("failed", reason, lines)
+        if now < gate.deadline:
+            return Decision(None, "waiting", lines, recheck_at=since + grace)
     if now >= gate.deadline:
         return Decision(
             "failed",

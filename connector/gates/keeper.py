@@ -30,6 +30,7 @@ from connector.devops.types import (
     StatusWriter,
     TransientAzureDevOpsError,
 )
+from connector.gates.checks import GateChecks
 from connector.gates.completion import Completion
 from connector.gates.correlation import Correlation
 from connector.gates.legacy import LegacyCallbacks
@@ -56,7 +57,9 @@ class GateKeeper:
         *,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         job_client: Callable[[str], PipelineCallbacks] | None = None,
+        checks: GateChecks | None = None,
     ) -> None:
+        self._checks = checks  # when a failure's grace ends (without: the sweep sees to it)
         self._policy = policy
         self._gates = gates
         self._deployments = deployments
@@ -182,6 +185,9 @@ class GateKeeper:
             follow=self._correlation.is_descendant,
         )
         decision = decide(gate, result, commit, self._clock(), self._policy.failure_grace)
+        if decision.recheck_at is not None and self._checks is not None:
+            key = f"grace/{int(decision.recheck_at.timestamp())}"
+            self._checks.queue(gate, decision.recheck_at, key)
         gate = self._story.progress(gate, decision, result)
         if decision.result is not None:
             self._completion.complete(gate, decision)

@@ -23,9 +23,10 @@ from pydantic import AfterValidator, AliasChoices, BaseModel, ConfigDict, Field,
 from connector.core.gates import Gate, PlanRef, gate_id
 from connector.core.names import ORIGIN_NAME, ORIGIN_NAME_LIMIT, parse_object_reference
 from connector.devops.client import same_organization
+from connector.gates.checks import GateChecks
 from connector.gates.keeper import GateKeeper
 from connector.gates.store import entity
-from connector.queue.sender import MessageSender, OutgoingMessage, QueueUnavailableError
+from connector.queue.sender import MessageSender
 from connector.settings import Settings
 from connector.storage.rows import entity_problems
 from connector.web import Reply, Request
@@ -176,21 +177,11 @@ class Registration:
         )
 
     def _queue_check(self, gate: Gate) -> bool:
-        message = OutgoingMessage(
-            body=f'{{"kind":"gate-check","env":"{gate.environment}","gate":"{gate.id}"}}'.encode(),
-            message_id=f"gate-check/{gate.id}/{int(gate.created_at.timestamp())}",
-            session_id=f"gate/{gate.id}",
-            application_properties={"kind": "gate-check", "env": gate.environment},
-            scheduled_at=datetime.now(UTC) + CHECK_DELAY,
-        )
-        try:
-            self._sender.send(message)
-        except QueueUnavailableError as exc:
-            # The gate stays stored (the sweep evaluates it); the task's retry registers the same
-            # gate again, which is harmless, and queues its check.
-            logger.warning("gate.check_not_queued", extra={"gate": gate.id, "cause": str(exc)})
-            return False
-        return True
+        # Keyed by the registration time: a re-run of the job waits again and is checked again.
+        # Not queued: the gate stays stored (the sweep evaluates it); the task's retry registers
+        # the same gate again, which is harmless, and queues its check.
+        at = datetime.now(UTC) + CHECK_DELAY
+        return GateChecks(self._sender).queue(gate, at, str(int(gate.created_at.timestamp())))
 
 
 def _missing_headers(headers: Mapping[str, str]) -> list[str]:
