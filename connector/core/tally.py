@@ -8,7 +8,10 @@ descendant commits.
 
 Two events of one cluster processed side by side may reach the tally in either order: each
 result carries when the newest state row it was computed from was written (the store's clock),
-and a result from older rows never replaces one from newer rows.
+and a result from older rows never replaces one from newer rows. An event that finds its result
+already recorded writes nothing; so the one that moves a cluster's result reads the cluster once
+more afterwards and records again if it moved meanwhile (rare: twice or so per cluster and
+rollout), and the last word is never a stale one.
 """
 
 from __future__ import annotations
@@ -16,6 +19,9 @@ from __future__ import annotations
 from connector.core.rollup import EnvironmentSpecs, cluster_of
 from connector.core.state import DeploymentReads, Tallies
 from connector.core.tracking import ClusterResult, EnvironmentResult, Phase, environment_result
+
+
+MAX_CHECKS = 3  # re-reads of a cluster after moving its result (each only if it moved again)
 
 
 class EnvironmentTally:
@@ -35,6 +41,17 @@ class EnvironmentTally:
         result = cluster_of(cluster, view, spec)
         changed, recorded = self._tallies.tally(commit, env, result, view.basis)
         self.cluster_changed = self.cluster_changed or changed
+        for _ in range(MAX_CHECKS):
+            if not changed:
+                break
+            # We moved the cluster's result: a concurrent event of the cluster that found the
+            # old result equal to its own skipped its write, so make sure ours is not stale.
+            view = self._reads.cluster_view(commit, env, cluster)
+            latest = cluster_of(cluster, view, spec)
+            if latest == result:
+                break
+            result = latest
+            changed, recorded = self._tallies.tally(commit, env, result, view.basis)
         configured = list(spec.clusters) if spec else []
         expected = configured or self._tallies.environment_clusters(env)
         clusters = [recorded.get(c) or ClusterResult(c, Phase.PROGRESSING) for c in expected]
