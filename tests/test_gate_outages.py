@@ -136,9 +136,11 @@ def test_lost_answers_with_an_unreadable_plan_never_cost_more_than_two_posts(rep
     repo.azdo.inject_lost_response("/events", count=100, method="POST")
     repo.azdo.inject("/distributedtask/", 400, count=10_000, method="GET")
     # WHEN the message is delivered again and again, and the sweep runs
-    for attempt in range(1, 5):
+    for attempt in (1, 2):  # each POST's answer is lost: redeliver
         with pytest.raises(TransientAzureDevOpsError):
             repo.process(message, delivery_count=attempt)
+    for attempt in (3, 4):  # no third POST without the job state: left to the sweep
+        repo.process(message, delivery_count=attempt)
     keeper_in(repo, minutes=3).sweep()
     keeper_in(repo, minutes=6).sweep()
     # THEN two POSTs in all, and the gate stays completing, not closed on a guess

@@ -20,7 +20,6 @@ from connector.core.rollup import EnvironmentSpecs, cluster_of
 from connector.core.state import DeploymentReads, Tallies
 from connector.core.tracking import ClusterResult, EnvironmentResult, Phase, environment_result
 
-
 MAX_CHECKS = 3  # re-reads of a cluster after moving its result (each only if it moved again)
 
 

@@ -31,7 +31,7 @@ from connector.devops.types import (
     TransientAzureDevOpsError,
 )
 from connector.gates.checks import GateChecks
-from connector.gates.completion import Completion
+from connector.gates.completion import Completion, UnconfirmedCompletionError
 from connector.gates.correlation import Correlation
 from connector.gates.legacy import LegacyCallbacks
 from connector.gates.policy import GatePolicy
@@ -233,7 +233,10 @@ class GateKeeper:
         try:
             work(gate)
         except Exception as exc:
-            retry = isinstance(exc, (TransientAzureDevOpsError, AzureError, ConcurrencyError))
+            # An unconfirmed completion waits for the sweep: redelivering the event cannot help.
+            retry = isinstance(
+                exc, (TransientAzureDevOpsError, AzureError, ConcurrencyError)
+            ) and not isinstance(exc, UnconfirmedCompletionError)
             logger.warning(
                 "gate.failed",
                 extra={"gate": gate.id, "env": gate.environment, "error": type(exc).__name__},
