@@ -163,7 +163,7 @@ def test_the_storage_probe_row_is_gone_afterwards(doctor, settings, azurite_conn
     _code, checks = doctor(settings)
     assert checks["storage.write"]["ok"]
     table = connect(connection_string=azurite_connection).get_table_client(
-        settings["STATE_TABLE_PREFIX"] + "processed"
+        settings["STATE_TABLE_PREFIX"] + "deployments"
     )
     assert list(table.query_entities("PartitionKey eq 'doctor'")) == []
 

@@ -75,7 +75,7 @@ def test_one_trace_from_webhook_through_the_queue_to_azure_devops(world, spans):
         world.deliver_queued()
     finished = spans.get_finished_spans()
     ingest = next(s for s in finished if s.name == "flux.ingest")
-    process = next(s for s in finished if s.name == "flux.process")
+    process = next(s for s in finished if s.name == "queue.process")
     assert process.context.trace_id == ingest.context.trace_id
     assert process.parent.span_id == ingest.context.span_id
     assert process.links, "the processing invocation is linked"

@@ -20,8 +20,9 @@ if TYPE_CHECKING:
     from connector.app.bootstrap import Container
 
 PROBE_PARTITION: Final = "doctor"
-# An existing state table: the probe row lives only between its create and delete.
-PROBE_TABLE: Final = "processed"
+# The state table every event writes; the probe row (partition "doctor", never a commit) lives
+# only between its create and delete.
+PROBE_TABLE: Final = "deployments"
 
 
 # --- settings ------------------------------------------------------------------------------------

@@ -181,7 +181,7 @@ def process(msg: func.ServiceBusMessage) -> None:
     container = bootstrap.container()
     properties = msg.application_properties or {}
     with (
-        telemetry.continued(properties, "flux.process", message_id=msg.message_id),
+        telemetry.continued(properties, "queue.process", message_id=msg.message_id),
         retries.wait_budget(),
     ):
         message = sources.read(msg.get_body(), msg.message_id)
