@@ -10,10 +10,12 @@ import pytest
 
 from connector.core.rollup import Rollup, cluster_of
 from connector.core.tally import EnvironmentTally
-from connector.core.tracking import ClusterResult, Phase
+from connector.core.tracking import ClusterResult, ObjectRef, ObjectState, Phase
+from connector.storage import tables
 from connector.storage.memory import MemoryTableService
+from connector.storage.rows import gathered_text, key
 from connector.storage.tables import TableStore
-from tests.test_core_rollup import CASES, ENV, A, Case, record
+from tests.test_core_rollup import CASES, ENV, T0, A, Case, record
 
 # The full roll-up's cases that use neither the gate's clusters and objects nor `follow`: the
 # ones the environment status uses.
@@ -88,3 +90,74 @@ def test_clusters_that_have_not_reported_the_commit_are_pending() -> None:
     again = EnvironmentTally({}, store, store)  # the next message
     assert again.environment(A, ENV, reported) == result
     assert not again.cluster_changed  # nothing moved since
+
+
+LONG_NAME = ObjectRef("Kustomization", "flux-system", "n" * 240)
+
+
+def tally_many(store: TableStore, count: int) -> tuple[list[str], dict[str, ClusterResult]]:
+    """`count` clusters, every tenth failed with a long summary, the others pending on five
+    objects with long names: ~700 characters of JSON each."""
+    failing = ObjectState(Phase.FAILED, "HealthCheckFailed", "s" * 5000, T0, T0, T0)
+    clusters = [f"aks-prod-weu-{i:04d}" for i in range(count)]
+    recorded: dict[str, ClusterResult] = {}
+    for index, cluster in enumerate(clusters):
+        if index % 10 == 0:
+            result = ClusterResult(cluster, Phase.FAILED, failed=((LONG_NAME, failing),))
+        else:
+            result = ClusterResult(cluster, Phase.PROGRESSING, pending=(LONG_NAME,) * 5)
+        changed, recorded = store.tally(A, ENV, result, f"2026-05-14T09:00:{index % 60:02d}")
+        assert changed
+    return clusters, recorded
+
+
+def test_a_tally_row_spreads_past_one_property() -> None:
+    """The memory twin refuses a string over 64 KiB, as the service does."""
+    store = TableStore(MemoryTableService(), prefix="t")
+    clusters, recorded = tally_many(store, 200)  # ~140,000 characters: five properties
+
+    assert sorted(recorded) == clusters
+    assert len(recorded[clusters[1]].pending) == 3
+    assert len(recorded[clusters[0]].failed[0][1].summary) == 200
+
+    # Back to fewer parts (a merge leaves the others behind; they are not read).
+    calm = ClusterResult(clusters[1], Phase.SUCCEEDED)
+    _, after = store.tally(A, ENV, calm, "2026-05-14T10:00:00")
+    assert after[clusters[1]] == calm
+    assert len(after) == 200
+
+
+def test_past_its_detail_budget_a_tally_drops_the_pending_names(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """So that thousands of clusters fit the 1 MiB entity (scaled down here)."""
+    monkeypatch.setattr(tables, "TALLY_DETAIL_CHARS", 50_000)
+    store = TableStore(MemoryTableService(), prefix="t")
+
+    clusters, recorded = tally_many(store, 100)
+
+    assert sorted(recorded) == clusters
+    row = store.table("deployments").get_entity(A, key("tally", ENV))
+    assert len(gathered_text(row, "clusters")) <= 50_000
+    named = [r for r in recorded.values() if r.pending]
+    assert 0 < len(named) < 90  # dropped when the row passed its budget, named again since
+    assert recorded[clusters[0]].phase == Phase.FAILED
+
+
+def test_a_tally_names_the_first_pending_objects_of_a_cluster() -> None:
+    store = TableStore(MemoryTableService(), prefix="t")
+    pending = (LONG_NAME, *(ObjectRef("Kustomization", "ns", f"o{i}") for i in range(4)))
+    result = ClusterResult("c1", Phase.PROGRESSING, pending=pending)
+
+    _, recorded = store.tally(A, ENV, result, "2026-05-14T09:00:00")
+
+    shown = recorded["c1"].pending
+    assert [o.name for o in shown] == ["n" * 200, "o0", "o1"]  # what a progress line shows
+
+
+def test_a_cluster_list_of_thousands_fits_its_row() -> None:
+    store = TableStore(MemoryTableService(), prefix="t")
+    clusters = [f"{'c' * 60}-{i:04d}" for i in range(1200)]  # ~80,000 characters of JSON
+    for cluster in clusters:
+        store._note_cluster(ENV, cluster)
+    assert store.environment_clusters(ENV) == clusters

@@ -45,15 +45,15 @@ def test_requests_per_message_class_today(report: Report) -> None:
     counts = {cls: (min(report.requests(cls)), max(report.requests(cls))) for cls in report.samples}
 
     assert counts == {
-        # State read and write, pointer read and write, object status (claim read and write,
-        # confirm), the cluster's two queries, the environment tally, environment status,
+        # State read and write, pointer read and write, object status (claim created without a
+        # read, confirm), the cluster's two queries, the environment tally, environment status,
         # gates query, settle; the first message of a process also creates the tables.
-        FIRST: (12, 28),
+        FIRST: (11, 27),
         REDELIVERY: (1, 1),  # the state row says it is settled
         RESEND: (1, 1),  # the steady state: one point read, no write
         STALE: (1, 1),
-        # Without a cluster moving, the gate is not rolled up again; with one, its full
-        # roll-up and progress; the first for a commit also learns its facts (PRs, callback).
+        # Without a cluster moving, the gate is not judged again; with one, by the tally (its
+        # progress only) until it may complete; the first for a commit also learns its facts.
         GATED: (10, 26),
         GATE_CHECK: (9, 9),
     }

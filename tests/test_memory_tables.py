@@ -183,6 +183,25 @@ def test_forbidden_key_characters_are_refused(table: Any, bad: str) -> None:
         table.create_entity({"PartitionKey": PK, "RowKey": bad})
 
 
+def test_a_string_property_holds_at_most_64_kib(table: Any) -> None:
+    """Learn, "Understanding the Table service data model": 64 KiB, UTF-16 (32K characters)."""
+    table.create_entity({"PartitionKey": PK, "RowKey": "fits", "s": "x" * 32768})
+    with pytest.raises(HttpResponseError, match="PropertyValueTooLarge"):
+        table.create_entity({"PartitionKey": PK, "RowKey": "big", "s": "x" * 32769})
+    table.create_entity({"PartitionKey": PK, "RowKey": "grows", "s": "x"})
+    with pytest.raises(HttpResponseError, match="PropertyValueTooLarge"):
+        table.update_entity({"PartitionKey": PK, "RowKey": "grows", "s": "é" * 32769})
+    assert table.get_entity(PK, "grows")["s"] == "x"
+
+
+def test_memory_refuses_an_entity_over_1_mib() -> None:
+    """The service refuses it (EntityTooLarge); Azurite 3.35 stores it: the twin is the stricter."""
+    table = MemoryTableService().create_table_if_not_exists("big")
+    parts = {f"s{i}": "x" * 30000 for i in range(18)}  # ~1.08 MB in UTF-16
+    with pytest.raises(HttpResponseError, match="EntityTooLarge"):
+        table.create_entity({"PartitionKey": PK, "RowKey": "r", **parts})
+
+
 def test_too_large_an_int_is_refused_before_sending(table: Any) -> None:
     with pytest.raises(TypeError):
         table.create_entity({"PartitionKey": PK, "RowKey": "r", "n": 2**40})

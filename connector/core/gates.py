@@ -14,6 +14,8 @@ from enum import StrEnum
 
 from connector.core.tracking import EnvironmentResult, Phase
 
+PROGRESS_NAMES = 3  # pending objects a progress line names per cluster
+
 
 @dataclass(frozen=True)
 class PlanRef:
@@ -67,6 +69,9 @@ class Gate:
     logged: tuple[str, ...] = ()  # short digests of the lines already in the stored log
     completion_posts: int = 0  # TaskCompleted POSTs whose outcome we did not see
     trial: str = ""  # what trial mode would have done (AZDO_DRY_RUN); nothing was sent
+    # A descendant of the commit runs in the environment: only the full roll-up, which follows
+    # it, may judge the gate (the environment's tally knows this commit alone).
+    descendant_seen: bool = False
 
 
 @dataclass(frozen=True)
@@ -121,12 +126,12 @@ def progress_lines(result: EnvironmentResult, commit: str | None) -> tuple[str, 
     lines = []
     for c in result.clusters:
         if c.phase == Phase.SUCCEEDED:
-            lines.append(f"{c.cluster}: healthy on {_short(commit)} ({len(c.done)} objects)")
+            lines.append(f"{c.cluster}: healthy on {_short(commit)}")
         elif c.phase == Phase.FAILED:
             obj, state = c.failed[0]
             lines.append(f"{c.cluster}: FAILED {obj}: {state.reason}: {state.summary}")
         elif c.pending:
-            names = ", ".join(str(o) for o in c.pending[:5])
+            names = ", ".join(str(o) for o in c.pending[:PROGRESS_NAMES])
             lines.append(f"{c.cluster}: waiting for {names}")
         else:
             lines.append(f"{c.cluster}: waiting for a report of {_short(commit)}")

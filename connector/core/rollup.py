@@ -9,6 +9,7 @@ on that descendant (Flux skipped the commit; its change is deployed all the same
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from datetime import timedelta
 
 from connector.core.state import ClusterView, DeploymentReads, ObjectPointer
@@ -49,12 +50,14 @@ class Rollup:
         configured = [ObjectRef.parse(o) for o in (objects or (spec.objects if spec else ()))]
         states = _StatesByCommit(self._store, env)
         results = []
+        followed = False
         for cluster in chosen:
             pointers = inventory.get(cluster, {})
-            current = _current(commit, cluster, pointers, states, follow)
+            current, moved_on = _current(commit, cluster, pointers, states, follow)
+            followed = followed or moved_on
             expected = configured or _learned(current, pointers)
             results.append(cluster_result(cluster, current, expected))
-        return environment_result(env, results)
+        return replace(environment_result(env, results), followed=followed)
 
 
 def cluster_of(
@@ -90,17 +93,20 @@ def _current(
     pointers: dict[ObjectRef, ObjectPointer],
     states: _StatesByCommit,
     follow: IsDescendant | None,
-) -> dict[ObjectRef, ObjectState]:
-    """Each object's state on the commit, or on the descendant it has moved on to."""
+) -> tuple[dict[ObjectRef, ObjectState], bool]:
+    """Each object's state on the commit, or on the descendant it has moved on to; and whether
+    any has."""
     current = dict(states.get(commit, cluster))
+    followed = False
     if follow is None:
-        return current
+        return current, followed
     for obj, pointer in pointers.items():
         if pointer.commit != commit and follow(commit, pointer.commit):
             state = states.get(pointer.commit, cluster).get(obj)
             if state is not None:
                 current[obj] = state
-    return current
+                followed = True
+    return current, followed
 
 
 def _learned(

@@ -134,6 +134,8 @@ class EnvironmentResult:
     env: str
     phase: Phase
     clusters: tuple[ClusterResult, ...]
+    # Some object counted with its state on a descendant of the commit (it skipped the commit).
+    followed: bool = False
 
     @property
     def failed_cluster(self) -> ClusterResult | None:

@@ -22,7 +22,7 @@ from connector.core.gates import OPEN, Decision, Gate, GateState, decide
 from connector.core.processing import Change
 from connector.core.rollup import Rollup
 from connector.core.state import DeploymentReads
-from connector.core.tracking import Verdict
+from connector.core.tracking import Phase, Verdict
 from connector.devops.types import (
     AzureDevOpsError,
     PipelineCallbacks,
@@ -106,11 +106,12 @@ class GateKeeper:
 
         def consider(gate: Gate) -> None:
             concerned = self._correlation.concerned(gate, commit)
-            if concerned is None:
+            if concerned is None or _unmoved(concerned, change):
                 return
-            if _unmoved(concerned, change):
-                return
-            self.evaluate(concerned, change.reads)
+            if _tallied(concerned, change):
+                self._evaluate_tallied(concerned, change)
+            else:
+                self.evaluate(concerned, change.reads)
 
         open_gates = self._gates.open_gates(change.obs.env)
         _raise_first([self._isolated(g, consider) for g in open_gates])
@@ -170,6 +171,20 @@ class GateKeeper:
         ):
             self._evaluate(gate, reads or self._deployments)
 
+    def _evaluate_tallied(self, gate: Gate, change: Change) -> None:
+        """Judge a gate on the whole environment and this very commit by the environment's tally
+        (the cost of one cluster): while it says the environment is still deploying, with nothing
+        failed, only the progress is told. Anything that may complete the gate (all healthy, a
+        failure, the deadline) is decided by the full roll-up, which also follows descendant
+        commits: the tally may wait longer than the full roll-up would, never conclude sooner."""
+        result = change.environment()
+        decision = decide(gate, result, gate.commit, self._clock(), self._policy.failure_grace)
+        if decision.result is not None or result.phase != Phase.PROGRESSING:
+            self.evaluate(gate, change.reads)
+            return
+        with telemetry.span("gate.evaluate", gate=gate.id, env=gate.environment, tally=True):
+            self._story.progress(gate, decision, result)
+
     def _evaluate(self, gate: Gate, reads: DeploymentReads) -> None:
         if gate.state == GateState.COMPLETING:
             self._completion.resume(gate)
@@ -184,6 +199,8 @@ class GateKeeper:
             objects=gate.objects,
             follow=self._correlation.is_descendant,
         )
+        if result.followed and not gate.descendant_seen:
+            gate = self._gates.update(gate, _descendant_seen) or gate
         decision = decide(gate, result, commit, self._clock(), self._policy.failure_grace)
         if decision.recheck_at is not None and self._checks is not None:
             key = f"grace/{int(decision.recheck_at.timestamp())}"
@@ -258,6 +275,24 @@ def _unmoved(gate: Gate, change: Change) -> bool:
         and not gate.objects
         and not change.cluster_changed()
     )
+
+
+def _tallied(gate: Gate, change: Change) -> bool:
+    """Whether the change's environment tally can judge the gate (`_evaluate_tallied`): a gate
+    on the whole environment and the change's own commit, still waiting, that no descendant
+    commit concerns. A redelivery takes the full path: it may be finishing a completion."""
+    return (
+        change.recorded.verdict == Verdict.CHANGED
+        and gate.state == GateState.WAITING
+        and gate.commit == change.commit
+        and not gate.clusters
+        and not gate.objects
+        and not gate.descendant_seen
+    )
+
+
+def _descendant_seen(gate: Gate) -> Gate | None:
+    return None if gate.descendant_seen else replace(gate, descendant_seen=True)
 
 
 def _abandoned(gate: Gate) -> Decision:

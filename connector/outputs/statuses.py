@@ -126,14 +126,18 @@ class StatusPublisher:
         desired: DesiredStatus | Callable[[], DesiredStatus],
         url_fields: Mapping[str, str] | None = None,
         event_time: datetime | None = None,
+        *,
+        new: bool = False,
     ) -> bool:
         """Post the desired status unless it is already posted (or being posted). `desired` may
         be a function (an environment roll-up): while we hold the context, another instance's
         newer state makes us compute it again and post that too. False only when trial mode
-        kept it from being sent (nothing is recorded as posted)."""
+        kept it from being sent (nothing is recorded as posted). `new`: the context has likely
+        never been posted on this commit."""
         compute = desired if callable(desired) else (lambda: desired)
         status = compute()
-        claim = self._ledger.claim_status(commit, status.context, status.state, status.description)
+        context, state, description = status.context, status.state, status.description
+        claim = self._ledger.claim_status(commit, context, state, description, new=new)
         if claim is None:
             return True
         post = True
@@ -225,8 +229,11 @@ class CommitStatusSink:
             return
         fields = {"env": obs.env, "cluster": obs.cluster, "object": str(obs.obj)}
         desired = object_status(obs.cluster, obs.obj, state, self._states)
-        sent = self._publisher.publish(change.commit, desired, fields, obs.time)
-        if change.recorded.verdict == Verdict.CHANGED and not change.cluster_changed():
+        changed = change.recorded.verdict == Verdict.CHANGED
+        # The object's first state on the commit: its status row on the commit does not exist yet.
+        new = changed and change.recorded.new_on_commit
+        sent = self._publisher.publish(change.commit, desired, fields, obs.time, new=new)
+        if changed and not change.cluster_changed():
             # The environment's tally did not move: its status is what the last event that
             # moved it published (a redelivery publishes again, in case that one failed).
             if not sent:

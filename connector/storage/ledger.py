@@ -48,7 +48,7 @@ class StatusRecord:
 
 class StatusLedger(Protocol):
     def claim_status(
-        self, subject: str, context: str, state: str, description: str
+        self, subject: str, context: str, state: str, description: str, *, new: bool = False
     ) -> str | None: ...
     def finish_status(self, subject: str, context: str, version: str) -> str | None: ...
     def hold_status(
@@ -76,10 +76,12 @@ class StatusLedgerTable:
     # and the holder recomputes and posts again before it lets go. So posts to one context never
     # overlap, and the last one always follows the newest state (an older roll-up never wins).
 
-    def claim_status(self, subject: str, context: str, state: str, description: str) -> str | None:
+    def claim_status(
+        self, subject: str, context: str, state: str, description: str, *, new: bool = False
+    ) -> str | None:
         """Claim the right to post (state, description) on a context; the claim's version, or
         None when it is already posted, or while another instance posts (which then posts again
-        for us if it differs)."""
+        for us if it differs). `new`: the context has likely never been posted (saves a read)."""
 
         def change(entity: dict[str, Any] | None) -> tuple[dict[str, Any] | None, bool]:
             if entity is not None and not entity.get("trial"):
@@ -93,7 +95,8 @@ class StatusLedgerTable:
             claim = {"state": state, "description": description, "claimed_at": now()}
             return {**claim, "confirmed": False, "dirty": False, "trial": False}, True
 
-        claimed, version = update_row_tagged(self._table(), subject, self._key(context), change)
+        table, row = self._table(), self._key(context)
+        claimed, version = update_row_tagged(table, subject, row, change, absent=new)
         return version if claimed else None
 
     def finish_status(self, subject: str, context: str, version: str) -> str | None:

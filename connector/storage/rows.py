@@ -89,6 +89,30 @@ def entity_size(entity: Mapping[str, Any]) -> int:
     return size
 
 
+# A JSON text longer than one property holds is spread over several: `json.dumps` writes ASCII,
+# one UTF-16 unit a character, so a part of this many characters always fits.
+TEXT_PART_CHARS = PROPERTY_LIMIT_BYTES // 2 - 1024
+
+
+def spread_text(name: str, text: str) -> dict[str, Any]:
+    """`text` (ASCII) as properties `name`, `name_1`, ... and `name_parts`, their count. A merge
+    may leave older parts behind: `gathered_text` reads only as many as `name_parts` says."""
+    parts = [text[i : i + TEXT_PART_CHARS] for i in range(0, len(text), TEXT_PART_CHARS)]
+    data: dict[str, Any] = {_part(name, i): part for i, part in enumerate(parts or [""])}
+    data[f"{name}_parts"] = max(len(parts), 1)
+    return data
+
+
+def gathered_text(entity: Mapping[str, Any], name: str) -> str:
+    """The text `spread_text` spread (a row written before it has `name` alone)."""
+    count = int(entity.get(f"{name}_parts", 1))
+    return "".join(entity[_part(name, i)] for i in range(count))
+
+
+def _part(name: str, index: int) -> str:
+    return name if index == 0 else f"{name}_{index}"
+
+
 def entity_problems(entity: Mapping[str, Any]) -> list[tuple[str, str]]:
     """(property, problem) for each part of `entity` the Table service would refuse."""
     problems = []
@@ -121,9 +145,22 @@ def update_row_tagged(
     partition: str,
     row: str,
     change: Callable[[dict[str, Any] | None], tuple[dict[str, Any] | None, T]],
+    *,
+    absent: bool = False,
 ) -> tuple[T, str | None]:
     """`update_row`, also returning the row's ETag as it stands after the call (None: no row),
-    for a later write that must not overwrite a newer change."""
+    for a later write that must not overwrite a newer change. `absent`: the caller expects no
+    row, so the create is tried without reading first; a row found after all is read and
+    updated as usual (the hint saves a request, it never decides anything)."""
+    if absent:
+        data, result = change(None)
+        if data is not None:
+            try:
+                written = table.create_entity({"PartitionKey": partition, "RowKey": row, **data})
+            except ResourceExistsError:
+                pass
+            else:
+                return result, str(written.get("etag") or "") or None
     for _ in range(MAX_ATTEMPTS):
         entity: dict[str, Any] | None
         try:

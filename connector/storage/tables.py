@@ -30,10 +30,12 @@ from connector.core.tracking import (
 )
 from connector.storage.ledger import StatusLedgerTable, StatusRecord, status_records
 from connector.storage.rows import (
+    gathered_text,
     iso,
     key,
     merge_if_unchanged,
     query_range,
+    spread_text,
     unkey,
     update_row,
     update_row_tagged,
@@ -144,14 +146,14 @@ class TableStore:
         entry = _tally_entry(result)
 
         def change(entity: dict[str, Any] | None) -> tuple[dict[str, Any] | None, _Tallied]:
-            clusters: _Entries = json.loads(entity["clusters"]) if entity else {}
+            clusters: _Entries = json.loads(gathered_text(entity, "clusters")) if entity else {}
             known = clusters.get(result.cluster)
             if known is not None and known["basis"] > basis:
                 return None, (False, clusters)  # computed from newer rows than ours
             if known is not None and _same_result(known, entry):
                 return None, (False, clusters)
             clusters[result.cluster] = {**entry, "basis": basis}
-            return {"clusters": json.dumps(clusters, sort_keys=True)}, (True, clusters)
+            return spread_text("clusters", _tally_text(clusters)), (True, clusters)
 
         table = self.table("deployments")
         changed, found = update_row(table, commit, key("tally", env), change)
@@ -161,7 +163,7 @@ class TableStore:
         entity = _get(self.table("objects"), key(env), "clusters")
         if entity is None:  # written before tallies: learn it once from the pointers
             return sorted(self.cluster_objects(env))
-        return sorted(json.loads(entity["names"]))
+        return sorted(json.loads(gathered_text(entity, "names")))
 
     def _note_cluster(self, env: str, cluster: str) -> None:
         """Add a cluster to its environment's list, once per process and cluster."""
@@ -169,12 +171,12 @@ class TableStore:
             return
 
         def change(entity: dict[str, Any] | None) -> tuple[dict[str, Any] | None, None]:
-            names = set(json.loads(entity["names"])) if entity is not None else set()
+            names = set(json.loads(gathered_text(entity, "names"))) if entity is not None else set()
             if entity is None:
                 names |= set(self.cluster_objects(env))
             if cluster in names:
                 return None, None
-            return {"names": json.dumps(sorted(names | {cluster}))}, None
+            return spread_text("names", json.dumps(sorted(names | {cluster}))), None
 
         update_row(self.table("objects"), key(env), "clusters", change)
         self._noted.add((env, cluster))
@@ -257,17 +259,45 @@ def _pointer(entity: dict[str, Any]) -> ObjectPointer:
     )
 
 
+# What a tally entry keeps of a cluster's result: enough for the environment status and for a
+# gate's progress lines, small enough that an environment of thousands of clusters fits one row.
+TALLY_PENDING_NAMES = 3
+TALLY_TEXT_CHARS = 200
+TALLY_DETAIL_CHARS = 300_000  # 600 KB in UTF-16: the rest of 1 MiB for phases and failures
+
+
 def _tally_entry(result: ClusterResult) -> dict[str, Any]:
-    """What the environment status needs of a cluster: its phase, and its first failure."""
+    """Its phase and first failure (what a change is judged by) and, as detail refreshed only
+    with them, the first objects still pending."""
     entry: dict[str, Any] = {"phase": result.phase.value}
     if result.failed:
         obj, state = result.failed[0]
-        entry["failed"] = [str(obj), state.reason, state.summary, iso(state.time)]
+        text = [state.reason[:TALLY_TEXT_CHARS], state.summary[:TALLY_TEXT_CHARS]]
+        entry["failed"] = [_shown(obj), *text, iso(state.time)]
+    if result.pending:
+        entry["pending"] = [_shown(o) for o in result.pending[:TALLY_PENDING_NAMES]]
     return entry
 
 
+def _shown(obj: ObjectRef) -> str:
+    """An object's name as a tally shows it: bounded, and still `kind/namespace/name`."""
+    return str(ObjectRef(obj.kind[:63], obj.namespace[:63], obj.name[:TALLY_TEXT_CHARS]))
+
+
+def _tally_text(clusters: _Entries) -> str:
+    """The tally row's JSON. Past `TALLY_DETAIL_CHARS` (an environment of thousands of
+    clusters) the pending names go, so that the row stays under the 1 MiB entity limit."""
+    text = json.dumps(clusters, sort_keys=True)
+    if len(text) <= TALLY_DETAIL_CHARS:
+        return text
+    for entry in clusters.values():
+        entry.pop("pending", None)
+    return json.dumps(clusters, sort_keys=True)
+
+
 def _same_result(known: dict[str, Any], entry: dict[str, Any]) -> bool:
-    return {k: v for k, v in known.items() if k != "basis"} == entry
+    judged = ("phase", "failed")
+    return all(known.get(k) == entry.get(k) for k in judged)
 
 
 def _tally_result(cluster: str, entry: dict[str, Any]) -> ClusterResult:
@@ -277,7 +307,8 @@ def _tally_result(cluster: str, entry: dict[str, Any]) -> ClusterResult:
         moment = datetime.fromisoformat(time)
         state = ObjectState(Phase.FAILED, reason, summary, moment, moment)
         failed = ((ObjectRef.parse(obj), state),)
-    return ClusterResult(cluster, Phase(entry["phase"]), failed=failed)
+    pending = tuple(ObjectRef.parse(o) for o in entry.get("pending", ()))
+    return ClusterResult(cluster, Phase(entry["phase"]), pending=pending, failed=failed)
 
 
 def _get(table: TableClient, partition: str, row: str) -> dict[str, Any] | None:
