@@ -66,3 +66,24 @@ def test_every_message_was_counted(report: Report) -> None:
     assert sizes == {FIRST: 4, GATED: 8, REDELIVERY: 4, RESEND: 4, STALE: 2, GATE_CHECK: 1}
     assert report.events == 18
     assert all(s.azdo_calls == 0 for s in report.samples[RESEND])
+
+
+def test_a_gated_transition_costs_the_same_in_a_larger_environment(
+    azurite_connection, azdo
+) -> None:
+    """Four times the clusters: the same Table requests per gated transition, and bytes that grow
+    only with the environment tally's entries (~0.1 KB per cluster, read and written by a cluster
+    that moves), not with the environment's objects. The last transition, which completes the
+    gate, is confirmed by the full roll-up: once per gate, it reads the environment."""
+    reports = {}
+    for clusters in (2, 8):
+        world, counter = counting_world(azurite_connection, azdo, clusters=clusters)
+        try:
+            reports[clusters] = Fleet(world, counter).run(clusters=clusters, objects=2, resends=0)
+        finally:
+            bootstrap.override(None)
+    small, large = (reports[n].samples[GATED][:-1] for n in (2, 8))
+
+    assert {s.requests for s in large} == {s.requests for s in small}
+    growth = max(s.bytes for s in large) - max(s.bytes for s in small)
+    assert 0 < growth <= (8 - 2) * 400
