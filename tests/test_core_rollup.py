@@ -46,6 +46,7 @@ class Case:
     env_phase: Phase
     call: dict[str, Any] = field(default_factory=dict)
     spec: EnvironmentSpec | None = None
+    followed: bool = False  # some object counted with its state on a descendant
 
 
 def descends(ancestor: str, commit: str) -> bool:
@@ -156,6 +157,7 @@ CASES = [
         {"c1": (OK, ["apps"], [])},
         OK,
         call={"objects": ["Kustomization/flux-system/apps"], "follow": descends},
+        followed=True,
     ),
     Case(
         "follow ignores a commit that is not a descendant",
@@ -170,6 +172,7 @@ CASES = [
         {"c1": (OK, ["apps"], [])},
         OK,
         call={"follow": descends},
+        followed=True,
     ),
     Case(
         "a source object on the commit is neither an object nor a failure of its cluster",
@@ -219,6 +222,7 @@ def test_environment(case: Case) -> None:
     }
     assert found == case.expected
     assert (result.env, result.phase) == (ENV, case.env_phase)
+    assert result.followed is case.followed
 
 
 def test_failed_objects_name_the_object_and_its_state() -> None:

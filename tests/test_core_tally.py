@@ -4,18 +4,21 @@ full roll-up, the tally agrees with it too, and an older result never replaces a
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
+from typing import Any
 
 import pytest
 
 from connector.core.rollup import Rollup, cluster_of
 from connector.core.tally import EnvironmentTally
 from connector.core.tracking import ClusterResult, ObjectRef, ObjectState, Phase
+from connector.settings import EnvironmentSpec
 from connector.storage import tables
 from connector.storage.memory import MemoryTableService
 from connector.storage.rows import gathered_text, key
 from connector.storage.tables import TableStore
-from tests.test_core_rollup import CASES, ENV, T0, A, Case, record
+from tests.test_core_rollup import CASES, ENV, T0, A, Case, Seen, record
 
 # The full roll-up's cases that use neither the gate's clusters and objects nor `follow`: the
 # ones the environment status uses.
@@ -161,3 +164,88 @@ def test_a_cluster_list_of_thousands_fits_its_row() -> None:
     for cluster in clusters:
         store._note_cluster(ENV, cluster)
     assert store.environment_clusters(ENV) == clusters
+
+
+class CountingStore:
+    """The store, counting the cluster reads and tally writes of `EnvironmentTally`; `between`
+    runs once after the first cluster read (a concurrent event of the same cluster)."""
+
+    def __init__(self, store: TableStore, between: Callable[[], None] = lambda: None) -> None:
+        self.store = store
+        self.views = 0
+        self.tallies = 0
+        self._between = between
+
+    def cluster_view(self, commit: str, env: str, cluster: str) -> Any:
+        view = self.store.cluster_view(commit, env, cluster)
+        self.views += 1
+        if self.views == 1:
+            self._between()
+        return view
+
+    def tally(self, commit: str, env: str, result: ClusterResult, basis: str) -> Any:
+        self.tallies += 1
+        return self.store.tally(commit, env, result, basis)
+
+    def environment_clusters(self, env: str) -> list[str]:
+        return self.store.environment_clusters(env)
+
+
+def seen_in(store: TableStore, *seen: Seen) -> None:
+    for index, one in enumerate(seen):
+        record(store, one, index)
+
+
+def test_the_event_that_moves_its_cluster_reads_it_once_more() -> None:
+    store = TableStore(MemoryTableService(), prefix="t")
+    seen_in(store, Seen("c1", "apps", A, Phase.SUCCEEDED))
+    counting = CountingStore(store)
+
+    result = EnvironmentTally({}, counting, counting).environment(A, ENV, "c1")
+
+    assert (counting.views, counting.tallies) == (2, 1)
+    assert result.phase == Phase.SUCCEEDED
+
+
+def test_an_event_that_moves_nothing_reads_its_cluster_once() -> None:
+    store = TableStore(MemoryTableService(), prefix="t")
+    seen_in(store, Seen("c1", "apps", A, Phase.SUCCEEDED))
+    EnvironmentTally({}, store, store).environment(A, ENV, "c1")
+    counting = CountingStore(store)
+
+    tally = EnvironmentTally({}, counting, counting)
+    result = tally.environment(A, ENV, "c1")
+
+    assert (counting.views, counting.tallies) == (1, 1)
+    assert not tally.cluster_changed
+    assert result.phase == Phase.SUCCEEDED
+
+
+def test_a_cluster_moved_meanwhile_is_recorded_as_it_is_now() -> None:
+    """A concurrent event of the cluster lands between our read and our write: its own write
+    found our stale result... so ours reads again and records the cluster as it is now."""
+    store = TableStore(MemoryTableService(), prefix="t")
+    seen_in(store, Seen("c1", "apps", A, Phase.SUCCEEDED))
+    late = Seen("c1", "infra", A, Phase.PROGRESSING, minutes=1)
+    counting = CountingStore(store, between=lambda: record(store, late, 9))
+
+    result = EnvironmentTally({}, counting, counting).environment(A, ENV, "c1")
+
+    assert (counting.views, counting.tallies) == (3, 2)
+    assert result.phase == Phase.PROGRESSING
+    again = EnvironmentTally({}, store, store).environment(A, ENV, "c1")
+    assert again == result
+
+
+def test_configured_objects_count_from_the_first_read() -> None:
+    """With `ENVIRONMENTS` objects not yet seen, the first result is already pending: the
+    recorded result does not move on the re-read."""
+    store = TableStore(MemoryTableService(), prefix="t")
+    seen_in(store, Seen("c1", "apps", A, Phase.SUCCEEDED))
+    spec = EnvironmentSpec(clusters=("c1",), objects=("Kustomization/flux-system/infra",))
+    counting = CountingStore(store)
+
+    result = EnvironmentTally({ENV: spec}, counting, counting).environment(A, ENV, "c1")
+
+    assert (counting.views, counting.tallies) == (2, 1)
+    assert result.phase == Phase.PROGRESSING
