@@ -35,8 +35,10 @@ CAUSES = {
     503: "not_configured",
 }
 # Object names as Kubernetes makes them (DNS-1123 labels and subdomains, kinds): `key()` leaves
-# these characters unescaped, so the longest such name gives the longest keys.
-_PLAIN_PART = re.compile(r"[A-Za-z0-9._-]{0,63}")
+# these characters unescaped, so the longest such name gives the longest keys. Matched on
+# `kind/namespace/name` at once (parts hold no '/'): one regex call instead of three.
+_PLAIN_PART = r"[A-Za-z0-9._-]{0,63}"
+_PLAIN_OBJECT = re.compile(f"{_PLAIN_PART}/{_PLAIN_PART}/{_PLAIN_PART}")
 
 
 class RejectedError(Exception):
@@ -145,8 +147,7 @@ def key_problems(
     fields (`fields_of(role)`). Cluster and env are plain names of at most 63 characters
     (`ORIGIN_NAME`); when the object's parts are too, every key fits and building them (the
     common case, 25 % of ingest) is skipped."""
-    parts = (obj.kind, obj.namespace, obj.name)
-    if _PLAIN_KEYS_FIT and all(_PLAIN_PART.fullmatch(part) for part in parts):
+    if _PLAIN_KEYS_FIT and _PLAIN_OBJECT.fullmatch(f"{obj.kind}/{obj.namespace}/{obj.name}"):
         return []
     problems: list[dict[str, str]] = []
     for role, value in observation_keys(env, cluster, obj).items():
