@@ -1,7 +1,7 @@
 """Plain HTTP request/reply values, and their translation from and to `azure.functions`.
 
-Handlers take a `Request` and return a `Reply`; only `connector.app.entrypoints` sees Functions
-objects."""
+Handlers take a `Request` and return a `Reply`; only `connector.app` (`entrypoints`, `serving`)
+sees Functions objects."""
 
 from __future__ import annotations
 

@@ -16,6 +16,7 @@ import threading
 logger = logging.getLogger(__name__)
 
 MODULES = (
+    "connector.app.serving",
     "connector.app.bootstrap",
     "connector.sources.flux.ingest",
     "connector.queue.sender",
