@@ -36,7 +36,7 @@ CAUSES = {
 }
 # Object names as Kubernetes makes them (DNS-1123 labels and subdomains, kinds): `key()` leaves
 # these characters unescaped, so the longest such name gives the longest keys. Matched on
-# `kind/namespace/name` at once (parts hold no '/'): one regex call instead of three.
+# `kind/namespace/name` at once, one regex call instead of three: a part holding '/' fails it.
 _PLAIN_PART = r"[A-Za-z0-9._-]{0,63}"
 _PLAIN_OBJECT = re.compile(f"{_PLAIN_PART}/{_PLAIN_PART}/{_PLAIN_PART}")
 
