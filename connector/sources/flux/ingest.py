@@ -143,16 +143,24 @@ def parse_event(body: bytes) -> FluxEvent:
     return event
 
 
+# The field a 422 names for each origin, and where the caller can set it (built once).
+_ORIGIN_FIELDS = {
+    key: (
+        f"metadata.{key}",
+        "set it in the Flux Alert's eventMetadata, "
+        f"as the ?{key}= query parameter, or in the connector's default setting",
+    )
+    for key in ("cluster", "env")
+}
+
+
 def _origin(
     key: str, event: FluxEvent, params: Mapping[str, str], default: Callable[[], str]
 ) -> str:
     """Cluster or environment: event metadata, else query parameter, else from the settings."""
     value = event.meta(key) or params.get(key) or default()
-    hint = (
-        "set it in the Flux Alert's eventMetadata, "
-        f"as the ?{key}= query parameter, or in the connector's default setting"
-    )
-    return http.origin_name(key, value, f"metadata.{key}", hint)
+    field, hint = _ORIGIN_FIELDS[key]
+    return http.origin_name(key, value, field, hint)
 
 
 def check_storable(event: FluxEvent, cluster: str, env: str) -> None:
