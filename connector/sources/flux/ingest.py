@@ -15,7 +15,6 @@ from datetime import UTC, datetime
 from opentelemetry import propagate, trace
 
 from connector import telemetry
-from connector.core.tracking import ObjectRef
 from connector.queue import envelope
 from connector.queue.sender import MessageSender, OutgoingMessage
 from connector.settings import Settings
@@ -166,8 +165,7 @@ def _origin(
 def check_storable(event: FluxEvent, cluster: str, env: str) -> None:
     """422 for an event the state store could not hold, so that a 202 means it will be processed:
     every Table key its processing builds, and the one unbounded string it stores (the reason)."""
-    obj = event.involved_object
-    fields = http.key_problems(env, cluster, ObjectRef(obj.kind, obj.namespace, obj.name), _fields)
+    fields = http.key_problems(env, cluster, event.involved_object, _fields)
     problem = property_problem(event.reason)
     if problem is not None:
         fields.append({"field": "reason", "problem": problem})
