@@ -7,7 +7,6 @@ retry, a copy from a second Alert) gets the same id, any changed byte another.
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import json
 import re
@@ -43,7 +42,6 @@ def encode(
     return b"".join((head.encode(), raw_event, b"}"))  # one copy of the event, not two
 
 
-@functools.lru_cache(maxsize=256)  # a few sources, clusters and environments: no regex per event
 def _json_string(value: str) -> str:
     return f'"{value}"' if _PLAIN.fullmatch(value) else json.dumps(value)
 
