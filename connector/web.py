@@ -1,7 +1,7 @@
 """Plain HTTP request/reply values, and their translation from and to `azure.functions`.
 
-Handlers take a `Request` and return a `Reply`; only `connector.app.entrypoints` sees Functions
-objects."""
+Handlers take a `Request` and return a `Reply`; only `connector.app` (`entrypoints`, `serving`)
+sees Functions objects."""
 
 from __future__ import annotations
 
@@ -13,7 +13,9 @@ from typing import Any
 import azure.functions as func
 
 
-@dataclass(frozen=True)
+# Built for every request: slotted and not frozen (a frozen dataclass sets each field through
+# object.__setattr__, several times slower). Nothing mutates them.
+@dataclass(slots=True)
 class Request:
     method: str
     body: bytes
@@ -22,7 +24,7 @@ class Request:
     route: Mapping[str, str] = field(default_factory=dict)  # route parameters, e.g. {commit}
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Reply:
     status: int
     body: Any  # JSON-ready; a str is sent as it is, with `content_type`

@@ -1,9 +1,10 @@
 """Repeats at the broker (issue #15 item 5): which deliveries Service Bus drops as duplicates,
 and that a real change never is one.
 
-The message id is the hash of the signed bytes with the cluster and environment, so Service
-Bus' duplicate detection drops exactly the deliveries of the same event: a Flux retry after a
-lost answer, or the same event from a second Alert. Periodic re-sends are new events (their
+The message id is a hash of the event's verified MAC (the HMAC of the signed bytes) with the
+cluster and environment, so Service Bus' duplicate detection drops exactly the deliveries of the
+same event: a Flux retry after a lost answer, or the same event from a second Alert of the same
+Provider (same secret). Periodic re-sends are new events (their
 timestamp and message differ): they reach the queue function, whose steady state is one Table
 read. A key coarser than the bytes (object, commit, phase) would drop a Succeeded → Failed →
 Succeeded flap's second success within the window, leaving the object failed: never done.

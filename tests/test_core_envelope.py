@@ -18,6 +18,7 @@ from connector.queue.envelope import (
     encode,
     message_id,
     session_id,
+    signed_message_id,
 )
 from connector.sources.flux.events import FluxEvent, InvolvedObject
 
@@ -129,6 +130,26 @@ def test_message_id_is_stable_and_unambiguous():
     assert message_id("ab", "c", RAW) != message_id("a", "bc", RAW)
     assert message_id("c1", "dev", RAW) != message_id("c1", "prod", RAW)
     assert message_id("c1", "dev", RAW) != message_id("c1", "dev", RAW + b" ")
+
+
+MAC = bytes.fromhex("65b018549b1254e7226d1c08f9567ee45bc9de0fc4e7b1a40253f9a018b08be7")
+
+
+def test_signed_message_id_is_stable_and_unambiguous():
+    """From the verified MAC (HMAC of the bytes): stored with each delivery, like `message_id`."""
+    signed = signed_message_id("c1", "dev", "sha256", MAC)
+    assert signed == "33280fcf865909b4f3e1e10fd86852e985f1bf0f1a62a052e90b1e58e5780d15"
+    assert len(signed) == 64
+    assert signed == signed.lower()
+    assert signed_message_id("ab", "c", "sha256", MAC) != signed_message_id(
+        "a", "bc", "sha256", MAC
+    )
+    assert signed != signed_message_id("c1", "prod", "sha256", MAC)
+    assert signed != signed_message_id("c1", "dev", "sha512", MAC)
+    assert signed != signed_message_id("c1", "dev", "sha256", bytes([MAC[0] ^ 1]) + MAC[1:])
+    assert signed != signed_message_id("c1", "dev", "sha256", MAC, source="argocd")
+    # Another kind of id: an unsigned event whose bytes happened to be a MAC is not the same.
+    assert signed != message_id("c1", "dev", MAC)
 
 
 def test_session_id_names_cluster_and_object():

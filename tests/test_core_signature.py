@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import hmac
+
 import pytest
 
-from connector.sources.flux.signature import ALGORITHMS, SignatureError, sign, verify
+from connector.sources.flux.signature import ALGORITHMS, SignatureError, Verified, sign, verify
 
 # fluxcd/notification-controller @ 2e46958 internal/notifier/forwarder_test.go:57,91-92
 FLUX_KEY = b"7152fed34dd6149a7c75a276c510da27cb6f82b0"
@@ -50,8 +52,16 @@ ACCEPTED = [
 
 
 @pytest.mark.parametrize(("header", "keys"), ACCEPTED)
-def test_accepted(header, keys):
-    assert verify(header, BODY, keys) is None
+def test_accepted_with_the_verified_digest(header, keys):
+    # The digest the message id is made of: the same for every spelling of the header.
+    mac = hmac.new(KEY, BODY, "sha256").digest()
+    assert verify(header, BODY, keys) == Verified("sha256", mac)
+
+
+@pytest.mark.parametrize("algorithm", sorted(ALGORITHMS))
+def test_the_verified_digest_is_the_hmac_of_the_body(algorithm):
+    verified = verify(sign(KEY, BODY, algorithm), BODY, [OTHER, KEY])
+    assert verified == Verified(algorithm, hmac.new(KEY, BODY, ALGORITHMS[algorithm]).digest())
 
 
 MISMATCH = "X-Signature does not match the body"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 
 import pytest
@@ -30,7 +32,10 @@ def test_every_reference_event_shape_is_queued(install, sender, name):
     [message] = sender.messages
     assert reply == {"id": message.message_id}
     decoded = envelope.decode(message.body)
-    assert message.message_id == envelope.message_id(decoded.cluster, decoded.env, body)
+    mac = hmac.new(HMAC_KEY, body, hashlib.sha256).digest()
+    assert message.message_id == envelope.signed_message_id(
+        decoded.cluster, decoded.env, "sha256", mac
+    )
     assert json.loads(message.body)["event"] == json.loads(body)
     event = FluxEvent.model_validate(decoded.event)
     obj = event.involved_object
@@ -148,6 +153,33 @@ def test_signature_covers_raw_bytes_not_reencoded_json(install, sender):
         flux_request(reencoded, key=None, headers={"X-Signature": sign(HMAC_KEY, body)})
     )
     assert status == 401
+
+
+def test_the_id_of_a_signed_event_is_made_of_its_verified_mac(install, sender):
+    install({**BASE_SETTINGS, "FLUX_HMAC_KEY": "old-key,new-key"})
+    body = event_bytes("kustomization-succeeded")
+    signature = sign(b"new-key", body)
+    # The same delivery, however its header is spelled: one id, one message.
+    first = call(flux_request(body, key=None, headers={"X-Signature": signature}))[1]["id"]
+    again = call(flux_request(body, key=None, headers={"X-Signature": signature.upper()}))
+    assert again[1]["id"] == first
+    mac = hmac.new(b"new-key", body, hashlib.sha256).digest()
+    assert first == envelope.signed_message_id("dev-1", "dev", "sha256", mac)
+    # Another secret (a second Provider) or algorithm makes another MAC, hence another message.
+    other_key = call(flux_request(body, key=b"old-key"))[1]["id"]
+    sha512 = call(
+        flux_request(body, key=None, headers={"X-Signature": sign(b"new-key", body, "sha512")})
+    )
+    assert len({first, other_key, sha512[1]["id"]}) == 3
+    assert len(sender.messages) == 3
+
+
+def test_an_unsigned_event_keeps_the_id_of_its_bytes(install, sender):
+    install({**BASE_SETTINGS, "FLUX_ALLOW_UNSIGNED": "true"})
+    body = event_bytes("kustomization-succeeded")
+    status, reply, _ = call(flux_request(body, key=None))
+    assert status == 202
+    assert reply["id"] == envelope.message_id("dev-1", "dev", body)
 
 
 def test_unsigned_accepted_only_when_allowed(install, sender):

@@ -379,6 +379,8 @@ _container: Container | None = None
 
 def container() -> Container:
     global _container  # noqa: PLW0603 - the process-wide composition root
+    if (built := _container) is not None:  # every request but the first: no lock to read it
+        return built
     with _lock:
         if _container is None:
             from connector import console_logs, telemetry

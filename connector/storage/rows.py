@@ -64,6 +64,8 @@ def key_problem(value: str) -> str | None:
 
 def property_problem(value: str) -> str | None:
     """Why `value` cannot be a string property, or None when it can."""
+    if len(value) * 4 <= PROPERTY_LIMIT_BYTES:  # at most 4 bytes a character: fits, not encoded
+        return None
     size = utf16_size(value)
     if size > PROPERTY_LIMIT_BYTES:
         return f"{size} bytes (UTF-16) exceed the Table property limit of {PROPERTY_LIMIT_BYTES}"

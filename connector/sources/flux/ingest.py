@@ -15,13 +15,12 @@ from datetime import UTC, datetime
 from opentelemetry import propagate, trace
 
 from connector import telemetry
-from connector.core.tracking import ObjectRef
 from connector.queue import envelope
 from connector.queue.sender import MessageSender, OutgoingMessage
 from connector.settings import Settings
 from connector.sources import http
 from connector.sources.flux.events import FluxEvent
-from connector.sources.flux.signature import SignatureError, verify
+from connector.sources.flux.signature import SignatureError, Verified, verify
 from connector.sources.http import NOT_CONFIGURED_RETRY_AFTER, RejectedError
 from connector.storage.rows import property_problem
 from connector.web import Reply, Request
@@ -55,7 +54,7 @@ class Ingest:
     def handle(self, request: Request) -> Reply:
         with telemetry.span("flux.ingest") as span:
             try:
-                event, cluster, env = self._admit(request)
+                event, cluster, env, signature = self._admit(request)
             except RejectedError as rejected:
                 span.set_attribute("http.response.status_code", rejected.reply.status)
                 return http.refused(rejected)
@@ -70,13 +69,13 @@ class Ingest:
                         "connector.commit": event.commit or "",
                     }
                 )
-            reply = self._enqueue(request.body, event, cluster, env)
+            reply = self._enqueue(request.body, signature, event, cluster, env)
             span.set_attribute("http.response.status_code", reply.status)
             return reply
 
-    def _admit(self, request: Request) -> tuple[FluxEvent, str, str]:
+    def _admit(self, request: Request) -> tuple[FluxEvent, str, str, Verified | None]:
         http.require_post(request.method)
-        self._check_signature(request)
+        signature = self._check_signature(request)
         event = parse_event(request.body)
         cluster = _origin("cluster", event, request.params, lambda: self._settings.default_cluster)
         env = _origin(
@@ -86,9 +85,10 @@ class Ingest:
             lambda: http.environment_of(self._settings, cluster, "metadata.env", _ENV_HINT),
         )
         check_storable(event, cluster, env)
-        return event, cluster, env
+        return event, cluster, env, signature
 
-    def _check_signature(self, request: Request) -> None:
+    def _check_signature(self, request: Request) -> Verified | None:
+        """The verified signature, None for an unsigned event where those are allowed."""
         keys = self._keys
         if not keys and not self._settings.flux_allow_unsigned:
             raise RejectedError(
@@ -100,14 +100,16 @@ class Ingest:
         http.require_size(request.body)
         header = request.headers.get("x-signature")
         if not keys or (header is None and self._settings.flux_allow_unsigned):
-            return
+            return None
         try:
-            verify(header, request.body, keys)
+            return verify(header, request.body, keys)
         except SignatureError as exc:
             raise RejectedError(401, f"unauthorized: {exc}") from None
 
-    def _enqueue(self, body: bytes, event: FluxEvent, cluster: str, env: str) -> Reply:
-        message = build_message(body, event, cluster, env, self._clock())
+    def _enqueue(
+        self, body: bytes, signature: Verified | None, event: FluxEvent, cluster: str, env: str
+    ) -> Reply:
+        message = build_message(body, event, cluster, env, self._clock(), signature=signature)
         failed = http.enqueue(self._sender, message)
         if failed is not None:
             return failed
@@ -140,23 +142,30 @@ def parse_event(body: bytes) -> FluxEvent:
     return event
 
 
+# The field a 422 names for each origin, and where the caller can set it (built once).
+_ORIGIN_FIELDS = {
+    key: (
+        f"metadata.{key}",
+        "set it in the Flux Alert's eventMetadata, "
+        f"as the ?{key}= query parameter, or in the connector's default setting",
+    )
+    for key in ("cluster", "env")
+}
+
+
 def _origin(
     key: str, event: FluxEvent, params: Mapping[str, str], default: Callable[[], str]
 ) -> str:
     """Cluster or environment: event metadata, else query parameter, else from the settings."""
     value = event.meta(key) or params.get(key) or default()
-    hint = (
-        "set it in the Flux Alert's eventMetadata, "
-        f"as the ?{key}= query parameter, or in the connector's default setting"
-    )
-    return http.origin_name(key, value, f"metadata.{key}", hint)
+    field, hint = _ORIGIN_FIELDS[key]
+    return http.origin_name(key, value, field, hint)
 
 
 def check_storable(event: FluxEvent, cluster: str, env: str) -> None:
     """422 for an event the state store could not hold, so that a 202 means it will be processed:
     every Table key its processing builds, and the one unbounded string it stores (the reason)."""
-    obj = event.involved_object
-    fields = http.key_problems(env, cluster, ObjectRef(obj.kind, obj.namespace, obj.name), _fields)
+    fields = http.key_problems(env, cluster, event.involved_object, _fields)
     problem = property_problem(event.reason)
     if problem is not None:
         fields.append({"field": "reason", "problem": problem})
@@ -170,8 +179,16 @@ def _fields(role: str) -> list[str]:
 
 
 def build_message(
-    body: bytes, event: FluxEvent, cluster: str, env: str, received_at: datetime
+    body: bytes,
+    event: FluxEvent,
+    cluster: str,
+    env: str,
+    received_at: datetime,
+    *,
+    signature: Verified | None,
 ) -> OutgoingMessage:
+    """The queued message. Its id comes from the verified MAC when there is one (the body is
+    not hashed twice), else from the body (`envelope.signed_message_id`, `message_id`)."""
     obj = event.involved_object
     properties = {
         "cluster": cluster,
@@ -184,7 +201,11 @@ def build_message(
         propagate.inject(properties)  # traceparent/tracestate, continued by the processor
     return OutgoingMessage(
         body=envelope.encode(cluster, env, received_at, body),
-        message_id=envelope.message_id(cluster, env, body),
+        message_id=(
+            envelope.message_id(cluster, env, body)
+            if signature is None
+            else envelope.signed_message_id(cluster, env, signature.algorithm, signature.digest)
+        ),
         session_id=envelope.session_id(cluster, obj.kind, obj.namespace, obj.name),
         application_properties=properties,
     )

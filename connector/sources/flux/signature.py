@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 from collections.abc import Iterable
+from typing import NamedTuple
 
 ALGORITHMS = {
     "sha1": hashlib.sha1,
@@ -17,6 +18,14 @@ ALGORITHMS = {
     "sha384": hashlib.sha384,
     "sha512": hashlib.sha512,
 }
+
+
+class Verified(NamedTuple):
+    """A signature that matched: its algorithm and digest, which is HMAC(key, body) for the key
+    that signed (which key is not said: the check must not tell)."""
+
+    algorithm: str
+    digest: bytes
 
 
 class SignatureError(Exception):
@@ -28,8 +37,9 @@ def sign(key: bytes, body: bytes, algorithm: str = "sha256") -> str:
     return f"{algorithm}={hmac.new(key, body, ALGORITHMS[algorithm]).hexdigest()}"
 
 
-def verify(header: str | None, body: bytes, keys: Iterable[bytes]) -> None:
-    """Raise SignatureError unless `header` is a valid signature of `body` under one of `keys`."""
+def verify(header: str | None, body: bytes, keys: Iterable[bytes]) -> Verified:
+    """The verified signature; SignatureError unless `header` is a valid signature of `body`
+    under one of `keys`."""
     if not header:
         raise SignatureError("missing X-Signature header")
     algorithm, sep, digest = header.strip().partition("=")
@@ -48,3 +58,4 @@ def verify(header: str | None, body: bytes, keys: Iterable[bytes]) -> None:
         matched |= hmac.compare_digest(actual, expected)
     if not matched:
         raise SignatureError("X-Signature does not match the body")
+    return Verified(algorithm, expected)
