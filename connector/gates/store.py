@@ -19,19 +19,23 @@ from typing import Any, get_type_hints
 from azure.core.exceptions import ResourceNotFoundError
 
 from connector.core.gates import OPEN, Gate, GateState, PlanRef
-from connector.storage.rows import key, update_row
+from connector.storage.rows import Version, fields_of, key, update_row, update_row_tagged
 from connector.storage.tables import TableStore
 
 logger = logging.getLogger(__name__)
 
 
 KNOWN_FACTS_LIMIT = 10_000
+VERSIONS_LIMIT = 1_000
 
 
 class GateStore:
     def __init__(self, tables: TableStore) -> None:
         self._tables = tables
         self._known: dict[tuple[str, str], Any] = {}
+        # Gates as this process last read or wrote them, with their ETags: an update tries its
+        # write on that version without reading the row again (a stale one is read as usual).
+        self._versions: dict[tuple[str, str], Version] = {}
         self._lock = threading.Lock()
 
     def add(self, gate: Gate) -> Gate:
@@ -55,8 +59,12 @@ class GateStore:
         return result
 
     def get(self, environment: str, gate_id: str) -> Gate | None:
-        entity = _get(self._gates(), environment, gate_id)
-        return None if entity is None else _gate(environment, gate_id, entity)
+        try:
+            entity = self._gates().get_entity(environment, gate_id)
+        except ResourceNotFoundError:
+            return None
+        self._seen(entity)
+        return _gate(environment, gate_id, dict(entity))
 
     def update(self, gate: Gate, change: Callable[[Gate], Gate | None]) -> Gate | None:
         """Conditionally apply `change` to the stored gate; None from `change` means no write.
@@ -68,7 +76,12 @@ class GateStore:
             new = change(_gate(gate.environment, gate.id, entity))
             return (_row(new), new) if new is not None else (None, None)
 
-        result: Gate | None = update_row(self._gates(), gate.environment, gate.id, apply)
+        where = (gate.environment, gate.id)
+        with self._lock:
+            known = self._versions.pop(where, None)
+        result, etag = update_row_tagged(self._gates(), *where, apply, known=known)
+        if result is not None and etag:
+            self._remember_version(where, (_row(result), etag))
         return result
 
     def open_gates(self, environment: str | None = None) -> list[Gate]:
@@ -77,7 +90,9 @@ class GateStore:
             query, params = states, {}
         else:
             query, params = f"PartitionKey eq @env and ({states})", {"env": environment}
-        entities = self._gates().query_entities(query, parameters=params)
+        entities = list(self._gates().query_entities(query, parameters=params))
+        for entity in entities:
+            self._seen(entity)
         return _readable(entities)
 
     def all_gates(self) -> list[Gate]:
@@ -108,6 +123,16 @@ class GateStore:
                 self._known.clear()  # a bounded cache; the table still has every fact
             self._known[cache_key] = value
         return value
+
+    def _seen(self, entity: Any) -> None:
+        where = (entity["PartitionKey"], entity["RowKey"])
+        self._remember_version(where, (fields_of(dict(entity)), entity.metadata["etag"]))
+
+    def _remember_version(self, where: tuple[str, str], version: Version) -> None:
+        with self._lock:
+            if len(self._versions) >= VERSIONS_LIMIT:
+                self._versions.clear()  # a bounded cache: a gate not in it is read first
+            self._versions[where] = version
 
     def _gates(self) -> Any:
         return self._tables.table("gates")

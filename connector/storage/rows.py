@@ -131,6 +131,9 @@ def entity_problems(entity: Mapping[str, Any]) -> list[tuple[str, str]]:
     return problems
 
 
+Version = tuple[dict[str, Any], str]  # a row's properties and its ETag, as last read
+
+
 def update_row(
     table: TableClient,
     partition: str,
@@ -149,20 +152,16 @@ def update_row_tagged(
     change: Callable[[dict[str, Any] | None], tuple[dict[str, Any] | None, T]],
     *,
     absent: bool = False,
+    known: Version | None = None,
 ) -> tuple[T, str | None]:
     """`update_row`, also returning the row's ETag as it stands after the call (None: no row),
-    for a later write that must not overwrite a newer change. `absent`: the caller expects no
-    row, so the create is tried without reading first; a row found after all is read and
-    updated as usual (the hint saves a request, it never decides anything)."""
-    if absent:
-        data, result = change(None)
-        if data is not None:
-            try:
-                written = table.create_entity({"PartitionKey": partition, "RowKey": row, **data})
-            except ResourceExistsError:
-                pass
-            else:
-                return result, str(written.get("etag") or "") or None
+    for a later write that must not overwrite a newer change. Two hints save the first read;
+    they never decide anything: `absent`, the caller expects no row (the create is tried
+    first); `known`, the row as a recent read found it (the write is tried with its ETag). A
+    row found otherwise, or a change that writes nothing, is read and decided as usual."""
+    first = _first_write(table, partition, row, change, absent=absent, known=known)
+    if first is not None:
+        return first
     for _ in range(MAX_ATTEMPTS):
         entity: dict[str, Any] | None
         try:
@@ -187,6 +186,33 @@ def update_row_tagged(
             continue  # someone else wrote first: read again and recompute
         return result, str(written.get("etag") or "") or None
     raise ConcurrencyError(f"row {partition}/{row} kept changing under us")
+
+
+def _first_write(
+    table: TableClient,
+    partition: str,
+    row: str,
+    change: Callable[[dict[str, Any] | None], tuple[dict[str, Any] | None, T]],
+    *,
+    absent: bool,
+    known: Version | None,
+) -> tuple[T, str | None] | None:
+    """The write a hint allows without reading first, or None when it does not apply."""
+    if not absent and known is None:
+        return None
+    data, result = change(dict(known[0]) if known is not None else None)
+    if data is None:
+        return None  # "nothing to do" must be judged on the row as it is now
+    body = {"PartitionKey": partition, "RowKey": row, **data}
+    try:
+        if known is None:
+            written = table.create_entity(body)
+        else:
+            condition = MatchConditions.IfNotModified
+            written = table.update_entity(body, etag=known[1], match_condition=condition)
+    except (ResourceExistsError, ResourceModifiedError, ResourceNotFoundError):
+        return None
+    return result, str(written.get("etag") or "") or None
 
 
 def merge_if_unchanged(
