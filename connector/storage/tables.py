@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from azure.core.exceptions import ResourceNotFoundError
 
+from connector.core.gates import PROGRESS_NAMES
 from connector.core.state import ClusterResults, ClusterView, ObjectPointer, Recorded
 from connector.core.tracking import (
     ClusterResult,
@@ -261,7 +262,7 @@ def _pointer(entity: dict[str, Any]) -> ObjectPointer:
 
 # What a tally entry keeps of a cluster's result: enough for the environment status and for a
 # gate's progress lines, small enough that an environment of thousands of clusters fits one row.
-TALLY_PENDING_NAMES = 3
+TALLY_PENDING_NAMES = PROGRESS_NAMES  # what a gate's progress line names
 TALLY_TEXT_CHARS = 200
 TALLY_DETAIL_CHARS = 300_000  # 600 KB in UTF-16: the rest of 1 MiB for phases and failures
 
