@@ -49,6 +49,7 @@ def every_call() -> list:
         routes.commit_status("manifests", SHA, STATUS),
         routes.pull_request_status("manifests", 42, STATUS),
         routes.commit("manifests", SHA),
+        routes.item("manifests", "/hydrator.metadata", SHA),
         routes.commits("manifests", 5),
         routes.commit_statuses("manifests", SHA, 1),
         routes.merge_bases("manifests", SHA, "b" * 40),

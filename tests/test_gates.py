@@ -311,10 +311,36 @@ def test_bad_registrations_are_400_naming_the_problem(repo, drop, body, needle):
 
 def test_pull_request_gate_correlates_by_merge_message(repo):
     world = repo
+    merged = datetime(2026, 5, 14, 8, 59, 30, 250000, tzinfo=UTC)  # B is committed at 09:00
+    world.azdo.add_pull_request(
+        42, REPO, status="completed", last_merge_commit=B, closed_date=merged
+    )
     headers = plan(world)
     register(world, headers, environment="dev", pullRequestId=42)
-    world.send(kustomization(B))  # "Merged PR 42: second change"
+    world.send(kustomization(B))  # "Merged PR 42: second change": a claim, verified
     assert [e["result"] for e in completions(world, headers)] == ["succeeded"]
+
+
+@pytest.mark.parametrize(
+    ("status", "merge", "closed"),
+    [
+        ("active", None, None),  # a message may claim a PR that is still open
+        ("abandoned", None, datetime(2026, 5, 14, 8, 0, tzinfo=UTC)),
+        ("completed", C, datetime(2026, 5, 14, 8, 0, tzinfo=UTC)),  # merged elsewhere
+    ],
+)
+def test_a_merge_message_claim_that_does_not_hold_completes_nothing(repo, status, merge, closed):
+    world = repo
+    world.azdo.add_pull_request(
+        42, REPO, status=status, last_merge_commit=merge, closed_date=closed
+    )
+    headers = plan(world)
+    register(world, headers, environment="dev", pullRequestId=42)
+    world.deliver_queued()
+    world.send(kustomization(B))  # "Merged PR 42: second change"
+    # An abandoned PR fails its gate (the check reads it); nothing here may succeed.
+    results = [e["result"] for e in completions(world, headers)]
+    assert results == (["failed"] if status == "abandoned" else [])
 
 
 def test_pull_request_gate_correlates_by_pullrequestquery(repo):

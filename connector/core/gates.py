@@ -72,6 +72,10 @@ class Gate:
     # A descendant of the commit runs in the environment: only the full roll-up, which follows
     # it, may judge the gate (the environment's tally knows this commit alone).
     descendant_seen: bool = False
+    # Three repositories: the HLD commit the gate waits for (registered, or its PR's merge
+    # commit); `commit` is then the manifests commit first found to carry it (or a descendant).
+    hld_commit: str | None = None
+    link_problem: str = ""  # why the deployed manifests commit does not link to the HLD commit
 
 
 @dataclass(frozen=True)

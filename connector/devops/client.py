@@ -38,6 +38,7 @@ from connector.devops.routes import (
     decode_plan_state,
     feed_lines,
     ignore,
+    item_content,
     merge_bases,
     query_results,
     to_commit,
@@ -178,6 +179,15 @@ class AzureDevOpsClient:
         """Whether `ancestor` is reachable from `descendant`: their merge base is `ancestor`."""
         bases = self._send(self._routes.merge_bases(repository, ancestor, descendant), merge_bases)
         return ancestor.lower() in bases
+
+    def get_file_text(self, repository: str, path: str, commit: str) -> str | None:
+        """A file's text at a commit; None when the commit has no such file (404)."""
+        try:
+            return self._send(self._routes.item(repository, path, commit), item_content)
+        except PermanentAzureDevOpsError as exc:
+            if exc.status_code == 404:
+                return None
+            raise
 
     def pull_requests_for_merge_commit(self, repository: str, commit: str) -> list[PullRequest]:
         call = self._routes.merge_commit_query(repository, commit)

@@ -88,6 +88,11 @@ class DryRunAzureDevOps:
             return self._reader.is_ancestor(repository, ancestor, descendant)
         return False
 
+    def get_file_text(self, repository: str, path: str, commit: str) -> str | None:
+        if self._reader is not None:
+            return self._reader.get_file_text(repository, path, commit)
+        return None
+
     def pull_requests_for_merge_commit(self, repository: str, commit: str) -> list[PullRequest]:
         if self._reader is not None:
             return self._reader.pull_requests_for_merge_commit(repository, commit)

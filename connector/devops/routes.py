@@ -40,6 +40,7 @@ API_VERSIONS: Final[dict[str, ApiVersion | None]] = {
     "Statuses_Create": None,
     "Pull Request Statuses_Create": None,
     "Commits_Get": None,
+    "Items_Get": None,  # hydrator.metadata of a hydrated manifests commit
     "Commits_Get Commits": None,  # doctor
     "Statuses_List": None,  # doctor
     "Merge Bases_List": None,
@@ -153,6 +154,18 @@ class Routes:
     def commit(self, repository: str, commit: str) -> Call:
         path = f"{self._repository(repository)}/commits/{_segment(commit, 'commit')}"
         return self._git("Commits_Get", "GET", path)
+
+    def item(self, repository: str, path: str, commit: str) -> Call:
+        """One file's content at a commit (Items - Get: `path` is required; `includeContent`
+        and `$format=json` return the content inside the GitItem)."""
+        params: dict[str, str | int] = {
+            "path": path,
+            "versionDescriptor.version": commit,
+            "versionDescriptor.versionType": "commit",
+            "includeContent": "true",
+            "$format": "json",
+        }
+        return self._git("Items_Get", "GET", f"{self._repository(repository)}/items", params=params)
 
     def commits(self, repository: str, top: int) -> Call:
         params: dict[str, str | int] = {"searchCriteria.$top": int(top)}
@@ -289,7 +302,15 @@ def to_commit(data: Any) -> Commit:
         commit_id=str(data["commitId"]),
         comment=str(data.get("comment", "")),
         parents=tuple(str(parent) for parent in data.get("parents", ())),
+        committed_at=_parse_datetime((data.get("committer") or {}).get("date")),
     )
+
+
+def item_content(data: Any) -> str:
+    content = data.get("content")
+    if not isinstance(content, str):
+        raise TypeError("the item has no text content")
+    return content
 
 
 def to_pull_request(data: Any) -> PullRequest:
@@ -300,6 +321,7 @@ def to_pull_request(data: Any) -> PullRequest:
         repository_id=str(data["repository"]["id"]),
         merge_commit=str(merge_commit["commitId"]) if merge_commit.get("commitId") else None,
         closed_date=_parse_datetime(data.get("closedDate")),
+        repository_name=str(data["repository"].get("name") or ""),
     )
 
 

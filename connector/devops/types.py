@@ -64,6 +64,7 @@ class Commit:
     commit_id: str
     comment: str
     parents: tuple[str, ...]
+    committed_at: datetime | None = None  # committer.date
 
 
 @dataclass(frozen=True)
@@ -73,6 +74,7 @@ class PullRequest:
     repository_id: str
     merge_commit: str | None  # lastMergeCommit.commitId
     closed_date: datetime | None
+    repository_name: str = ""
 
 
 @dataclass(frozen=True)
@@ -101,6 +103,8 @@ class RepositoryReader(Protocol):
     def get_commit(self, repository: str, commit: str) -> Commit: ...
 
     def is_ancestor(self, repository: str, ancestor: str, descendant: str) -> bool: ...
+
+    def get_file_text(self, repository: str, path: str, commit: str) -> str | None: ...
 
     def pull_requests_for_merge_commit(self, repository: str, commit: str) -> list[PullRequest]: ...
 

@@ -1,14 +1,23 @@
-"""Which deployed commits concern which gates: the gate's own commit or a descendant of it, or
-the merge commit of the gate's pull request. Answers from Azure DevOps that never change are
-asked once and remembered in the gate store's facts."""
+"""Which deployed manifests commits concern which gates.
+
+- A gate on a manifests commit: that commit or a descendant of it.
+- A gate on a pull request of the manifests repository: the PR's merge commit (Azure DevOps'
+  own record, or a verified claim of the message).
+- A gate in HLD terms (an HLD commit, or a PR of the HLD repository, in a three-repository
+  setup): a manifests commit whose verified link (`devops.links`) is the gate's HLD commit or a
+  descendant of it in the HLD repository. The first such commit becomes the gate's `commit`, from
+  which descendants are followed as for any gate; the HLD commit stays in `hld_commit`.
+Answers from Azure DevOps that never change are asked once and remembered in the facts table.
+"""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import replace
 
 from connector.core.gates import Gate
+from connector.devops.links import CommitLinks
 from connector.devops.types import PermanentAzureDevOpsError, PullRequest, RepositoryReader
 from connector.gates.policy import GatePolicy
 from connector.gates.store import GateStore
@@ -17,50 +26,121 @@ logger = logging.getLogger(__name__)
 
 
 class Correlation:
-    def __init__(self, policy: GatePolicy, gates: GateStore, devops: RepositoryReader) -> None:
+    def __init__(
+        self, policy: GatePolicy, gates: GateStore, devops: RepositoryReader, links: CommitLinks
+    ) -> None:
         self._policy = policy
         self._gates = gates
         self._devops = devops
+        self.links = links
 
     def concerned(self, gate: Gate, commit: str) -> Gate | None:
-        """The gate (with its commit learned, for a PR gate) when `commit` concerns it."""
+        """The gate (with what it learned stored) when the manifests `commit` concerns it."""
         if gate.commit is not None:
             return gate if self.is_descendant(gate.commit, commit) else None
-        if gate.pull_request_id is not None and gate.pull_request_id in self.prs_of(commit):
+        if self.in_hld_terms(gate):
+            return self._linked(gate, commit)
+        number = gate.pull_request_id
+        if number is not None and number in self.links.merged_into(commit):
             learned = self._gates.update(gate, lambda g: replace(g, commit=g.commit or commit))
             return learned or replace(gate, commit=commit)
         return None
 
+    def in_hld_terms(self, gate: Gate) -> bool:
+        """Whether the gate waits for a change of the HLD repository (three repositories)."""
+        repositories = self.links.repositories
+        return repositories.three and repositories.is_change(
+            gate.repository or self._policy.pr_repo
+        )
+
     def is_descendant(self, ancestor: str, commit: str) -> bool:
-        if ancestor == commit:
-            return True
-        known = self._gates.fact("ancestor", ancestor, commit)
-        if known is not None:
-            return bool(known)
-        try:
-            answer = self._devops.is_ancestor(self._policy.gitops_repo, ancestor, commit)
-        except PermanentAzureDevOpsError:
-            answer = False  # e.g. one of them is not in the repository
-        self._gates.remember("ancestor", (ancestor, commit), answer)
-        return answer
+        """In the manifests repository."""
+        return self.links.descends(self._policy.gitops_repo, ancestor, commit)
 
     def prs_of(self, commit: str) -> set[int]:
-        """Pull requests a merge commit belongs to: by Azure DevOps' own record, and by the PR
-        numbers the merge message names (patterns from `PR_NUMBER_PATTERNS`)."""
-        known = self._gates.fact("prs", commit)
-        if known is not None:
-            return set(known)
-        prs: set[int] = set()
-        try:
-            found = self._devops.pull_requests_for_merge_commit(self._policy.pr_repo, commit)
-            prs |= {pr.pull_request_id for pr in found}
-            message = self._devops.get_commit(self._policy.gitops_repo, commit).comment
-            patterns = self._policy.pr_number_patterns
-            prs |= {int(m.group(1)) for p in patterns for m in p.finditer(message)}
-        except PermanentAzureDevOpsError as exc:
-            logger.warning("gate.pr_lookup_refused", extra={"commit": commit, "error": exc.message})
-        self._gates.remember("prs", (commit,), sorted(prs))
-        return prs
+        """Completed pull requests of `AZDO_PR_REPO` a manifests commit carries (verified, never
+        a message's say)."""
+        return set(self.links.pull_requests(commit))
+
+    # --- gates in HLD terms -----------------------------------------------------------------
+
+    def _linked(self, gate: Gate, commit: str) -> Gate | None:
+        link = self.links.link(commit)
+        if not link.linked:
+            self._note(gate, link.problem)
+            return None
+        target = gate.hld_commit or self._merge_of(gate, link.merged)
+        if target is None or not self._carries(target, commit):
+            return None
+        return self._learn(gate, commit, target)
+
+    def first_deployed(self, gate: Gate, commits: Iterable[str]) -> Gate | None:
+        """For a gate that knows its HLD commit: the oldest of the deployed manifests `commits`
+        that carries it (learned as the gate's commit), else None. When none is an ancestor of
+        all the others, the first carrying one: the gate may wait longer, never finish sooner."""
+        target = gate.hld_commit
+        if target is None:
+            return None
+        carrying = []
+        for commit in sorted(set(commits)):
+            link = self.links.link(commit)
+            if not link.linked:
+                self._note(gate, link.problem)
+            elif self._carries(target, commit):
+                carrying.append(commit)
+        if not carrying:
+            return None
+        oldest = next(
+            (c for c in carrying if all(self.is_descendant(c, o) for o in carrying)), carrying[0]
+        )
+        return self._learn(gate, oldest, target)
+
+    def _carries(self, hld_commit: str, commit: str) -> bool:
+        """Whether the manifests commit was rendered from `hld_commit` or a descendant of it."""
+        hld = self.links.repositories.change
+        return any(
+            self.links.descends(hld, hld_commit, h) for h in self.links.link(commit).hld_commits
+        )
+
+    def _learn(self, gate: Gate, commit: str, hld_commit: str) -> Gate:
+        def learn(g: Gate) -> Gate | None:
+            if g.commit and g.hld_commit and not g.link_problem:
+                return None
+            return replace(
+                g, commit=g.commit or commit, hld_commit=g.hld_commit or hld_commit, link_problem=""
+            )
+
+        learned = replace(
+            gate, commit=gate.commit or commit, hld_commit=gate.hld_commit or hld_commit
+        )
+        return self._gates.update(gate, learn) or learned
+
+    def _merge_of(self, gate: Gate, merged: Mapping[int, str]) -> str | None:
+        """The HLD commit of a gate on an HLD pull request: from the link when it names the PR,
+        else from the PR itself once it completed (stored on the gate: it never changes)."""
+        number = gate.pull_request_id
+        if number is None:
+            return None
+        if number in merged:
+            return merged[number]
+        pr = self.pull_request(gate)
+        if pr is None or pr.status != "completed" or not pr.merge_commit:
+            return None
+        return self.learn_hld_commit(gate, pr.merge_commit.lower())
+
+    def learn_hld_commit(self, gate: Gate, hld_commit: str) -> str:
+        self._gates.update(
+            gate, lambda g: None if g.hld_commit else replace(g, hld_commit=hld_commit)
+        )
+        return hld_commit
+
+    def _note(self, gate: Gate, problem: str) -> None:
+        """An unlinked manifests commit completes nothing: the gate records why it waits."""
+        if problem and gate.link_problem != problem:
+            self._gates.update(gate, lambda g: replace(g, link_problem=problem))
+            logger.warning("gate.unlinked_commit", extra={"gate": gate.id, "problem": problem})
+
+    # --- pull requests ------------------------------------------------------------------------
 
     def pull_request(self, gate: Gate) -> PullRequest | None:
         """The gate's pull request as Azure DevOps has it now (None: no PR, or not found)."""
@@ -75,9 +155,13 @@ class Correlation:
 
     def abandoned_pull_requests(self, gates: Iterable[Gate]) -> set[int]:
         """PRs abandoned since the oldest gate still waiting for its PR to merge."""
-        waiting = [g for g in gates if g.pull_request_id is not None and g.commit is None]
+        waiting = [g for g in gates if g.pull_request_id is not None and _unmerged(g)]
         if not waiting:
             return set()
         since = min(g.created_at for g in waiting)
         found = self._devops.list_abandoned_pull_requests(self._policy.pr_repo, since)
         return {pr.pull_request_id for pr in found}
+
+
+def _unmerged(gate: Gate) -> bool:
+    return gate.commit is None and gate.hld_commit is None

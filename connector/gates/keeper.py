@@ -22,7 +22,8 @@ from connector.core.gates import OPEN, Decision, Gate, GateState, decide
 from connector.core.processing import Change
 from connector.core.rollup import Rollup
 from connector.core.state import DeploymentReads
-from connector.core.tracking import Phase, Verdict
+from connector.core.tracking import Phase, Verdict, environment_result
+from connector.devops.links import CommitLinks, Repositories
 from connector.devops.types import (
     AzureDevOpsError,
     PipelineCallbacks,
@@ -58,6 +59,7 @@ class GateKeeper:
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         job_client: Callable[[str], PipelineCallbacks] | None = None,
         checks: GateChecks | None = None,
+        links: CommitLinks | None = None,
     ) -> None:
         self._checks = checks  # when a failure's grace ends (without: the sweep sees to it)
         self._policy = policy
@@ -66,7 +68,13 @@ class GateKeeper:
         self._devops = devops
         self._job_client = job_client
         self._clock = clock
-        self._correlation = Correlation(policy, gates, devops)
+        links = links or CommitLinks(
+            devops,
+            gates,
+            Repositories(policy.gitops_repo, policy.pr_repo),
+            policy.pr_number_patterns,
+        )
+        self._correlation = Correlation(policy, gates, devops, links)
         self._legacy = LegacyCallbacks(policy, gates, devops, self._correlation, clock)
         self._story = TaskStory(gates, pr_statuses, self._callbacks, policy, clock=clock)
         self._completion = Completion(
@@ -76,6 +84,9 @@ class GateKeeper:
     # --- entry points -------------------------------------------------------------------------
 
     def register(self, gate: Gate) -> Gate:
+        if self._correlation.in_hld_terms(gate) and gate.commit and not gate.hld_commit:
+            # A commit of the HLD repository: the manifests commit is learned from its link.
+            gate = replace(gate, hld_commit=gate.commit, commit=None)
         stored = self._gates.add(gate)
         telemetry.gates_registered.add(1, {"env": stored.environment, "source": stored.source})
         logger.info(
@@ -84,6 +95,7 @@ class GateKeeper:
                 "gate": stored.id,
                 "env": stored.environment,
                 "commit": stored.commit,
+                "hld_commit": stored.hld_commit,
                 "state": stored.state.value,
             },
         )
@@ -128,7 +140,7 @@ class GateKeeper:
 
         def sweep_one(gate: Gate) -> None:
             with retries.wait_budget():
-                if gate.pull_request_id in abandoned and gate.commit is None:
+                if gate.pull_request_id in abandoned and not (gate.commit or gate.hld_commit):
                     self._fail_if_abandoned(gate)
                 else:
                     self.evaluate(gate)
@@ -189,7 +201,7 @@ class GateKeeper:
         if gate.state == GateState.COMPLETING:
             self._completion.resume(gate)
             return
-        commit = gate.commit or self._merge_commit(gate)
+        commit = gate.commit or self._deployed_commit(gate)
         if commit is None:
             return
         result = Rollup(self._policy.environments, reads).environment(
@@ -209,13 +221,47 @@ class GateKeeper:
         if decision.result is not None:
             self._completion.complete(gate, decision)
 
-    def _merge_commit(self, gate: Gate) -> str | None:
-        """For a gate on a PR: its merge commit once the PR completed (stored for next time).
-        Meanwhile the gate fails if the PR was abandoned or the deadline passed."""
+    def _deployed_commit(self, gate: Gate) -> str | None:
+        """The manifests commit a gate that knows none yet is judged on: for a gate on a
+        manifests PR, its merge commit; in HLD terms, the oldest deployed manifests commit that
+        carries the HLD commit (the PR's merge commit, once it merged). Meanwhile the gate fails
+        if its PR was abandoned or the deadline passed, and tells what it waits for."""
+        if not self._correlation.in_hld_terms(gate):
+            return self._merge_commit(gate)
+        hld_commit = gate.hld_commit or self._merge_commit(gate, learn=False)
+        if hld_commit is None:
+            return None
+        if gate.hld_commit is None:
+            gate = replace(gate, hld_commit=self._correlation.learn_hld_commit(gate, hld_commit))
+        pointers = self._deployments.cluster_objects(gate.environment).values()
+        deployed = {p.commit for objects in pointers for p in objects.values()}
+        found = self._correlation.first_deployed(gate, deployed)
+        if found is None:
+            self._await_link(self._gates.get(gate.environment, gate.id) or gate)
+            return None
+        return found.commit
+
+    def _await_link(self, gate: Gate) -> None:
+        """No deployed manifests commit carries the gate's HLD commit yet: say what is missing
+        (task log, PR status), and fail at the deadline."""
+        short = (gate.hld_commit or "")[:8]
+        line = gate.link_problem or f"waiting for a manifests commit rendered from HLD {short}"
+        if self._clock() >= gate.deadline:
+            reason = f"timed out after waiting until {gate.deadline:%Y-%m-%d %H:%M}Z: {line}"
+            self._completion.complete(gate, Decision("failed", reason, (line,)))
+            return
+        empty = environment_result(gate.environment, ())
+        self._story.progress(gate, Decision(None, "waiting", (line,)), empty)
+
+    def _merge_commit(self, gate: Gate, *, learn: bool = True) -> str | None:
+        """For a gate on a PR: its merge commit once the PR completed (stored as the gate's
+        commit when `learn`). Meanwhile the gate fails if the PR was abandoned or the deadline
+        passed."""
         pr = self._correlation.pull_request(gate)
         if pr is not None and pr.status == "completed" and pr.merge_commit:
-            merge = pr.merge_commit
-            self._gates.update(gate, lambda g: replace(g, commit=g.commit or merge))
+            merge = pr.merge_commit.lower()
+            if learn:
+                self._gates.update(gate, lambda g: replace(g, commit=g.commit or merge))
             return merge
         if pr is not None and pr.status == "abandoned":
             self._completion.complete(gate, _abandoned(gate))  # just read: confirmed

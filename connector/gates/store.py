@@ -171,6 +171,7 @@ def _merge(existing: Gate, registered: Gate) -> Gate:
         claimed_at=existing.claimed_at,
         result_reason=existing.result_reason,
         commit=registered.commit or existing.commit,
+        hld_commit=registered.hld_commit or existing.hld_commit,
         pull_request_id=registered.pull_request_id or existing.pull_request_id,
     )
 

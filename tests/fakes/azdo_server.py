@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import json
 import re
 import threading
@@ -67,11 +68,17 @@ def _iso(moment: datetime) -> str:
 # --- State ----------------------------------------------------------------------------------
 
 
+# The committer date of commits seeded without one (the fake's clock is fixed).
+DEFAULT_COMMIT_DATE = datetime(2026, 5, 14, 9, 0, tzinfo=UTC)
+
+
 @dataclass
 class FakeCommit:
     commit_id: str
     comment: str = ""
     parents: tuple[str, ...] = ()
+    date: datetime = DEFAULT_COMMIT_DATE
+    files: dict[str, str] = field(default_factory=dict)  # path → text, for Items - Get
 
 
 @dataclass
@@ -264,6 +271,8 @@ ROUTES: tuple[_Route, ...] = (
     _route("GET", _COMMIT, "_get_commit", GIT_API_VERSIONS),
     # "Commits - Get Commits" (operationId `Commits_Get Commits`, REST spec subset git 7.1).
     _route("GET", _REPO + "/commits", "_list_commits", GIT_API_VERSIONS),
+    # "Items - Get" (operationId `Items_Get`, REST spec subset git 7.1: `path` is required).
+    _route("GET", _REPO + "/items", "_get_item", GIT_API_VERSIONS),
     _route("POST", _PR + "/statuses", "_create_pr_status", GIT_API_VERSIONS),
     _route("GET", _PR + "/statuses", "_list_pr_statuses", GIT_API_VERSIONS),
     _route("GET", _PR + "/properties", "_pr_properties", GIT_API_VERSIONS),
@@ -414,9 +423,18 @@ class FakeAzureDevOps:
         return repository
 
     def add_commit(
-        self, repository: str, commit_id: str, comment: str = "", parents: Iterable[str] = ()
+        self,
+        repository: str,
+        commit_id: str,
+        comment: str = "",
+        parents: Iterable[str] = (),
+        *,
+        date: datetime = DEFAULT_COMMIT_DATE,
+        files: Mapping[str, str] | None = None,
     ) -> FakeCommit:
-        commit = FakeCommit(commit_id.lower(), comment, tuple(p.lower() for p in parents))
+        commit = FakeCommit(
+            commit_id.lower(), comment, tuple(p.lower() for p in parents), date, dict(files or {})
+        )
         with self._lock:
             self._repository(repository).commits[commit.commit_id] = commit
         return commit
@@ -719,7 +737,9 @@ class FakeAzureDevOps:
 
     @staticmethod
     def _commit_json(commit: FakeCommit) -> dict[str, Any]:
-        person = {"name": "Flux", "email": "flux@example.com", "date": "2026-05-14T09:00:00Z"}
+        # GitUserDate (REST spec 7.1): git dates have whole seconds.
+        date = commit.date.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        person = {"name": "Flux", "email": "flux@example.com", "date": date}
         return {
             "commitId": commit.commit_id,
             "comment": commit.comment,
@@ -795,6 +815,34 @@ class FakeAzureDevOps:
         # What the service answers for a project name it does not know (404, TF200016).
         message = f"TF200016: The following project does not exist: {project}."
         raise _HttpError(404, message, "ProjectDoesNotExistWithNameException")
+
+    def _get_item(self, request: _Request, args: dict[str, str]) -> _Response:
+        repository = self._repository(args["repo"])
+        path = request.query.get("path")
+        if not path:
+            raise _HttpError(400, "The path parameter is required.", "ArgumentException")
+        version = request.query.get("versionDescriptor.version", "")
+        if request.query.get("versionDescriptor.versionType") != "commit" or not version:
+            # This fake serves commit versions only (the connector reads files at a commit).
+            raise _HttpError(400, "Only commit versions are served here.", "ArgumentException")
+        commit = self._commit(repository, version)
+        text = commit.files.get("/" + path.lstrip("/"))
+        if text is None:
+            # TF401174, GitItemNotFoundException: what the service answers for a missing path.
+            message = (
+                f"TF401174: The item '{path}' could not be found in the repository"
+                f" '{repository.name}' at the version specified by '<Commit: {version}>'."
+            )
+            raise _HttpError(404, message, "GitItemNotFoundException", 1253)
+        item: dict[str, Any] = {
+            "objectId": hashlib.sha1(text.encode()).hexdigest(),  # noqa: S324 - git's blob id
+            "gitObjectType": "blob",
+            "commitId": commit.commit_id,
+            "path": "/" + path.lstrip("/"),
+        }
+        if request.query.get("includeContent", "").lower() == "true":
+            item["content"] = text
+        return _Response(200, item)
 
     def _merge_bases(self, request: _Request, args: dict[str, str]) -> _Response:
         repository = self._repository(args["repo"])
