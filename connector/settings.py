@@ -87,8 +87,10 @@ class Settings(BaseModel):
     gate_failure_grace_seconds: int = Field(
         default=0, ge=0, le=24 * 3600, alias="GATE_FAILURE_GRACE_SECONDS"
     )
+    # Extra patterns: `Merged PR N:` and `Merge pull request N from` are always recognised,
+    # anywhere in the message (connector/core/links.py); every claim is verified.
     pr_number_patterns: Json[list[str]] = Field(
-        default_factory=lambda: [r"^Merged PR (\d+):", r"^Merge pull request (\d+) from"],
+        default_factory=list,
         alias="PR_NUMBER_PATTERNS",
     )
     legacy_callback_environment: str = Field(default="", alias="LEGACY_CALLBACK_ENVIRONMENT")

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from connector.core.processing import ChangeListener, Processor
     from connector.devops.client import AzureDevOpsClient
     from connector.devops.dryrun import DryRunAzureDevOps
+    from connector.devops.links import CommitLinks
     from connector.gates.hooks import ServiceHooks
     from connector.gates.keeper import GateKeeper
     from connector.gates.registration import Registration
@@ -38,6 +39,7 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 PR_STATUS_SINK = "azdo-pr"  # the ledger name of the gates' pull-request statuses
+HLD_STATUS_SINK = "azdo-hld"  # the ledger name of environment statuses on HLD commits
 
 
 class built(Generic[T]):  # noqa: N801 - used like `cached_property`
@@ -101,15 +103,18 @@ class Container:
                 "Service Bus not configured: set ServiceBusConnection or "
                 "ServiceBusConnection__fullyQualifiedNamespace"
             )
-        credential = self.credential
+        return ServiceBusMessageSender(
+            s.servicebus_queue, namespace=s.servicebus_namespace, credential=self._bus_credential()
+        )
+
+    def _bus_credential(self) -> TokenCredential:
+        """The identity the trigger binding uses (`ServiceBusConnection__clientId`)."""
+        s = self.settings
         if s.servicebus_client_id and s.servicebus_client_id != s.azure_client_id:
             from azure.identity import ManagedIdentityCredential
 
-            # The identity the trigger binding uses (`ServiceBusConnection__clientId`).
-            credential = ManagedIdentityCredential(client_id=s.servicebus_client_id)
-        return ServiceBusMessageSender(
-            s.servicebus_queue, namespace=s.servicebus_namespace, credential=credential
-        )
+            return ManagedIdentityCredential(client_id=s.servicebus_client_id)
+        return self.credential
 
     @built
     def ingest(self) -> Ingest:
@@ -128,36 +133,13 @@ class Container:
         from connector.storage.tables import TableStore
 
         s = self.settings
-        setting, service = self._state_service()
+        from connector.storage.accounts import state_service
+
+        setting, service = state_service(s, lambda: self.credential)
         try:
             return TableStore(service(), prefix=s.state_table_prefix)
         except ValueError as exc:  # a malformed connection string: name the setting in use
             raise SettingsError(f"{setting}: {exc}") from None
-
-    def _state_service(self) -> tuple[str, Callable[[], Any]]:
-        from connector.storage.rows import connect
-
-        s = self.settings
-        if s.state_storage is not None:
-            text = s.state_storage.get_secret_value()
-            return "STATE_STORAGE", lambda: connect(connection_string=text)
-        if s.state_storage_account_url:
-            url = s.state_storage_account_url
-            return "STATE_STORAGE__accountUrl", lambda: connect(
-                account_url=url, credential=self.credential
-            )
-        if s.webjobs_storage is not None:
-            text = s.webjobs_storage.get_secret_value()
-            return "AzureWebJobsStorage", lambda: connect(connection_string=text)
-        if s.webjobs_storage_account:
-            url = f"https://{s.webjobs_storage_account}.table.core.windows.net"
-            return "AzureWebJobsStorage__accountName", lambda: connect(
-                account_url=url, credential=self.credential
-            )
-        raise SettingsError(
-            "state storage not configured: set AzureWebJobsStorage, STATE_STORAGE or "
-            "STATE_STORAGE__accountUrl"
-        )
 
     @built
     def devops(self) -> AzureDevOpsClient | DryRunAzureDevOps:
@@ -210,7 +192,19 @@ class Container:
         if not s.azdo_gitops_repo:
             raise SettingsError("manifests repository not configured: set AZDO_GITOPS_REPO")
         target = CommitStatuses(self.devops, s.azdo_gitops_repo)
-        return CommitStatusSink(self._publisher(target, COMMIT_STATUS_SINK))
+        links = self.commit_links
+        hld = None
+        if links.repositories.three:
+            on_hld = CommitStatuses(self.devops, links.repositories.change)
+            hld = (links, self._publisher(on_hld, HLD_STATUS_SINK))
+        return CommitStatusSink(self._publisher(target, COMMIT_STATUS_SINK), hld=hld)
+
+    @built
+    def commit_links(self) -> CommitLinks:
+        """What each manifests commit carries (HLD commit, merged PRs), verified and remembered."""
+        from connector.gates.policy import GatePolicy
+
+        return GatePolicy.from_settings(self.settings).commit_links(self.devops, self.gate_store)
 
     def pull_request_statuses(self, repository: str, pull_request_id: int) -> StatusPublisher:
         """The publisher of one pull request's statuses (the gates' environment status)."""
@@ -247,6 +241,7 @@ class Container:
             self.pull_request_statuses,
             job_client=job_client if use_job_token else None,
             checks=GateChecks(_LazySender(self)),
+            links=self.commit_links,
         )
 
     @built
@@ -279,7 +274,11 @@ class Container:
         """Spektate's own storage account: a connection string, or (in Azure) its table
         endpoint with the function's managed identity. None when not configured."""
         from connector.outputs.spektate import SpektateWriter
-        from connector.outputs.spektate_rows import repository_url
+        from connector.outputs.spektate_rows import (
+            links_from_commits,
+            links_from_metadata,
+            repository_url,
+        )
         from connector.storage.rows import connect
 
         s = self.settings
@@ -294,11 +293,13 @@ class Container:
         if not s.spektate_partition_key:
             raise SettingsError("Spektate is configured but SPEKTATE_PARTITION_KEY is not set")
         deployments = s.spektate_deployments_table
+        three = bool(s.azdo_gitops_repo) and self.commit_links.repositories.three
         return SpektateWriter(
             service.get_table_client(s.spektate_table),
             partition_key=s.spektate_partition_key,
             deployments=service.get_table_client(deployments) if deployments else None,
             manifest_repo=repository_url(s.azdo_org_url, s.azdo_project, s.azdo_gitops_repo),
+            links=links_from_commits(self.commit_links) if three else links_from_metadata,
         )
 
     @built
@@ -340,12 +341,7 @@ class Container:
                 "Service Bus not configured: set ServiceBusConnection or "
                 "ServiceBusConnection__fullyQualifiedNamespace"
             )
-        credential = self.credential
-        if s.servicebus_client_id and s.servicebus_client_id != s.azure_client_id:
-            from azure.identity import ManagedIdentityCredential
-
-            credential = ManagedIdentityCredential(client_id=s.servicebus_client_id)
-        return ServiceBusAdministrationClient(s.servicebus_namespace, credential)
+        return ServiceBusAdministrationClient(s.servicebus_namespace, self._bus_credential())
 
     @built
     def listeners(self) -> list[ChangeListener]:

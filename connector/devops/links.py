@@ -99,6 +99,10 @@ class CommitLinks:
         )
         return link
 
+    def hld_commits(self, commit: str) -> tuple[str, ...]:
+        """The HLD commits a manifests commit carries (none without an HLD repository)."""
+        return self.link(commit).hld_commits if self.repositories.three else ()
+
     def _read_link(self, commit: str) -> Link:
         manifests = self._commit(self.repositories.manifests, commit)
         if manifests is None:

@@ -23,7 +23,7 @@ from connector.core.processing import Change
 from connector.core.rollup import Rollup
 from connector.core.state import DeploymentReads
 from connector.core.tracking import Phase, Verdict, environment_result
-from connector.devops.links import CommitLinks, Repositories
+from connector.devops.links import CommitLinks
 from connector.devops.types import (
     AzureDevOpsError,
     PipelineCallbacks,
@@ -68,12 +68,7 @@ class GateKeeper:
         self._devops = devops
         self._job_client = job_client
         self._clock = clock
-        links = links or CommitLinks(
-            devops,
-            gates,
-            Repositories(policy.gitops_repo, policy.pr_repo),
-            policy.pr_number_patterns,
-        )
+        links = links or policy.commit_links(devops, gates)
         self._correlation = Correlation(policy, gates, devops, links)
         self._legacy = LegacyCallbacks(policy, gates, devops, self._correlation, clock)
         self._story = TaskStory(gates, pr_statuses, self._callbacks, policy, clock=clock)

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from connector.core.rollup import EnvironmentSpecs
+from connector.devops.links import CommitLinks, Facts, Repositories
+from connector.devops.types import RepositoryReader
 from connector.settings import Settings
 
 
@@ -39,3 +41,8 @@ class GatePolicy:
             environments=settings.environments,
             trial=settings.azdo_dry_run,
         )
+
+    def commit_links(self, reader: RepositoryReader, facts: Facts) -> CommitLinks:
+        """What each manifests commit carries, verified in these repositories."""
+        repositories = Repositories(self.gitops_repo, self.pr_repo)
+        return CommitLinks(reader, facts, repositories, self.pr_number_patterns)

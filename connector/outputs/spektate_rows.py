@@ -13,6 +13,7 @@ from urllib.parse import quote
 
 from azure.data.tables import UpdateMode
 
+from connector.core.links import Link
 from connector.core.tracking import ObjectState, Observation, Phase
 
 GITOPS_OPERATOR: Final = "Flux"
@@ -134,6 +135,26 @@ def links_from_metadata(obs: Observation) -> DeploymentLinks:
     hld = _meta(metadata, HLD_COMMIT_KEY) or obs.commit
     pr = (_meta(metadata, CHANGE_REQUEST_KEY) or "").strip().lstrip("#")
     return DeploymentLinks(hld.strip().lower() if hld else None, pr or None)
+
+
+class LinkReader(Protocol):
+    """`devops.links.CommitLinks`: what a manifests commit was verified to carry."""
+
+    def link(self, commit: str) -> Link: ...
+
+
+def links_from_commits(reader: LinkReader) -> LinkResolver:
+    """Three repositories: the HLD commit (and PR) the manifests commit's verified link names,
+    so that no Flux annotation is needed; without a link, as `links_from_metadata`."""
+
+    def resolve(obs: Observation) -> DeploymentLinks:
+        link = reader.link(obs.commit) if obs.commit else Link()
+        if not link.linked:
+            return links_from_metadata(obs)
+        prs = sorted(link.merged)
+        return DeploymentLinks(link.hld_commits[0], str(prs[0]) if prs else None)
+
+    return resolve
 
 
 def _meta(metadata: Mapping[str, str], key: str) -> str | None:

@@ -216,12 +216,28 @@ class _Blank(dict[str, str]):
         return ""
 
 
-class CommitStatusSink:
-    """The output that puts object and environment statuses on the manifests commit."""
+class LinkedCommits(Protocol):
+    """The HLD commits a manifests commit was verified to be rendered from (none without an
+    HLD repository): `devops.links.CommitLinks`."""
 
-    def __init__(self, publisher: StatusPublisher, states: StateMap = DEVOPS_STATES) -> None:
+    def hld_commits(self, commit: str) -> tuple[str, ...]: ...
+
+
+class CommitStatusSink:
+    """The output that puts object and environment statuses on the manifests commit, and the
+    environment's status also on the HLD commits it was rendered from (`hld`: their links and
+    a publisher on the HLD repository with a ledger of its own), where people merged."""
+
+    def __init__(
+        self,
+        publisher: StatusPublisher,
+        states: StateMap = DEVOPS_STATES,
+        *,
+        hld: tuple[LinkedCommits, StatusPublisher] | None = None,
+    ) -> None:
         self._publisher = publisher
         self._states = states
+        self._hld = hld
 
     def on_change(self, change: Change) -> None:
         obs, state = change.obs, change.recorded.state
@@ -240,17 +256,50 @@ class CommitStatusSink:
                 change.keep_unsettled()
             return
 
-        computed: list[bool] = []
+        computed: list[DesiredStatus] = []
 
         def rolled_up() -> DesiredStatus:
             # The publisher asks again when another instance moved the environment on while
             # we held the context: then the roll-up is computed afresh.
             fresh = bool(computed)
-            computed.append(True)
-            return environment_status(change.environment(fresh=fresh), self._states)
+            computed.append(environment_status(change.environment(fresh=fresh), self._states))
+            return computed[-1]
 
-        sent = (
-            self._publisher.publish(change.commit, rolled_up, {"env": obs.env}, obs.time) and sent
-        )
+        fields = {"env": obs.env}
+        sent = self._publisher.publish(change.commit, rolled_up, fields, obs.time) and sent
+        if self._hld is not None:
+            sent = self._publish_on_hld(change, rolled_up, computed) and sent
         if not sent:
             change.keep_unsettled()  # trial mode: real mode posts these on the next re-send
+
+    def _publish_on_hld(
+        self,
+        change: Change,
+        rolled_up: Callable[[], DesiredStatus],
+        computed: list[DesiredStatus],
+    ) -> bool:
+        """The environment's status on each HLD commit the manifests commit carries."""
+        if self._hld is None:
+            return True
+        links, publisher = self._hld
+        sent = True
+        for hld_commit in links.hld_commits(change.commit):
+            fields = {"env": change.obs.env, "hld_commit": hld_commit}
+            desired = _latest_then_fresh(computed, rolled_up)
+            sent = publisher.publish(hld_commit, desired, fields, change.obs.time) and sent
+        return sent
+
+
+def _latest_then_fresh(
+    computed: list[DesiredStatus], rolled_up: Callable[[], DesiredStatus]
+) -> Callable[[], DesiredStatus]:
+    """First the roll-up just posted on the manifests commit; when asked again, afresh."""
+    asked: list[bool] = []
+
+    def desired() -> DesiredStatus:
+        if asked or not computed:
+            return rolled_up()
+        asked.append(True)
+        return computed[-1]
+
+    return desired
