@@ -181,7 +181,20 @@ def test_status_for_unknown_commit_is_permanent(
 
 
 def test_get_commit(client: AzureDevOpsClient) -> None:
-    assert client.get_commit(REPO, MERGE) == Commit(MERGE, "Merged PR 42: deploy", (C3, SIDE))
+    committed = datetime(2026, 5, 14, 9, 0, tzinfo=UTC)  # the fake's committer.date
+    expected = Commit(MERGE, "Merged PR 42: deploy", (C3, SIDE), committed)
+    assert client.get_commit(REPO, MERGE) == expected
+
+
+def test_get_file_text_reads_a_file_at_a_commit_and_none_when_absent(
+    azdo: FakeAzureDevOps, client: AzureDevOpsClient
+) -> None:
+    azdo.add_commit(REPO, "9" * 40, "hydrated", files={"/hydrator.metadata": '{"drySha": "x"}'})
+    assert client.get_file_text(REPO, "/hydrator.metadata", "9" * 40) == '{"drySha": "x"}'
+    assert client.get_file_text(REPO, "/missing.yaml", "9" * 40) is None
+    call = azdo.calls("GET", "/items")[0]
+    assert call.query["versionDescriptor.versionType"] == "commit"
+    assert call.query["includeContent"] == "true"
 
 
 @pytest.mark.parametrize(
@@ -210,7 +223,7 @@ def test_pull_requests_for_merge_commit_queries_last_merge_commit(
 ) -> None:
     (found,) = client.pull_requests_for_merge_commit(REPO, MERGE)
 
-    assert found == PullRequest(42, "completed", REPO_ID, MERGE, None)
+    assert found == PullRequest(42, "completed", REPO_ID, MERGE, None, REPO)
     (call,) = azdo.calls("POST", "/pullrequestquery")
     assert call.json == {"queries": [{"type": "lastMergeCommit", "items": [MERGE]}]}
 
@@ -227,7 +240,7 @@ def test_get_pull_request_is_project_wide_and_parses_dates(
 
     pull_request = client.get_pull_request(7)
 
-    assert pull_request == PullRequest(7, "abandoned", REPO_ID, None, closed)
+    assert pull_request == PullRequest(7, "abandoned", REPO_ID, None, closed, REPO)
     assert azdo.calls()[-1].path == "/fabrikam/project/_apis/git/pullrequests/7"
 
 
