@@ -224,6 +224,8 @@ def test_view_has_environments_clusters_objects_statuses_and_gates(table_store):
                 "result": "",
                 "reason": "",
                 "commit": A,
+                "hld_commit": None,
+                "link_problem": "",
                 "pull_request_id": None,
                 "repository": "manifests",
                 "clusters": [],
@@ -234,6 +236,7 @@ def test_view_has_environments_clusters_objects_statuses_and_gates(table_store):
                 "trial": "",
             }
         ],
+        "link": None,  # no HLD repository: nothing asked what the commit carries
     }
     json.dumps(view)  # JSON-ready as it is
 

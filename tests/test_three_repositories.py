@@ -13,6 +13,7 @@ import azure.functions as func
 import pytest
 
 import function_app
+from connector.app.deployments import deployment_view, render_html
 from connector.gates.store import GateStore
 from tests.world import REPO, kustomization
 
@@ -109,6 +110,9 @@ def test_each_message_convention_with_and_without_a_sweep(three, convention, swe
     if completes:
         assert gate.commit == M1
         assert gate.hld_commit == H1
+        view = deployment_view(world.store, {}, M1)
+        assert view["link"]["hld_commits"] == [H1]
+        assert [g["hld_commit"] for g in view["gates"]] == [H1]
         return
     # It waits, and says which commit lacks what, and how to add it.
     assert gate.state.value == "waiting"
@@ -117,6 +121,10 @@ def test_each_message_convention_with_and_without_a_sweep(three, convention, swe
     sweep(world)
     log = "\n".join(world.azdo.task_log(headers["PlanId"], headers["TaskInstanceId"]))
     assert f"manifests commit {M1[:8]} is not linked" in log
+    view = deployment_view(world.store, {}, M1)
+    assert view["link"]["hld_commits"] == []
+    assert "HLD-Commit" in view["link"]["problem"]
+    assert "not linked" in render_html(view)
 
 
 def test_the_generation_runs_before_the_hook_or_the_sweep_learns_the_merge(three):

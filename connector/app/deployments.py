@@ -19,6 +19,7 @@ from typing import Any
 from azure.core.exceptions import AzureError
 
 from connector.core.gates import Gate
+from connector.core.links import Link
 from connector.core.rollup import EnvironmentSpecs, Rollup
 from connector.core.tracking import (
     ClusterResult,
@@ -71,7 +72,8 @@ def deployment_view(store: TableStore, environments: EnvironmentSpecs, commit: s
     commit = parse_commit(commit)
     states = store.commit_states(commit)
     statuses = store.status_records(commit)
-    gates = [g for g in GateStore(store).all_gates() if (g.commit or "").lower() == commit]
+    gate_store = GateStore(store)
+    gates = [g for g in gate_store.all_gates() if commit in {g.commit, g.hld_commit}]
     if not (states or statuses or gates):
         raise UnknownCommitError(commit)
     rollup = Rollup(environments, store)
@@ -83,7 +85,17 @@ def deployment_view(store: TableStore, environments: EnvironmentSpecs, commit: s
         },
         "statuses": {name: status_summary(r) for name, r in sorted(statuses.items())},
         "gates": [gate_summary(g) for g in sorted(gates, key=_gate_order)],
+        "link": _link(gate_store.fact("link", commit)),
     }
+
+
+def _link(known: Any) -> View | None:
+    """What the manifests commit was verified to carry of the HLD repository (three
+    repositories), once a gate or a status asked: HLD commits, how found, what is missing."""
+    if known is None:
+        return None
+    link = Link.from_json(known)
+    return {"hld_commits": list(link.hld_commits), "via": link.via, "problem": link.problem}
 
 
 def _environment(result: EnvironmentResult, states: ObjectStates) -> View:
@@ -138,6 +150,8 @@ def gate_summary(gate: Gate) -> View:
         "result": gate.result,
         "reason": gate.result_reason,
         "commit": gate.commit,
+        "hld_commit": gate.hld_commit,
+        "link_problem": gate.link_problem,
         "pull_request_id": gate.pull_request_id,
         "repository": gate.repository,
         "clusters": list(gate.clusters),
@@ -178,7 +192,8 @@ def render_html(view: View) -> str:
         '<!doctype html>\n<html lang="en"><head><meta charset="utf-8">'
         f"<title>Deployment {commit[:12]}</title><style>{_STYLE}</style></head><body>"
         f"<h1>Commit <code>{commit}</code></h1>"
-        "<h2>Environments</h2>"
+        + _link_html(view.get("link"))
+        + "<h2>Environments</h2>"
         + _table(
             ("Environment", "Cluster", "Object", "Phase", "Reason", "Time", "Summary"),
             _deployment_rows(view["environments"]),
@@ -194,6 +209,15 @@ def render_html(view: View) -> str:
         )
         + "</body></html>\n"
     )
+
+
+def _link_html(link: Mapping[str, Any] | None) -> str:
+    if not link:
+        return ""
+    if link["hld_commits"]:
+        shas = ", ".join(f"<code>{_e(c)}</code>" for c in link["hld_commits"])
+        return f"<p>Rendered from HLD {shas} (found by {_e(link['via'])}).</p>"
+    return f"<p><strong>Not linked to an HLD commit:</strong> {_e(link['problem'])}</p>"
 
 
 def _deployment_rows(environments: Mapping[str, Any]) -> list[list[str]]:
