@@ -451,3 +451,27 @@ def test_http_answer_with_settings_that_do_not_parse(monkeypatch):
     assert response.status_code == 503
     [check] = json.loads(response.get_body())
     assert (check["check"], check["ok"]) == ("settings.complete", False)
+
+
+# --- three repositories --------------------------------------------------------------------------
+
+
+def test_an_unlinked_newest_manifests_commit_fails_the_hld_link_check(doctor, settings, azdo):
+    azdo.add_repository("hld")
+    code, checks = doctor({**settings, "AZDO_PR_REPO": "hld"})
+    check = checks["devops.hld-link"]
+    assert not check["ok"]
+    assert f"manifests commit {COMMIT[:8]} is not linked" in check["detail"]
+    assert "HLD-Commit" in check["remedy"]
+    assert code != 0
+
+
+def test_a_linked_newest_manifests_commit_passes_the_hld_link_check(doctor, settings, azdo):
+    hld = "1" * 40
+    azdo.add_repository("hld")
+    azdo.add_commit("hld", hld, "Merged PR 42: x")
+    azdo.add_commit(REPO, "2" * 40, f"Render dev\n\nHLD-Commit: {hld}", parents=[COMMIT])
+    _code, checks = doctor({**settings, "AZDO_PR_REPO": "hld"})
+    assert checks["devops.hld-link"]["ok"], checks["devops.hld-link"]
+    assert "rendered from HLD 11111111 (trailer)" in checks["devops.hld-link"]["detail"]
+    assert "devops.hld-link" not in doctor(settings)[1]  # one repository: no such check

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Final
 from azure.core.exceptions import ClientAuthenticationError
 
 from connector.app.doctor import Check
+from connector.app.doctor_links import hld_link
 from connector.core.gates import PlanRef
 from connector.devops.client import (
     AzureDevOpsClient,
@@ -80,6 +81,7 @@ def devops_checks(container: Container) -> list[Check]:
                 _statuses(client, s.azdo_gitops_repo, newest, resolved=resolved),
                 _pull_requests(client, s.pr_repo),
                 _plan_route(client, s),
+                *hld_link(client, s, newest),
             ]
         return [*resolution, *rest, hook_secret(s)]
     finally:
