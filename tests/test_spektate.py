@@ -409,3 +409,39 @@ def test_flux_event_to_spektate_entity_end_to_end(
     assert all(n["commit_id"] == C1 for n in view)
     assert deployments.get_entity(partition, row["RowKey"])["manifestCommitId"] == C1[:7]
     assert len(world.azdo.status_writes()) == 4  # statuses unaffected by the listener
+
+
+def test_three_repositories_link_rows_by_the_verified_hld_commit(
+    flux_table, deployments, partition, azdo
+):
+    """No Flux annotation: the manifests commit's trailer, verified in the HLD repository."""
+    from connector.devops.client import AzureDevOpsClient
+    from connector.devops.links import CommitLinks, Repositories
+    from connector.outputs.spektate_rows import links_from_commits
+    from tests.world import PAT, PROJECT
+
+    class Facts(dict):
+        def fact(self, kind, *parts):
+            return self.get((kind, *parts))
+
+        def remember(self, kind, parts, value):
+            self[(kind, *parts)] = value
+
+    azdo.add_repository("manifests")
+    azdo.add_repository("hld")
+    azdo.add_commit("hld", HLD, "Merged PR 1371: dev: hello-spektate")
+    azdo.add_commit("manifests", C1, f"Render dev\n\nHLD-Commit: {HLD}")
+    client = AzureDevOpsClient(azdo.org_url, PROJECT, pat=PAT, retry_total=0)
+    links = CommitLinks(client, Facts(), Repositories("manifests", "hld"))
+    row = pipeline_row(partition, hldCommitId=HLD[:7])
+    deployments.create_entity(row)
+    writer = SpektateWriter(
+        flux_table,
+        partition_key=partition,
+        deployments=deployments,
+        manifest_repo=MANIFEST_REPO,
+        clock=lambda: WRITTEN_AT,
+        links=links_from_commits(links),
+    )
+    notify(writer, observe())  # no metadata at all
+    assert deployments.get_entity(partition, row["RowKey"])["manifestCommitId"] == C1[:7]

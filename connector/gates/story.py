@@ -118,7 +118,12 @@ class TaskStory:
 
     @staticmethod
     def _opening(gate: Gate) -> str:
-        what = gate.commit[:8] if gate.commit else f"pull request {gate.pull_request_id}"
+        if gate.commit:
+            what = gate.commit[:8]
+        elif gate.hld_commit:
+            what = f"a manifests commit rendered from HLD {gate.hld_commit[:8]}"
+        else:
+            what = f"pull request {gate.pull_request_id}"
         return (
             f"{gate.environment}: waiting for {what} in {gate.environment}"
             f" (registered {gate.created_at:%Y-%m-%d %H:%M}Z,"
