@@ -56,3 +56,26 @@ def environment(settings: Settings, cluster: str, named: str | None, field: str,
 
 def listed(settings: Settings, cluster: str) -> bool:
     return any(cluster in spec.clusters for spec in settings.environments.values())
+
+
+def credential_warnings(settings: Settings) -> list[str]:
+    """What weakens the webhooks' credentials, said at start (`ingest.credential_warning`) and by
+    `doctor`: a shared key lets any cluster speak for every other one."""
+    warnings = []
+    if settings.hmac_keys:
+        warnings.append(
+            "FLUX_HMAC_KEY is one key shared by every cluster: whoever holds it (any cluster's "
+            "Flux Secret) can report for any cluster and environment and release its gates; "
+            "give each cluster its own key in FLUX_CLUSTER_KEYS (docs/security.md)"
+        )
+    if settings.argocd_secrets:
+        warnings.append(
+            "ARGOCD_WEBHOOK_SECRET is shared: whoever holds it can report for any cluster; give "
+            "each Argo CD instance its own secret in ARGOCD_INSTANCES (docs/argocd.md)"
+        )
+    if settings.flux_allow_unsigned and (settings.hmac_keys or settings.cluster_keys):
+        warnings.append(
+            "FLUX_ALLOW_UNSIGNED=true is ignored while a Flux key is set: unsigned events get "
+            "401; remove the setting"
+        )
+    return warnings

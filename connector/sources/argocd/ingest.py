@@ -65,6 +65,9 @@ class ArgoIngest:
         self._secrets = tuple(
             (name, secret) for name, i in self._instances.items() for secret in i.secrets
         ) + tuple((SHARED, secret) for secret in settings.argocd_secrets)
+        for warning in origins.credential_warnings(settings):
+            if warning.startswith("ARGOCD"):
+                logger.warning("ingest.credential_warning", extra={"warning": warning})
 
     def handle(self, request: Request) -> Reply:
         with telemetry.span("argocd.ingest") as span:

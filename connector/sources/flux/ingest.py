@@ -50,6 +50,9 @@ class Ingest:
         self._sender = sender
         self._clock = clock
         self._keyring = keyring(settings)  # parsed once, not per request
+        for warning in origins.credential_warnings(settings):
+            if not warning.startswith("ARGOCD"):
+                logger.warning("ingest.credential_warning", extra={"warning": warning})
 
     def handle(self, request: Request) -> Reply:
         with telemetry.span("flux.ingest") as span:
