@@ -127,7 +127,8 @@ def test_the_dev_key_cannot_speak_for_prod(fleet):
     headers = prod_gate(fleet)
     status, reply = post(prod_event(), DEV_KEY)
     assert status == 403
-    assert "'prod-eu'" in reply["error"] and "dev-1" in reply["error"]
+    assert "'prod-eu'" in reply["error"]
+    assert "dev-1" in reply["error"]
     # Nor for its own cluster in the prod environment: dev-1 is listed in dev only.
     status, reply = post(kustomization(A, metadata={"cluster": "dev-1", "env": "prod"}), DEV_KEY)
     assert status == 403
@@ -214,7 +215,8 @@ def test_argocd_an_instance_speaks_only_for_its_clusters(fleet):
 
     status, reply = argo(ARGO_DEV, cluster="prod-eu", env="prod")
     assert status == 403
-    assert "'argocd-dev'" in reply["error"] and "'prod-eu'" in reply["error"]
+    assert "'argocd-dev'" in reply["error"]
+    assert "'prod-eu'" in reply["error"]
     labelled = json.loads(json.dumps(app))
     labelled["metadata"]["labels"] = {"gitops-connector/cluster": "prod-eu"}
     resp = function_app.argocd(argocd_request(labelled, headers=bearer(ARGO_DEV)))
