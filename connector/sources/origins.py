@@ -73,6 +73,13 @@ def credential_warnings(settings: Settings) -> list[str]:
             "ARGOCD_WEBHOOK_SECRET is shared: whoever holds it can report for any cluster; give "
             "each Argo CD instance its own secret in ARGOCD_INSTANCES (docs/argocd.md)"
         )
+    unlisted = sorted(c for c in settings.cluster_keys if not listed(settings, c))
+    if unlisted:
+        warnings.append(
+            f"cluster(s) {', '.join(unlisted)} have a key but no environment in ENVIRONMENTS: "
+            "their signed events may name any env (an unlisted environment expects the clusters "
+            "seen so far); list each cluster in ENVIRONMENTS"
+        )
     if settings.flux_allow_unsigned and (settings.hmac_keys or settings.cluster_keys):
         warnings.append(
             "FLUX_ALLOW_UNSIGNED=true is ignored while a Flux key is set: unsigned events get "

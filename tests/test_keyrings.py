@@ -1,0 +1,125 @@
+"""Per-cluster keys and per-instance secrets as settings: their shape, what a bad one says (never
+a key), which key signed, and the warnings for what weakens them. Pure: no Azurite."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from connector.settings import Settings, SettingsError
+from connector.sources.flux.signature import SignatureError, identify, sign
+from connector.sources.origins import credential_warnings
+
+KEY = "k-0123456789abcdef"
+
+
+@pytest.mark.parametrize(
+    ("value", "needle"),
+    [
+        ("not json", "not valid JSON"),
+        ("[]", "non-empty JSON object"),
+        ("{}", "non-empty JSON object"),
+        ('{"": "k"}', "empty name"),
+        ('{"dev-1": 5}', "FLUX_CLUSTER_KEYS['dev-1'] must be a string"),
+        ('{"dev-1": []}', "FLUX_CLUSTER_KEYS['dev-1'] must be a string"),
+        ('{"dev-1": [""]}', "non-empty strings"),
+        (json.dumps({"dev-1": KEY, "prod-eu": [KEY]}), "'dev-1' and 'prod-eu' share a key"),
+    ],
+)
+def test_a_malformed_flux_cluster_keys_is_a_settings_error_that_never_echoes_a_key(value, needle):
+    with pytest.raises(SettingsError) as raised:
+        Settings.from_env({"FLUX_CLUSTER_KEYS": value})
+    assert needle in str(raised.value)
+    assert KEY not in str(raised.value)
+
+
+@pytest.mark.parametrize(
+    ("value", "needle"),
+    [
+        ('{"a": {"secrets": "s"}}', "exactly 'secrets' and 'clusters'"),
+        ('{"a": {"secrets": "s", "clusters": []}}', "non-empty list"),
+        ('{"a": {"secrets": "s", "clusters": [""]}}', "non-empty strings"),
+        ('{"a": {"secrets": [], "clusters": ["c"]}}', "ARGOCD_INSTANCES['a'].secrets"),
+        (
+            json.dumps(
+                {
+                    "a": {"secrets": KEY, "clusters": ["c"]},
+                    "b": {"secrets": [KEY], "clusters": ["d"]},
+                }
+            ),
+            "'a' and 'b' share a secret",
+        ),
+    ],
+)
+def test_a_malformed_argocd_instances_is_a_settings_error(value, needle):
+    with pytest.raises(SettingsError) as raised:
+        Settings.from_env({"ARGOCD_INSTANCES": value})
+    assert needle in str(raised.value)
+    assert KEY not in str(raised.value)
+
+
+def test_keyrings_parse_to_owners_and_keys():
+    settings = Settings.from_env(
+        {
+            "FLUX_CLUSTER_KEYS": json.dumps({"dev-1": "a", "prod-eu": ["b", "c"]}),
+            "ARGOCD_INSTANCES": json.dumps({"i": {"secrets": "s", "clusters": ["x", "y"]}}),
+        }
+    )
+    assert settings.cluster_keys == {"dev-1": (b"a",), "prod-eu": (b"b", b"c")}
+    [instance] = settings.argocd_instances.values()
+    assert (instance.secrets, instance.clusters) == ((b"s",), frozenset({"x", "y"}))
+    assert "prod-eu" not in repr(settings)  # SecretStr: neither keys nor owners in the repr
+
+
+KEYRING = (("dev-1", b"dev"), ("prod-eu", b"new"), ("prod-eu", b"old"), ("", b"shared"))
+
+
+@pytest.mark.parametrize(
+    ("key", "hint", "owner"),
+    [
+        (b"dev", None, "dev-1"),
+        (b"old", None, "prod-eu"),  # rotation: either key is the cluster's
+        (b"new", "prod-eu", "prod-eu"),
+        (b"dev", "prod-eu", "dev-1"),  # the hint orders the search, it never decides
+        (b"shared", "dev-1", ""),
+    ],
+)
+def test_the_key_that_verifies_decides_the_owner(key, hint, owner):
+    body = b'{"x":1}'
+    verified, found = identify(sign(key, body), body, KEYRING, hint)
+    assert found == owner
+    assert verified.algorithm == "sha256"
+
+
+@pytest.mark.parametrize(
+    ("header", "message"),
+    [
+        (None, "missing X-Signature header"),
+        ("sha256=" + "00" * 32, "does not match"),
+        ("md5=00", "must be"),
+        ("sha256=zz", "not hexadecimal"),
+    ],
+)
+def test_no_key_no_owner(header, message):
+    with pytest.raises(SignatureError, match=message):
+        identify(header, b"{}", KEYRING, "dev-1")
+
+
+def test_warnings_name_what_weakens_the_credentials():
+    shared = Settings.from_env({"FLUX_HMAC_KEY": KEY, "ARGOCD_WEBHOOK_SECRET": KEY + "x"})
+    assert [w.split(" ")[0] for w in credential_warnings(shared)] == [
+        "FLUX_HMAC_KEY",
+        "ARGOCD_WEBHOOK_SECRET",
+    ]
+    own = {
+        "FLUX_CLUSTER_KEYS": json.dumps({"dev-1": "a", "edge": "b"}),
+        "ENVIRONMENTS": json.dumps({"dev": {"clusters": ["dev-1"]}}),
+    }
+    [unlisted] = credential_warnings(Settings.from_env(own))
+    assert unlisted.startswith("cluster(s) edge have a key but no environment")
+    both = credential_warnings(Settings.from_env({**own, "FLUX_ALLOW_UNSIGNED": "true"}))
+    assert "FLUX_ALLOW_UNSIGNED=true is ignored" in both[-1]
+    listed = {**own, "FLUX_CLUSTER_KEYS": json.dumps({"dev-1": "a"})}
+    assert credential_warnings(Settings.from_env(listed)) == []
+    assert KEY not in "".join(credential_warnings(shared))  # never a value
