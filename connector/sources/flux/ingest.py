@@ -9,6 +9,7 @@ problem, or a 503 (Flux retries 5xx) when we could not queue. The shared rules l
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 
@@ -37,6 +38,11 @@ _KEY_FIELDS = {
 }
 _OBJECT_FIELDS = ("involvedObject.kind", "involvedObject.namespace", "involvedObject.name")
 _ENV_HINT = "set env in the Flux Alert's eventMetadata or as ?env="
+# The cluster an event's metadata names, found in the raw bytes before they are verified: only
+# the order in which keys are tried (its key first), never the decision. Go's encoder writes
+# `"cluster":"<name>"` with no spaces; a quote inside a JSON string is escaped, so no string
+# value can fake this key.
+_CLAIMED_CLUSTER = re.compile(rb'"cluster":"([A-Za-z0-9._-]{1,63})"')
 
 
 class Ingest:
@@ -101,8 +107,9 @@ class Ingest:
         if not keyring:
             return None, ""
         header = request.headers.get("x-signature")
+        hint = request.params.get("cluster") or _claimed_cluster(request.body)
         try:
-            return identify(header, request.body, keyring, request.params.get("cluster"))
+            return identify(header, request.body, keyring, hint)
         except SignatureError as exc:
             raise RejectedError(401, f"unauthorized: {exc}") from None
 
@@ -166,6 +173,11 @@ def parse_event(body: bytes) -> FluxEvent:
     """Validate a Flux event; 400 for a body that is not a JSON object, 422 naming bad fields."""
     event: FluxEvent = http.parse(FluxEvent, body, "Flux event")
     return event
+
+
+def _claimed_cluster(body: bytes) -> str | None:
+    found = _CLAIMED_CLUSTER.search(body)
+    return found.group(1).decode() if found else None
 
 
 def keyring(settings: Settings) -> tuple[tuple[str, bytes], ...]:
