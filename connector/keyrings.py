@@ -12,8 +12,13 @@ the setting and the owner, never a key.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from typing import Any
+
+# A cluster name as events carry it: `connector.core.names.ORIGIN_NAME`, which this base module
+# cannot import (tests/test_keyrings.py keeps the two equal).
+CLUSTER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}")
 
 
 @dataclass(frozen=True)
@@ -25,6 +30,7 @@ class ArgoInstance:
 def cluster_keys(text: str) -> dict[str, tuple[bytes, ...]]:
     """FLUX_CLUSTER_KEYS as cluster → keys (raw bytes, not trimmed, as Flux's Secret `token`)."""
     data = _object(text, "FLUX_CLUSTER_KEYS", '{"<cluster>": "<key>" or ["<key>", ...]}')
+    _cluster_names(data, "FLUX_CLUSTER_KEYS")
     keys = {name: _secrets(value, f"FLUX_CLUSTER_KEYS[{name!r}]") for name, value in data.items()}
     _unshared(keys, "FLUX_CLUSTER_KEYS", "key")
     return keys
@@ -44,6 +50,7 @@ def argocd_instances(text: str) -> dict[str, ArgoInstance]:
             raise ValueError(f"{where}.clusters must be a non-empty list of cluster names")
         if not all(isinstance(c, str) and c for c in clusters):
             raise ValueError(f"{where}.clusters must hold non-empty strings")
+        _cluster_names(clusters, f"{where}.clusters")
         instances[name] = ArgoInstance(
             _secrets(value["secrets"], f"{where}.secrets"), frozenset(clusters)
         )
@@ -61,6 +68,15 @@ def _object(text: str, setting: str, shape: str) -> dict[str, Any]:
     if not all(name for name in data):
         raise ValueError(f"{setting} has an empty name")
     return data
+
+
+def _cluster_names(names: Any, where: str) -> None:
+    bad = sorted(n for n in names if not CLUSTER_NAME.fullmatch(n))
+    if bad:
+        raise ValueError(
+            f"{where}: {', '.join(map(repr, bad))} is no cluster name (letters, digits, '.', '_' "
+            "or '-', starting with a letter or digit, at most 63 characters)"
+        )
 
 
 def _secrets(value: object, where: str) -> tuple[bytes, ...]:

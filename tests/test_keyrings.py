@@ -7,6 +7,8 @@ import json
 
 import pytest
 
+from connector.core.names import ORIGIN_NAME
+from connector.keyrings import CLUSTER_NAME
 from connector.settings import Settings, SettingsError
 from connector.sources.flux.signature import SignatureError, identify, sign
 from connector.sources.origins import credential_warnings
@@ -21,6 +23,7 @@ KEY = "k-0123456789abcdef"
         ("[]", "non-empty JSON object"),
         ("{}", "non-empty JSON object"),
         ('{"": "k"}', "empty name"),
+        ('{"dev/1": "k"}', "'dev/1' is no cluster name"),
         ('{"dev-1": 5}', "FLUX_CLUSTER_KEYS['dev-1'] must be a string"),
         ('{"dev-1": []}', "FLUX_CLUSTER_KEYS['dev-1'] must be a string"),
         ('{"dev-1": [""]}', "non-empty strings"),
@@ -40,6 +43,7 @@ def test_a_malformed_flux_cluster_keys_is_a_settings_error_that_never_echoes_a_k
         ('{"a": {"secrets": "s"}}', "exactly 'secrets' and 'clusters'"),
         ('{"a": {"secrets": "s", "clusters": []}}', "non-empty list"),
         ('{"a": {"secrets": "s", "clusters": [""]}}', "non-empty strings"),
+        ('{"a": {"secrets": "s", "clusters": ["-x"]}}', "'-x' is no cluster name"),
         ('{"a": {"secrets": [], "clusters": ["c"]}}', "ARGOCD_INSTANCES['a'].secrets"),
         (
             json.dumps(
@@ -123,3 +127,41 @@ def test_warnings_name_what_weakens_the_credentials():
     listed = {**own, "FLUX_CLUSTER_KEYS": json.dumps({"dev-1": "a"})}
     assert credential_warnings(Settings.from_env(listed)) == []
     assert KEY not in "".join(credential_warnings(shared))  # never a value
+
+
+def test_keyring_cluster_names_are_the_names_events_carry():
+    assert CLUSTER_NAME.pattern == ORIGIN_NAME.pattern
+
+
+def test_a_commit_annotation_that_disagrees_with_the_revision_is_logged_with_both(caplog):
+    from datetime import UTC, datetime
+
+    from connector.queue.envelope import Envelope
+    from connector.sources.flux.translate import observe
+
+    revision, annotated = "a" * 40, "b" * 40
+    event = {
+        "involvedObject": {"kind": "Kustomization", "namespace": "flux-system", "name": "apps"},
+        "severity": "info",
+        "timestamp": "2026-05-14T09:12:50Z",
+        "message": "m",
+        "reason": "ReconciliationSucceeded",
+        "metadata": {"revision": f"main@sha1:{revision}", "commit": annotated},
+    }
+    envelope = Envelope(cluster="prod-eu", env="prod", received_at=datetime.now(UTC), event=event)
+    with caplog.at_level("WARNING"):
+        obs = observe(envelope, "m1")
+    assert obs.commit == revision
+    assert obs.metadata["commit"] == annotated  # both recorded
+    [record] = [r for r in caplog.records if r.getMessage() == "flux.commit_metadata_ignored"]
+    assert (record.commit, record.claimed_commit, record.cluster) == (
+        revision,
+        annotated,
+        "prod-eu",
+    )
+    assert record.object == "Kustomization/flux-system/apps"
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        bare = envelope.model_copy(update={"event": {**event, "metadata": {}}})
+        observe(bare, "m2")
+    assert caplog.records == []
