@@ -20,6 +20,7 @@ from pydantic import (
     ValidationError,
     ValidationInfo,
     field_validator,
+    model_validator,
 )
 
 from connector.keyrings import ArgoInstance, argocd_instances, cluster_keys
@@ -155,6 +156,18 @@ class Settings(BaseModel):
             else:
                 argocd_instances(text)
         return value
+
+    @model_validator(mode="after")
+    def _own_keys_are_not_shared(self) -> Settings:
+        """A cluster's key also in the shared FLUX_HMAC_KEY would let it sign unbound."""
+        shared = set(self.hmac_keys)
+        clusters = sorted(c for c, keys in self.cluster_keys.items() if shared & set(keys))
+        if clusters:
+            raise ValueError(
+                f"FLUX_HMAC_KEY holds the key of cluster(s) {', '.join(clusters)} of "
+                "FLUX_CLUSTER_KEYS: a cluster's key must be its own"
+            )
+        return self
 
     @property
     def cluster_keys(self) -> dict[str, tuple[bytes, ...]]:

@@ -10,7 +10,6 @@ import pytest
 from connector.core.names import ORIGIN_NAME
 from connector.keyrings import CLUSTER_NAME
 from connector.settings import Settings, SettingsError
-from connector.sources.flux.signature import SignatureError, identify, sign
 from connector.sources.origins import credential_warnings
 
 KEY = "k-0123456789abcdef"
@@ -63,6 +62,16 @@ def test_a_malformed_argocd_instances_is_a_settings_error(value, needle):
     assert KEY not in str(raised.value)
 
 
+def test_a_cluster_key_in_the_shared_key_is_refused():
+    with pytest.raises(SettingsError, match=r"FLUX_HMAC_KEY holds the key of cluster\(s\) b of"):
+        Settings.from_env(
+            {
+                "FLUX_CLUSTER_KEYS": json.dumps({"a": "x", "b": ["y", KEY]}),
+                "FLUX_HMAC_KEY": f"z,{KEY}",
+            }
+        )
+
+
 def test_keyrings_parse_to_owners_and_keys():
     settings = Settings.from_env(
         {
@@ -74,40 +83,6 @@ def test_keyrings_parse_to_owners_and_keys():
     [instance] = settings.argocd_instances.values()
     assert (instance.secrets, instance.clusters) == ((b"s",), frozenset({"x", "y"}))
     assert "prod-eu" not in repr(settings)  # SecretStr: neither keys nor owners in the repr
-
-
-KEYRING = (("dev-1", b"dev"), ("prod-eu", b"new"), ("prod-eu", b"old"), ("", b"shared"))
-
-
-@pytest.mark.parametrize(
-    ("key", "hint", "owner"),
-    [
-        (b"dev", None, "dev-1"),
-        (b"old", None, "prod-eu"),  # rotation: either key is the cluster's
-        (b"new", "prod-eu", "prod-eu"),
-        (b"dev", "prod-eu", "dev-1"),  # the hint orders the search, it never decides
-        (b"shared", "dev-1", ""),
-    ],
-)
-def test_the_key_that_verifies_decides_the_owner(key, hint, owner):
-    body = b'{"x":1}'
-    verified, found = identify(sign(key, body), body, KEYRING, hint)
-    assert found == owner
-    assert verified.algorithm == "sha256"
-
-
-@pytest.mark.parametrize(
-    ("header", "message"),
-    [
-        (None, "missing X-Signature header"),
-        ("sha256=" + "00" * 32, "does not match"),
-        ("md5=00", "must be"),
-        ("sha256=zz", "not hexadecimal"),
-    ],
-)
-def test_no_key_no_owner(header, message):
-    with pytest.raises(SignatureError, match=message):
-        identify(header, b"{}", KEYRING, "dev-1")
 
 
 def test_warnings_name_what_weakens_the_credentials():
