@@ -208,7 +208,8 @@ def _describe(exc: ValidationError) -> str:
     parts = []
     for err in exc.errors(include_input=False, include_url=False):
         name = ".".join(str(p) for p in err["loc"])
-        parts.append(f"{name}: {err['msg']}")
+        message = str(err["msg"]).removeprefix("Value error, ")
+        parts.append(f"{name}: {message}" if name else message)  # a check across settings
     return "invalid settings: " + "; ".join(parts)
 
 
