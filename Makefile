@@ -39,6 +39,7 @@ test: lint typecheck unit infra ## install everything, then lint, type-check, al
 
 bench: install node_modules/.installed ## print the benchmarks' figures (no thresholds)
 	$(BIN)/python bench/ingest.py
+	$(BIN)/python bench/cluster_keys.py
 	$(BIN)/python bench/storm.py
 	$(BIN)/python bench/fleet.py
 	$(BIN)/python bench/sessions.py

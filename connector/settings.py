@@ -11,7 +11,19 @@ import os
 from collections.abc import Mapping
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, Json, SecretStr, ValidationError
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    Json,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+
+from connector.keyrings import ArgoInstance, argocd_instances, cluster_keys
 
 # Names of settings read by the Functions host itself (bindings, storage), not by our code.
 HOST_SETTINGS = (
@@ -40,12 +52,17 @@ class Settings(BaseModel):
     model_config = ConfigDict(frozen=True, populate_by_name=True, extra="ignore")
 
     # --- Ingest -------------------------------------------------------------------------
+    # One key per cluster (docs/security.md): JSON {"<cluster>": "<key>" | ["<key>", ...]}.
+    flux_cluster_keys: SecretStr | None = Field(default=None, alias="FLUX_CLUSTER_KEYS")
+    # The shared key of older installs: any holder may speak for any cluster (a warning says so).
     flux_hmac_keys: SecretStr | None = Field(default=None, alias="FLUX_HMAC_KEY")
     flux_allow_unsigned: bool = Field(default=False, alias="FLUX_ALLOW_UNSIGNED")
     default_cluster: str = Field(default="", alias="DEFAULT_CLUSTER")
     default_env: str = Field(default="", alias="DEFAULT_ENV")
     # Argo CD's webhook: Bearer token or basic-auth password (comma-separated for rotation).
     argocd_webhook_secret: SecretStr | None = Field(default=None, alias="ARGOCD_WEBHOOK_SECRET")
+    # One secret per Argo CD instance, bound to the clusters it may speak for (docs/argocd.md).
+    argocd_instances_json: SecretStr | None = Field(default=None, alias="ARGOCD_INSTANCES")
 
     # --- Service Bus --------------------------------------------------------------------
     servicebus_queue: str = Field(default="flux-events", alias="SERVICEBUS_QUEUE")
@@ -129,6 +146,45 @@ class Settings(BaseModel):
         except ValidationError as exc:
             raise SettingsError(_describe(exc)) from None
 
+    @field_validator("flux_cluster_keys", "argocd_instances_json")
+    @classmethod
+    def _keyring_shape(cls, value: SecretStr | None, info: ValidationInfo) -> SecretStr | None:
+        """Checked when the settings are read, so a malformed keyring stops the app at start
+        (naming the setting, never a key) instead of refusing every event later."""
+        if value is not None:
+            text = value.get_secret_value()
+            if info.field_name == "flux_cluster_keys":
+                cluster_keys(text)
+            else:
+                argocd_instances(text)
+        return value
+
+    @model_validator(mode="after")
+    def _own_keys_are_not_shared(self) -> Settings:
+        """A cluster's key also in the shared FLUX_HMAC_KEY would let it sign unbound."""
+        shared = set(self.hmac_keys)
+        clusters = sorted(c for c, keys in self.cluster_keys.items() if shared & set(keys))
+        if clusters:
+            raise ValueError(
+                f"FLUX_HMAC_KEY holds the key of cluster(s) {', '.join(clusters)} of "
+                "FLUX_CLUSTER_KEYS: a cluster's key must be its own"
+            )
+        return self
+
+    @property
+    def cluster_keys(self) -> dict[str, tuple[bytes, ...]]:
+        """FLUX_CLUSTER_KEYS: each cluster's accepted keys (more than one while rotating)."""
+        if self.flux_cluster_keys is None:
+            return {}
+        return cluster_keys(self.flux_cluster_keys.get_secret_value())
+
+    @property
+    def argocd_instances(self) -> dict[str, ArgoInstance]:
+        """ARGOCD_INSTANCES: each Argo CD instance's secrets and the clusters it speaks for."""
+        if self.argocd_instances_json is None:
+            return {}
+        return argocd_instances(self.argocd_instances_json.get_secret_value())
+
     @property
     def hmac_keys(self) -> tuple[bytes, ...]:
         """The accepted HMAC keys (rotation: comma-separated). Keys are raw bytes, not trimmed."""
@@ -154,7 +210,8 @@ def _describe(exc: ValidationError) -> str:
     parts = []
     for err in exc.errors(include_input=False, include_url=False):
         name = ".".join(str(p) for p in err["loc"])
-        parts.append(f"{name}: {err['msg']}")
+        message = str(err["msg"]).removeprefix("Value error, ")
+        parts.append(f"{name}: {message}" if name else message)  # a check across settings
     return "invalid settings: " + "; ".join(parts)
 
 

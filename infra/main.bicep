@@ -96,8 +96,12 @@ param serviceBusGrantManageForScaling bool = false
 // ---------------------------------------------------------------------------------------------
 
 @secure()
-@description('FLUX_HMAC_KEY: key of the Flux generic-hmac Provider (comma-separated keys during rotation).')
-param fluxHmacKey string
+@description('FLUX_CLUSTER_KEYS: one HMAC key per cluster, JSON {"<cluster>": "<key>" or ["<new>", "<old>"] while rotating} (docs/security.md); the key that signs an event decides its cluster.')
+param fluxClusterKeys string = ''
+
+@secure()
+@description('FLUX_HMAC_KEY: the shared key of older installs (comma-separated during rotation); any holder can speak for every cluster: prefer fluxClusterKeys. Empty: not set.')
+param fluxHmacKey string = ''
 
 @secure()
 @description('AZDO_PAT: Azure DevOps PAT, only as a fallback to the managed identity; empty: not set.')
@@ -108,7 +112,11 @@ param azdoPat string = ''
 param azdoHookSecret string = ''
 
 @secure()
-@description('ARGOCD_WEBHOOK_SECRET: shared secret of the Argo CD webhook (comma-separated during rotation); empty: not set.')
+@description('ARGOCD_INSTANCES: one secret per Argo CD instance and the clusters it speaks for, JSON {"<instance>": {"secrets": ["<secret>"], "clusters": ["<cluster>"]}} (docs/argocd.md); empty: not set.')
+param argocdInstances string = ''
+
+@secure()
+@description('ARGOCD_WEBHOOK_SECRET: shared secret of the Argo CD webhook (comma-separated during rotation), bound to no cluster: prefer argocdInstances. Empty: not set.')
 param argocdWebhookSecret string = ''
 
 @secure()
@@ -165,7 +173,7 @@ param gateFailureGraceSeconds int = 0
 @description('PR_NUMBER_PATTERNS: regexes that find the PR number in a merge commit message; empty: the code\'s defaults.')
 param prNumberPatterns array = []
 
-@description('LEGACY_CALLBACK_ENVIRONMENT: environment for the existing gitops-connector callback-task-id PR property when it names none.')
+@description('LEGACY_CALLBACK_ENVIRONMENT: honour the existing gitops-connector callback-task-id PR property (completed, deployed PRs only), always for this environment; empty: never read.')
 param legacyCallbackEnvironment string = ''
 
 @description('GATE_USE_JOB_TOKEN: complete gates with the pipeline job token instead of the identity.')
@@ -227,7 +235,9 @@ var names = {
 }
 var deploymentContainerName = 'app-package'
 var secretNames = {
+  fluxClusterKeys: 'flux-cluster-keys'
   fluxHmacKey: 'flux-hmac-key'
+  argocdInstances: 'argocd-instances'
   azdoPat: 'azdo-pat'
   azdoHookSecret: 'azdo-hook-secret'
   argocdWebhookSecret: 'argocd-webhook-secret'
@@ -293,7 +303,9 @@ module keyVault 'modules/keyvault.bicep' = {
     name: names.keyVault
     principalId: identity.properties.principalId
     secretNames: secretNames
+    fluxClusterKeys: fluxClusterKeys
     fluxHmacKey: fluxHmacKey
+    argocdInstances: argocdInstances
     azdoPat: azdoPat
     azdoHookSecret: azdoHookSecret
     argocdWebhookSecret: argocdWebhookSecret
@@ -325,12 +337,8 @@ var connectorSettings = concat([
     name: 'AZURE_CLIENT_ID'
     value: identity.properties.clientId
   }
-  // Ingest
-  {
-    name: 'FLUX_HMAC_KEY'
-    value: '${kvRefPrefix}${secretNames.fluxHmacKey}/)'
-  }
-  // Never in Azure: the webhook is on the internet and the HMAC key is required above.
+  // Ingest (the Flux keys are below, each set only when given)
+  // Never in Azure: the webhook is on the internet and a key is required.
   {
     name: 'FLUX_ALLOW_UNSIGNED'
     value: 'false'
@@ -475,6 +483,21 @@ var connectorSettings = concat([
   {
     name: 'AZDO_HOOK_SECRET'
     value: '${kvRefPrefix}${secretNames.azdoHookSecret}/)'
+  }
+], empty(fluxClusterKeys) ? [] : [
+  {
+    name: 'FLUX_CLUSTER_KEYS'
+    value: '${kvRefPrefix}${secretNames.fluxClusterKeys}/)'
+  }
+], empty(fluxHmacKey) ? [] : [
+  {
+    name: 'FLUX_HMAC_KEY'
+    value: '${kvRefPrefix}${secretNames.fluxHmacKey}/)'
+  }
+], empty(argocdInstances) ? [] : [
+  {
+    name: 'ARGOCD_INSTANCES'
+    value: '${kvRefPrefix}${secretNames.argocdInstances}/)'
   }
 ], empty(argocdWebhookSecret) ? [] : [
   {

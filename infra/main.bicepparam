@@ -32,13 +32,18 @@ param lockDuration = 'PT1M'
 param messageTimeToLive = 'P1D'
 
 // --- Secrets (from the environment, never literal) ------------------------------------------
-param fluxHmacKey = readEnvironmentVariable('FLUX_HMAC_KEY')
+// One key per cluster (docs/security.md): export FLUX_CLUSTER_KEYS='{"dev-1":"…","prod-eu":"…"}'.
+param fluxClusterKeys = readEnvironmentVariable('FLUX_CLUSTER_KEYS', '')
+// The shared key of older installs (any cluster can speak for all); leave unset on new ones.
+param fluxHmacKey = readEnvironmentVariable('FLUX_HMAC_KEY', '')
 // Leave unset to authenticate to Azure DevOps with the managed identity only (recommended).
 param azdoPat = readEnvironmentVariable('AZDO_PAT', '')
 param azdoHookSecret = readEnvironmentVariable('AZDO_HOOK_SECRET', '')
 param subscribersHmacKey = readEnvironmentVariable('SUBSCRIBERS_HMAC_KEY', '')
 // Argo CD users: the webhook's shared secret (docs/argocd.md); unset: /api/argocd answers 503.
 param argocdWebhookSecret = readEnvironmentVariable('ARGOCD_WEBHOOK_SECRET', '')
+// One secret per Argo CD instance, bound to its clusters (docs/argocd.md); preferred.
+param argocdInstances = readEnvironmentVariable('ARGOCD_INSTANCES', '')
 
 // --- Azure DevOps ---------------------------------------------------------------------------
 param azdoOrgUrl = 'https://dev.azure.com/contoso'

@@ -10,7 +10,7 @@ import pytest
 from connector.core.tracking import ObjectRef, Phase
 from connector.queue.envelope import Envelope
 from connector.sources.argocd.application import Application, Source
-from connector.sources.argocd.auth import authorized, presented_secret
+from connector.sources.argocd.auth import SHARED, authorized, owner, presented_secret
 from connector.sources.argocd.translate import (
     commit_of,
     event_time,
@@ -150,6 +150,21 @@ def test_authorized_by_any_of_the_rotated_secrets_only():
     assert authorized(_basic(b"u:new-secret"), secrets)
     assert not authorized("Bearer new-secre", secrets)
     assert not authorized("Bearer new-secret", ())
+
+
+def test_the_secret_names_its_instance():
+    secrets = (("argocd-dev", b"dev"), ("argocd-prod", b"new"), ("argocd-prod", b"old"))
+    secrets += ((SHARED, b"shared"),)
+    assert owner("Bearer dev", secrets) == "argocd-dev"
+    assert owner("Bearer old", secrets) == "argocd-prod"  # rotation: both are the instance's
+    assert owner(_basic(b"u:new"), secrets) == "argocd-prod"
+    assert owner("Bearer shared", secrets) == SHARED == ""
+    assert owner("Bearer nope", secrets) is None
+    assert owner("Bearer de", secrets) is None
+    assert owner(None, secrets) is None
+    assert owner("Bearer dev", ()) is None
+    # The first owner of a secret is the one named (settings refuse a secret shared by two).
+    assert owner("Bearer x", (("a", b"x"), ("b", b"x"))) == "a"
 
 
 def test_commit_without_a_sync_result_reads_the_compared_sources_first():

@@ -71,7 +71,8 @@ def test_commit_from_revision(revision, commit):
 
 
 COMMITS = [
-    # (metadata, commit): `commit`, then `originRevision`, then `revision`; empty values skipped.
+    # (metadata, commit): `originRevision`, then `revision`; `commit` (an object annotation) only
+    # when the event carries no revision at all; empty values skipped.
     pytest.param(None, None, id="no-metadata"),
     pytest.param({"revision": f"main@sha1:{SHA}"}, SHA, id="revision"),
     pytest.param({"revision": "6.7.1"}, None, id="chart-version"),
@@ -82,11 +83,15 @@ COMMITS = [
     ),
     pytest.param(
         {"revision": f"main@sha1:{OTHER}", "originRevision": f"sha1:{SHA}", "commit": OTHER},
-        OTHER,
-        id="commit-first",
+        SHA,
+        id="revision-beats-commit",
     ),
+    pytest.param({"revision": f"main@sha1:{SHA}", "commit": OTHER}, SHA, id="annotation-ignored"),
+    pytest.param({"revision": "6.7.1", "commit": OTHER}, None, id="chart-version-and-commit"),
+    pytest.param({"commit": OTHER}, OTHER, id="commit-without-revision"),
+    pytest.param({"commit": OTHER, "revision": ""}, OTHER, id="empty-revision-skipped"),
     pytest.param({"commit": "", "revision": f"main@sha1:{SHA}"}, SHA, id="empty-commit-skipped"),
-    pytest.param({"commit": "not-a-sha", "revision": f"main@sha1:{SHA}"}, None, id="bad-commit"),
+    pytest.param({"commit": "not-a-sha"}, None, id="bad-commit"),
     pytest.param(
         {"kustomize.toolkit.fluxcd.io/revision": f"main@sha1:{SHA}"}, SHA, id="prefixed-key"
     ),

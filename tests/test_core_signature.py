@@ -6,7 +6,14 @@ import hmac
 
 import pytest
 
-from connector.sources.flux.signature import ALGORITHMS, SignatureError, Verified, sign, verify
+from connector.sources.flux.signature import (
+    ALGORITHMS,
+    SignatureError,
+    Verified,
+    identify,
+    sign,
+    verify,
+)
 
 # fluxcd/notification-controller @ 2e46958 internal/notifier/forwarder_test.go:57,91-92
 FLUX_KEY = b"7152fed34dd6149a7c75a276c510da27cb6f82b0"
@@ -96,3 +103,55 @@ def test_not_hex_hides_the_parse_error():
     with pytest.raises(SignatureError) as caught:
         verify("sha256=zz", BODY, [KEY])
     assert caught.value.__suppress_context__
+
+
+# --- which key signed: FLUX_CLUSTER_KEYS ---------------------------------------------------
+
+
+KEYRING = (("dev-1", b"dev"), ("prod-eu", b"new"), ("prod-eu", b"old"), ("", b"shared"))
+
+
+@pytest.mark.parametrize(
+    ("key", "hint", "owner"),
+    [
+        (b"dev", None, "dev-1"),
+        (b"old", None, "prod-eu"),  # rotation: either key is the cluster's
+        (b"new", "prod-eu", "prod-eu"),
+        (b"dev", "prod-eu", "dev-1"),  # the hint orders the search, it never decides
+        (b"shared", "dev-1", ""),
+    ],
+)
+def test_the_key_that_verifies_decides_the_owner(key, hint, owner):
+    body = b'{"x":1}'
+    verified, found = identify(sign(key, body), body, KEYRING, hint)
+    assert found == owner
+    assert verified.algorithm == "sha256"
+
+
+@pytest.mark.parametrize(
+    ("header", "message"),
+    [
+        (None, "missing X-Signature header"),
+        ("sha256=" + "00" * 32, "does not match"),
+        ("md5=00", "must be"),
+        ("sha256=zz", "not hexadecimal"),
+    ],
+)
+def test_no_key_no_owner(header, message):
+    with pytest.raises(SignatureError, match=message):
+        identify(header, b"{}", KEYRING, "dev-1")
+
+
+def test_identify_returns_the_verified_signature_of_the_body():
+    verified, owner = identify(sign(b"new", BODY, "sha512"), BODY, KEYRING)
+    assert owner == "prod-eu"
+    assert verified == Verified("sha512", hmac.new(b"new", BODY, "sha512").digest())
+
+
+def test_the_hint_orders_the_search_and_the_first_match_ends_it():
+    # Settings never give one key two owners; given two, the hinted owner's key is tried first.
+    twice = (("a", b"x"), ("b", b"x"))
+    header = sign(b"x", BODY)
+    assert identify(header, BODY, twice)[1] == "a"
+    assert identify(header, BODY, twice, "b")[1] == "b"
+    assert identify(header, BODY, twice, "c")[1] == "a"

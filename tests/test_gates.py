@@ -399,6 +399,7 @@ def test_sweep_catches_an_abandonment_the_hook_missed(repo):
 
 def test_existing_connector_pr_property_gate_is_picked_up(repo):
     world = repo
+    world.configure(LEGACY_CALLBACK_ENVIRONMENT="dev")
     headers = plan(world)
     prop = {
         "taskid": headers["TaskInstanceId"],
@@ -419,7 +420,7 @@ def test_existing_connector_pr_property_gate_is_picked_up(repo):
     assert [e["result"] for e in completions(world, headers)] == ["succeeded"]
 
 
-def test_pr_property_without_environment_is_ignored_and_foreign_urls_never_called(repo):
+def test_pr_properties_are_not_read_unless_opted_in_and_foreign_urls_never_called(repo):
     world = repo
     headers = plan(world)
     foreign = {
@@ -453,6 +454,13 @@ def test_pr_property_without_environment_is_ignored_and_foreign_urls_never_calle
     )
     world.send(kustomization(A))
     world.send(kustomization(B, time="2026-05-14T09:20:00Z"))
+    assert completions(world) == []
+    assert world.container.gatekeeper._gates.all_gates() == []
+    assert world.azdo.calls(path_contains="/properties") == []  # LEGACY_CALLBACK_ENVIRONMENT unset
+    # Opted in, the foreign plan URL is still never used.
+    world.configure(LEGACY_CALLBACK_ENVIRONMENT="dev")
+    world.send(kustomization(A, time="2026-05-14T09:30:00Z", name="infra"))
+    assert [c.path for c in world.azdo.calls(path_contains="/properties")] != []
     assert completions(world) == []
     assert world.container.gatekeeper._gates.all_gates() == []
 
@@ -490,10 +498,12 @@ def test_a_rerun_of_a_finished_job_waits_again(repo):
     world.azdo.plans[headers["PlanId"].lower()].records[
         headers["JobId"].lower()
     ].state = "inProgress"
-    status, reply = register(world, headers, environment="dev", commit=B)
+    # It registers with the same body (its job's binding); another body would be a 409.
+    status, reply = register(world, headers, environment="dev", commit=A)
     assert status == 200
     assert reply["state"] == "waiting"
-    world.send(kustomization(B, time="2026-05-14T10:00:00Z"))
+    assert register(world, headers, environment="dev", commit=B)[0] == 409
+    world.deliver_queued()  # the check: A is healthy in dev
     assert [e["result"] for e in completions(world, headers)] == ["succeeded", "succeeded"]
 
 

@@ -105,6 +105,7 @@ def test_the_issues_bad_registrations_each_get_a_4xx_and_nothing_is_stored(world
     ["manifests", "my.repo-2_x", "5f3c1a2b-0d4e-4f6a-9b8c-7d6e5f4a3b2c", "r" * 64, "Ünïcode"],
 )
 def test_valid_repository_names_are_accepted(world, repository):
+    world.configure(AZDO_PR_REPO=repository)  # a gate's repository must be a configured one
     status, reply = answer(
         post(plan(world), {"environment": "dev", "pullRequestId": 7, "repository": repository})
     )

@@ -46,7 +46,7 @@ def test_every_reference_event_shape_is_queued(install, sender, name):
 
 def test_cluster_and_env_come_from_metadata_then_query_then_settings(install, sender):
     install()
-    call(flux_request(event_bytes("kustomization-with-cluster-env"), params={"cluster": "q"}))
+    call(flux_request(event_bytes("kustomization-with-cluster-env")))
     call(flux_request(event_bytes("kustomization-succeeded"), params={"cluster": "q", "env": "qe"}))
     call(flux_request(event_bytes("kustomization-health-failed")))
     origins = [
@@ -55,6 +55,20 @@ def test_cluster_and_env_come_from_metadata_then_query_then_settings(install, se
     ]
     assert origins == [("aks-prod-weu-01", "production"), ("q", "qe"), ("dev-1", "dev")]
     assert sender.messages[0].session_id == "aks-prod-weu-01/Kustomization/flux-system/apps"
+
+
+def test_a_query_contradicting_the_signed_metadata_is_403_and_nothing_is_queued(install, sender):
+    # The query string is not signed: it may repeat the event's metadata, never change it.
+    install()
+    body = event_bytes("kustomization-with-cluster-env")
+    status, reply, _ = call(flux_request(body, params={"cluster": "q"}))
+    assert status == 403
+    assert "'aks-prod-weu-01'" in reply["error"]
+    assert "'q'" in reply["error"]
+    status, _, _ = call(flux_request(body, params={"env": "dev"}))
+    assert status == 403
+    assert sender.messages == []
+    assert call(flux_request(body, params={"cluster": "aks-prod-weu-01"}))[0] == 202
 
 
 def test_missing_cluster_is_a_422_naming_it(install, sender):
@@ -175,7 +189,7 @@ def test_the_id_of_a_signed_event_is_made_of_its_verified_mac(install, sender):
 
 
 def test_an_unsigned_event_keeps_the_id_of_its_bytes(install, sender):
-    install({**BASE_SETTINGS, "FLUX_ALLOW_UNSIGNED": "true"})
+    install({**BASE_SETTINGS, "FLUX_HMAC_KEY": "", "FLUX_ALLOW_UNSIGNED": "true"})
     body = event_bytes("kustomization-succeeded")
     status, reply, _ = call(flux_request(body, key=None))
     assert status == 202
@@ -187,16 +201,20 @@ def test_unsigned_accepted_only_when_allowed(install, sender):
     install({**BASE_SETTINGS, "FLUX_HMAC_KEY": "", "FLUX_ALLOW_UNSIGNED": "true"})
     assert call(flux_request(body, key=None))[0] == 202
     install({**BASE_SETTINGS, "FLUX_ALLOW_UNSIGNED": "true"})
-    # With a key configured, a wrong signature is still refused; a missing one is allowed.
+    # With a key configured the opt-in is no downgrade: a missing signature is refused as a
+    # wrong one is (before, an event without X-Signature was accepted).
     assert call(flux_request(body, key=b"wrong", params={"cluster": "c2"}))[0] == 401
-    assert call(flux_request(body, key=None, params={"cluster": "c3"}))[0] == 202
+    status, reply, _ = call(flux_request(body, key=None, params={"cluster": "c3"}))
+    assert (status, reply["error"]) == (401, "unauthorized: missing X-Signature header")
+    assert call(flux_request(body, params={"cluster": "c4"}))[0] == 202
+    assert [m.application_properties["cluster"] for m in sender.messages] == ["dev-1", "c4"]
 
 
 def test_without_key_or_opt_in_the_app_refuses_and_says_why(install, sender):
     install({**BASE_SETTINGS, "FLUX_HMAC_KEY": ""})
     status, reply, _resp = call(flux_request(event_bytes("kustomization-succeeded")))
     assert status == 503
-    assert "FLUX_HMAC_KEY" in reply["error"]
+    assert "FLUX_CLUSTER_KEYS" in reply["error"]
     assert "FLUX_ALLOW_UNSIGNED" in reply["error"]
     assert sender.messages == []
 

@@ -143,9 +143,14 @@ def test_environments_win_over_default_env_and_an_explicit_env_wins_over_both(in
     install({**BASE_SETTINGS, "DEFAULT_ENV": "dev", "ENVIRONMENTS": ENVIRONMENTS})
     body = event_bytes("kustomization-succeeded")
     function_app.flux(flux_request(body, params={"cluster": "stg-1"}))
-    function_app.flux(flux_request(body, params={"cluster": "stg-1", "env": "other"}))
+    function_app.flux(flux_request(body, params={"cluster": "unlisted", "env": "other"}))
     function_app.flux(flux_request(body, params={"cluster": "unlisted"}))
-    assert envs_of(sender) == [("stg-1", "staging"), ("stg-1", "other"), ("unlisted", "dev")]
+    assert envs_of(sender) == [("stg-1", "staging"), ("unlisted", "other"), ("unlisted", "dev")]
+    # A listed cluster reports only for its own environment.
+    resp = function_app.flux(flux_request(body, params={"cluster": "stg-1", "env": "other"}))
+    assert resp.status_code == 403
+    assert "'stg-1' reports only for env staging" in json.loads(resp.get_body())["error"]
+    assert len(sender.messages) == 3
 
 
 def test_a_cluster_listed_in_several_environments_is_422_naming_them(install, sender):

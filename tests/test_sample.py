@@ -192,6 +192,7 @@ def test_no_key_configured_is_a_configuration_error(capsys):
     code, out, err = run(capsys, FLUX_HMAC_KEY="")
 
     assert code == 2
+    assert "FLUX_CLUSTER_KEYS" in err
     assert "FLUX_HMAC_KEY" in err
     assert out == ""
 

@@ -196,7 +196,8 @@ def test_trial_mode_logs_what_it_would_send_and_sends_nothing(world, commit, cap
     from connector.devops.dryrun import DryRunAzureDevOps
 
     # GIVEN the app built from settings with AZDO_DRY_RUN=true (no client override)
-    base = world.configure(AZDO_DRY_RUN="true")
+    # (legacy PR callbacks opted in, so that the rollout makes Azure DevOps reads)
+    base = world.configure(AZDO_DRY_RUN="true", LEGACY_CALLBACK_ENVIRONMENT="dev")
     trial = Container(base.settings, sender=world.sender, store=world.store)
     bootstrap.override(trial)
     assert isinstance(trial.devops, DryRunAzureDevOps)

@@ -134,7 +134,12 @@ def test_no_secret_reaches_any_log_line(world, caplog):
     """Feed every secret through every path, then grep everything that was logged."""
     hook_secret = "hook-secret-abcdef-123"
     job_token = "job-access-token-zyx-987"
-    world.configure(AZDO_HOOK_SECRET=hook_secret, SUBSCRIBERS_HMAC_KEY="subscriber-key-555")
+    cluster_key = "cluster-key-dev-1-777"
+    world.configure(
+        AZDO_HOOK_SECRET=hook_secret,
+        SUBSCRIBERS_HMAC_KEY="subscriber-key-555",
+        FLUX_CLUSTER_KEYS=json.dumps({"dev-1": cluster_key}),
+    )
     world.azdo.add_commit(REPO, C1)
     body = json.dumps(kustomization(C1)).encode()
     signature = flux_request(body).headers["x-signature"]
@@ -147,9 +152,12 @@ def test_no_secret_reaches_any_log_line(world, caplog):
         job_token,
         base64.b64encode(f"x:{hook_secret}".encode()).decode(),
         "subscriber-key-555",
+        cluster_key,
     ]
     with caplog.at_level(logging.DEBUG):
         function_app.flux(flux_request(body))
+        own = {"key": cluster_key.encode(), "params": {"cluster": "prod-eu"}}
+        assert function_app.flux(flux_request(body, **own)).status_code == 403
         function_app.flux(flux_request(body, key=b"wrong key"))
         function_app.flux(flux_request(b"not json"))
         world.deliver_queued()

@@ -51,12 +51,15 @@ def test_commit_from_revision_follows_flux_rules(revision, commit):
     assert commit_from_revision(revision) == commit
 
 
-def test_commit_prefers_commit_then_origin_revision_then_revision():
+def test_the_controllers_revision_wins_over_commit_metadata():
     other = "1" * 40
     base = FluxEvent.model_validate_json(event_bytes("kustomization-oci-origin"))
     assert base.commit == SHA  # originRevision wins over an OCI digest revision
+    # An annotation event.toolkit.fluxcd.io/commit naming another commit does not move it.
     with_commit = base.model_copy(update={"metadata": {**base.metadata, "commit": other}})
-    assert with_commit.commit == other
+    assert (with_commit.commit, with_commit.claimed_commit) == (SHA, other)
+    only_commit = base.model_copy(update={"metadata": {"commit": other}})
+    assert only_commit.commit == other
     prefixed = base.model_copy(
         update={"metadata": {"kustomize.toolkit.fluxcd.io/revision": f"main@sha1:{other}"}}
     )

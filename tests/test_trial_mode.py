@@ -68,8 +68,8 @@ def test_trial_mode_sends_nothing_and_marks_what_it_would_have_done(gated, capsy
     assert writes(world) == []
     assert world.azdo.commit_statuses(REPO, A) == []
     assert completions(world) == []
-    # AND the PR gate was correlated through a real read (pullrequestquery, with the PAT)
-    [query] = world.azdo.calls("POST", "pullrequestquery")
+    # AND the PR gate was correlated through a real read (its PR's merge commit, with the PAT)
+    [query] = world.azdo.calls("GET", f"/pullrequests/{PR}")
     assert query.auth == "basic"
     assert query.status == 200
     # AND both gates still wait, with what trial mode would have done

@@ -254,7 +254,7 @@ class Container:
     def registration(self) -> Registration:
         from connector.gates.registration import Registration
 
-        return Registration(self.settings, self.gatekeeper, self.sender)
+        return Registration(self.settings, self.gatekeeper, self.sender, self.gate_store)
 
     @built
     def service_hooks(self) -> ServiceHooks:

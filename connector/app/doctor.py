@@ -87,6 +87,9 @@ def secret_values(settings: Settings) -> list[str]:
         field = getattr(settings, name)
         if isinstance(field, SecretStr):
             values.extend(_forms(field.get_secret_value()))
+    # The keyrings are JSON: each key or secret in them is a secret of its own.
+    values.extend(k.decode() for keys in settings.cluster_keys.values() for k in keys)
+    values.extend(k.decode() for i in settings.argocd_instances.values() for k in i.secrets)
     return sorted({v for v in values if len(v) >= _MIN_SECRET}, key=len, reverse=True)
 
 

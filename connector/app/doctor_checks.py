@@ -13,6 +13,7 @@ from connector.app.doctor import Check, CheckGroup
 from connector.app.doctor_devops import devops_checks
 from connector.devops.organization import is_organization_url
 from connector.settings import Settings, SettingsError
+from connector.sources.origins import credential_warnings
 
 if TYPE_CHECKING:
     from azure.data.tables import TableClient, TableServiceClient
@@ -30,7 +31,7 @@ PROBE_TABLE: Final = "deployments"
 
 def settings_checks(container: Container) -> list[Check]:
     s = container.settings
-    return [_complete(s), _consistent(s)]
+    return [_complete(s), _consistent(s), _credentials(s)]
 
 
 def _complete(s: Settings) -> Check:
@@ -47,7 +48,9 @@ def _complete(s: Settings) -> Check:
         "ServiceBusConnection (or ServiceBusConnection__fullyQualifiedNamespace)": bool(
             s.servicebus_connection or s.servicebus_namespace
         ),
-        "FLUX_HMAC_KEY (or FLUX_ALLOW_UNSIGNED=true)": bool(s.hmac_keys or s.flux_allow_unsigned),
+        "FLUX_CLUSTER_KEYS (or the shared FLUX_HMAC_KEY, or FLUX_ALLOW_UNSIGNED=true)": bool(
+            s.cluster_keys or s.hmac_keys or s.flux_allow_unsigned
+        ),
     }
     missing = [name for name, present in required.items() if not present]
     if missing:
@@ -69,9 +72,23 @@ def _consistent(s: Settings) -> Check:
     notes = []
     if s.azdo_dry_run:
         notes.append("trial mode (AZDO_DRY_RUN): Azure DevOps writes are logged, not sent")
-    if s.flux_allow_unsigned:
+    if s.flux_allow_unsigned and not (s.cluster_keys or s.hmac_keys):
         notes.append("FLUX_ALLOW_UNSIGNED=true: unsigned webhooks are accepted (local trials only)")
     return Check("settings.consistent", True, "; ".join(notes) or "no conflicting settings")
+
+
+def _credentials(s: Settings) -> Check:
+    """Passes with a warning for what keeps working but weakens the gates (shared secrets)."""
+    warnings = credential_warnings(s)
+    if warnings:
+        return Check("settings.credentials", True, "warning: " + "; warning: ".join(warnings))
+    clusters, instances = len(s.cluster_keys), len(s.argocd_instances)
+    return Check(
+        "settings.credentials",
+        True,
+        f"one key per cluster ({clusters} in FLUX_CLUSTER_KEYS), one secret per Argo CD "
+        f"instance ({instances} in ARGOCD_INSTANCES)",
+    )
 
 
 def _inconsistencies(s: Settings) -> list[str]:

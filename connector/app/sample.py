@@ -133,14 +133,21 @@ def encode(event: dict[str, Any]) -> bytes:
     return text.replace("\u2028", "\\u2028").replace("\u2029", "\\u2029").encode()
 
 
-def signing_key(settings: Settings) -> bytes | None:
-    """The first key of FLUX_HMAC_KEY (the one Flux signs with during a rotation), or None when
-    the app accepts unsigned events; SettingsError when neither is configured."""
+def signing_key(settings: Settings, cluster: str = "") -> bytes | None:
+    """The cluster's first key in FLUX_CLUSTER_KEYS, else the first of the shared FLUX_HMAC_KEY
+    (the one Flux signs with during a rotation), or None when the app accepts unsigned events;
+    SettingsError when there is none to sign with."""
+    own = settings.cluster_keys.get(cluster)
+    if own:
+        return own[0]
     if settings.hmac_keys:
         return settings.hmac_keys[0]
-    if settings.flux_allow_unsigned:
+    if settings.flux_allow_unsigned and not settings.cluster_keys:
         return None
-    raise SettingsError("FLUX_HMAC_KEY is not set (needed to sign the sample events)")
+    raise SettingsError(
+        f"no key for cluster {cluster!r} in FLUX_CLUSTER_KEYS, and no FLUX_HMAC_KEY "
+        "(needed to sign the sample events)"
+    )
 
 
 def headers(body: bytes, key: bytes | None, function_key: str | None) -> dict[str, str]:
@@ -205,8 +212,9 @@ def add_parser(commands: Any, common: argparse.ArgumentParser) -> None:
         parents=[common],
         help="send signed sample Flux events to a running connector (smoke test)",
         description="Send one Kustomization rollout (Progressing, then ReconciliationSucceeded or "
-        "HealthCheckFailed) as Flux's generic-hmac provider would, signed with the first key of "
-        f"FLUX_HMAC_KEY, and print each answer. Function key: --code or {FUNCTION_KEY_SETTING}. "
+        "HealthCheckFailed) as Flux's generic-hmac provider would, signed with the cluster's first "
+        "key in FLUX_CLUSTER_KEYS (else the shared FLUX_HMAC_KEY), and print each answer. "
+        f"Function key: --code or {FUNCTION_KEY_SETTING}. "
         "Exit 0 when every event was accepted (2xx), 3 otherwise.",
     )
     parser.add_argument("--url", default=DEFAULT_URL, help=f"the flux endpoint ({DEFAULT_URL})")
@@ -232,7 +240,7 @@ def command(container: Container, args: argparse.Namespace) -> int:
         commit=args.commit or random_commit(),
         phase=args.phase,
     )
-    key = signing_key(settings)
+    key = signing_key(settings, sample.cluster)
     function_key = args.code or getattr(args, "environ", {}).get(FUNCTION_KEY_SETTING) or None
     print(f"sending a {sample.phase} rollout of commit {sample.commit} to {_safe_url(args.url)}")
     answers = send(sample, url=args.url, key=key, function_key=function_key)

@@ -120,7 +120,11 @@ class Completion:
             self._gates.update(gate, lambda g: replace(g, claimed_at=None))
             raise
         final = GateState.SUCCEEDED if result == "succeeded" else GateState.FAILED
-        self._gates.update(gate, lambda g: replace(g, state=final, result_reason=reason))
+        # The job token has done its work (or can do none): it leaves the row with the result,
+        # instead of waiting there for retention.
+        self._gates.update(
+            gate, lambda g: replace(g, state=final, result_reason=reason, auth_token="")
+        )
         telemetry.gates_completed.add(1, {"env": gate.environment, "result": result})
         logger.info("gate.completed", extra={"gate": gate.id, "result": result, "reason": reason})
 

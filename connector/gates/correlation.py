@@ -57,6 +57,13 @@ class Correlation:
         """In the manifests repository."""
         return self.links.descends(self._policy.gitops_repo, ancestor, commit)
 
+    def deploys(self, merge: str, commit: str) -> bool:
+        """Whether the manifests `commit` carries the PR merge `merge`: a descendant of it in the
+        manifests repository, or with an HLD repository, rendered from it or a descendant."""
+        if self.links.repositories.three:
+            return self.links.link(commit).linked and self._carries(merge, commit)
+        return self.is_descendant(merge, commit)
+
     def prs_of(self, commit: str) -> set[int]:
         """Completed pull requests of `AZDO_PR_REPO` a manifests commit carries (verified, never
         a message's say)."""

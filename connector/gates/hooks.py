@@ -57,7 +57,7 @@ class ServiceHooks:
         if resource.get("status") != "abandoned":
             return Reply(200, {"ignored": f"pull request status {resource.get('status')!r}"})
         pr = resource.get("pullRequestId")
-        if not isinstance(pr, int):
+        if not isinstance(pr, int) or isinstance(pr, bool):  # JSON true is no PR 1
             return Reply(400, {"error": "resource.pullRequestId must be a number"})
         repo = resource.get("repository")
         names = [str(repo.get(k, "")) for k in ("id", "name")] if isinstance(repo, dict) else []

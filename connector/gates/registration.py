@@ -18,14 +18,23 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, AliasChoices, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import (
+    AfterValidator,
+    AliasChoices,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+)
 
 from connector.core.gates import Gate, PlanRef, gate_id
 from connector.core.names import ORIGIN_NAME, ORIGIN_NAME_LIMIT, parse_object_reference
 from connector.devops.client import same_organization
+from connector.gates import bindings
 from connector.gates.checks import GateChecks
 from connector.gates.keeper import GateKeeper
-from connector.gates.store import entity
+from connector.gates.store import GateStore, entity
 from connector.queue.sender import MessageSender
 from connector.settings import Settings
 from connector.storage.rows import entity_problems
@@ -76,6 +85,14 @@ def _repository_name(value: str) -> str:
     return value
 
 
+def _not_a_boolean(value: Any) -> Any:
+    # JSON `true` is no number: pydantic's lax mode would read it as 1 (PR 1, 1 minute).
+    if isinstance(value, bool):
+        raise ValueError("must be a number, not a boolean")  # noqa: TRY004 - a 400 message
+    return value
+
+
+Number = BeforeValidator(_not_a_boolean)
 OriginName = Annotated[str, AfterValidator(_origin_name)]
 ObjectReference = Annotated[str, AfterValidator(_object_reference)]
 RepositoryName = Annotated[
@@ -93,14 +110,14 @@ class GateRequest(BaseModel):
 
     environment: OriginName
     commit: str | None = Field(default=None, pattern=r"^[0-9a-fA-F]{40}$")
-    pull_request_id: int | None = Field(
+    pull_request_id: Annotated[int | None, Number] = Field(
         default=None, alias="pullRequestId", gt=0, le=PULL_REQUEST_ID_MAX
     )
     repository: RepositoryName | None = None
     clusters: tuple[OriginName, ...] = Field(default=(), max_length=MAX_CLUSTERS)
     objects: tuple[ObjectReference, ...] = Field(default=(), max_length=MAX_OBJECTS)
     # `timeoutInMinutes` is the name of the pipeline templates' parameter.
-    timeout_minutes: int | None = Field(
+    timeout_minutes: Annotated[int | None, Number] = Field(
         default=None,
         validation_alias=AliasChoices("timeoutMinutes", "timeoutInMinutes"),
         ge=1,
@@ -109,16 +126,33 @@ class GateRequest(BaseModel):
 
 
 class Registration:
-    def __init__(self, settings: Settings, keeper: GateKeeper, sender: MessageSender) -> None:
+    def __init__(
+        self, settings: Settings, keeper: GateKeeper, sender: MessageSender, gates: GateStore
+    ) -> None:
         self._settings = settings
         self._keeper = keeper
         self._sender = sender
+        self._gates = gates
 
     def handle(self, request: Request) -> Reply:
         admitted = self._admit(request)
         if isinstance(admitted, Reply):
             return admitted
-        gate = self._keeper.register(admitted)
+        wanted, timeout = admitted
+        differ = bindings.conflicts(self._gates, wanted, timeout)
+        if differ:
+            logger.warning("gate.binding_conflict", extra={"gate": wanted.id, "fields": differ})
+            return Reply(
+                409,
+                {
+                    "error": "this job (PlanId, JobId, TaskInstanceId) is registered with other "
+                    f"values: {', '.join(differ)}; a registration cannot change them",
+                    "fields": [
+                        {"field": f, "problem": "differs from the registration"} for f in differ
+                    ],
+                },
+            )
+        gate = self._keeper.register(wanted)
         if not self._queue_check(gate):
             return Reply(
                 503,
@@ -136,7 +170,7 @@ class Registration:
             },
         )
 
-    def _admit(self, request: Request) -> Gate | Reply:
+    def _admit(self, request: Request) -> tuple[Gate, int | None] | Reply:
         """The gate to store, or the 4xx that says why not; nothing is stored before this."""
         if request.method.upper() != "POST":
             return Reply(405, {"error": "method not allowed: use POST"})
@@ -147,9 +181,10 @@ class Registration:
             )
         if len(request.body) > MAX_BODY_BYTES:
             return Reply(413, {"error": f"body larger than {MAX_BODY_BYTES} bytes"})
-        body = _parse(request.body)
-        if isinstance(body, Reply):
-            return body
+        parsed = self._body(request.body)
+        if isinstance(parsed, Reply):
+            return parsed
+        body, repository = parsed
         plan = _plan(request.headers)
         if not same_organization(plan.plan_url, self._settings.azdo_org_url):
             logger.warning("gate.refused_foreign_plan_url", extra={"plan": plan.plan_id})
@@ -157,10 +192,38 @@ class Registration:
                 403, {"error": "PlanUrl is not in the configured Azure DevOps organisation"}
             )
         token = request.headers.get("AuthToken", "") if self._settings.gate_use_job_token else ""
-        gate = replace(self._gate(plan, body), auth_token=token)
-        return _too_large(gate) or gate
+        gate = replace(self._gate(plan, body, repository), auth_token=token)
+        return _too_large(gate) or (gate, body.timeout_minutes)
 
-    def _gate(self, plan: PlanRef, body: GateRequest) -> Gate:
+    def _body(self, raw: bytes) -> tuple[GateRequest, str] | Reply:
+        body = _parse(raw)
+        if isinstance(body, Reply):
+            return body
+        repository = self._repository(body.repository)
+        return repository if isinstance(repository, Reply) else (body, repository)
+
+    def _repository(self, named: str | None) -> str | Reply:
+        """The repository of the gate's PR status and abandonment matching: one the connector is
+        configured for (its spelling), else 400; a PR status must not go to another team's PR."""
+        configured = {
+            r.casefold(): r for r in (self._settings.pr_repo, self._settings.azdo_gitops_repo) if r
+        }
+        if named is None:
+            return self._settings.pr_repo
+        found = configured.get(named.casefold())
+        if found is None:
+            allowed = ", ".join(sorted(set(configured.values()))) or "none configured"
+            return Reply(
+                400,
+                {
+                    "error": f"repository {named!r} is not a repository of this connector "
+                    f"(AZDO_PR_REPO, AZDO_GITOPS_REPO: {allowed})",
+                    "fields": [{"field": "repository", "problem": "not configured"}],
+                },
+            )
+        return found
+
+    def _gate(self, plan: PlanRef, body: GateRequest, repository: str) -> Gate:
         now = datetime.now(UTC)
         minutes = body.timeout_minutes or self._settings.gate_timeout_minutes
         return Gate(
@@ -171,7 +234,7 @@ class Registration:
             deadline=now + timedelta(minutes=minutes),
             commit=body.commit.lower() if body.commit else None,
             pull_request_id=body.pull_request_id,
-            repository=body.repository or self._settings.pr_repo,
+            repository=repository,
             clusters=body.clusters,
             objects=body.objects,
         )
@@ -181,7 +244,7 @@ class Registration:
         # Not queued: the gate stays stored (the sweep evaluates it); the task's retry registers
         # the same gate again, which is harmless, and queues its check.
         at = datetime.now(UTC) + CHECK_DELAY
-        return GateChecks(self._sender).queue(gate, at, str(int(gate.created_at.timestamp())))
+        return GateChecks(self._sender).queue(gate, at, f"registered/{gate.created_at.isoformat()}")
 
 
 def _missing_headers(headers: Mapping[str, str]) -> list[str]:

@@ -3,7 +3,8 @@
 - `<p>gates`: PartitionKey = environment, RowKey = gate id. Every change is a conditional update,
   so two instances can never both move a gate from waiting to completing.
 - `<p>facts`: answers from Azure DevOps that never change, asked once: whether commit A is an
-  ancestor of B, and which pull requests a merge commit belongs to.
+  ancestor of B, and which pull requests a merge commit belongs to; and each job's binding,
+  what its first registration asked for (partition `binding`).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from dataclasses import fields, replace
 from datetime import datetime
 from typing import Any, get_type_hints
 
-from azure.core.exceptions import ResourceNotFoundError
+from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
 
 from connector.core.gates import OPEN, Gate, GateState, PlanRef
 from connector.storage.rows import Version, fields_of, key, update_row, update_row_tagged
@@ -26,6 +27,7 @@ logger = logging.getLogger(__name__)
 
 
 KNOWN_FACTS_LIMIT = 10_000
+BINDING = "binding"  # the facts partition of job bindings
 VERSIONS_LIMIT = 1_000
 
 
@@ -116,6 +118,26 @@ class GateStore:
         body = {"PartitionKey": kind, "RowKey": key(*parts), "value": json.dumps(value)}
         self._facts().upsert_entity(body)
         self._keep((kind, body["RowKey"]), value)
+
+    def bind(self, parts: tuple[str, ...], value: dict[str, Any]) -> dict[str, Any]:
+        """The binding of a job (`parts`: plan, job and task ids): `value` when it is the first
+        (a conditional create, so two racing registrations cannot both be first), else the one
+        stored first. Not cached: it is read once per registration."""
+        body = {"PartitionKey": BINDING, "RowKey": key(*parts), "value": json.dumps(value)}
+        try:
+            self._facts().create_entity(body)
+        except ResourceExistsError:
+            row = _get(self._facts(), BINDING, body["RowKey"])
+            if row is not None:
+                stored: dict[str, Any] = json.loads(row["value"])
+                return stored
+            self._facts().upsert_entity(body)  # deleted in between (retention): now the first
+        return value
+
+    def rebind(self, parts: tuple[str, ...], value: dict[str, Any]) -> None:
+        """Replace a job's binding (a registration taking over from a PR-property callback)."""
+        body = {"PartitionKey": BINDING, "RowKey": key(*parts), "value": json.dumps(value)}
+        self._facts().upsert_entity(body)
 
     def _keep(self, cache_key: tuple[str, str], value: Any) -> Any:
         with self._lock:

@@ -29,6 +29,7 @@ NOT_CONFIGURED_RETRY_AFTER = "30"  # a setting must change first: no point in re
 CAUSES = {
     400: "malformed",
     401: "signature",
+    403: "identity",  # a credential naming a cluster or environment it may not speak for
     405: "method",
     413: "too_large",
     422: "invalid",

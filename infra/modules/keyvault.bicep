@@ -25,8 +25,16 @@ param principalId string
 param secretNames object
 
 @secure()
-@description('HMAC key(s) shared with Flux (comma-separated during rotation).')
-param fluxHmacKey string
+@description('One HMAC key per Flux cluster (JSON, FLUX_CLUSTER_KEYS); empty: not stored.')
+param fluxClusterKeys string = ''
+
+@secure()
+@description('HMAC key(s) shared by every Flux cluster (comma-separated during rotation); empty: not stored.')
+param fluxHmacKey string = ''
+
+@secure()
+@description('One secret per Argo CD instance with its clusters (JSON, ARGOCD_INSTANCES); empty: not stored.')
+param argocdInstances string = ''
 
 @secure()
 @description('Azure DevOps PAT (fallback to the managed identity); empty: not stored.')
@@ -71,7 +79,17 @@ resource vault 'Microsoft.KeyVault/vaults@2023-07-01' = {
   }
 }
 
-module fluxHmacKeySecret 'secret.bicep' = {
+// Optional secrets: stored only when given (their app settings are set only then, too).
+module fluxClusterKeysSecret 'secret.bicep' = if (!empty(fluxClusterKeys)) {
+  name: 'secret-flux-cluster-keys'
+  params: {
+    vaultName: vault.name
+    name: secretNames.fluxClusterKeys
+    value: fluxClusterKeys
+  }
+}
+
+module fluxHmacKeySecret 'secret.bicep' = if (!empty(fluxHmacKey)) {
   name: 'secret-flux-hmac-key'
   params: {
     vaultName: vault.name
@@ -80,7 +98,15 @@ module fluxHmacKeySecret 'secret.bicep' = {
   }
 }
 
-// Optional secrets: stored only when given (their app settings are set only then, too).
+module argocdInstancesSecret 'secret.bicep' = if (!empty(argocdInstances)) {
+  name: 'secret-argocd-instances'
+  params: {
+    vaultName: vault.name
+    name: secretNames.argocdInstances
+    value: argocdInstances
+  }
+}
+
 module azdoPatSecret 'secret.bicep' = if (!empty(azdoPat)) {
   name: 'secret-azdo-pat'
   params: {

@@ -24,9 +24,9 @@ from connector.core.tracking import ObjectRef
 from connector.queue import envelope
 from connector.queue.sender import MessageSender, OutgoingMessage
 from connector.settings import Settings
-from connector.sources import http
+from connector.sources import http, origins
 from connector.sources.argocd.application import Application, IncumbentBody, Queued, Wrapped
-from connector.sources.argocd.auth import CHALLENGE, authorized
+from connector.sources.argocd.auth import CHALLENGE, SHARED, owner
 from connector.sources.argocd.translate import KIND, Report, report_of
 from connector.sources.http import NOT_CONFIGURED_RETRY_AFTER, RejectedError
 from connector.storage.rows import property_problem
@@ -61,7 +61,13 @@ class ArgoIngest:
         self._settings = settings
         self._sender = sender
         self._clock = clock
-        self._secrets = settings.argocd_secrets  # split once, not per request
+        self._instances = settings.argocd_instances  # parsed once, not per request
+        self._secrets = tuple(
+            (name, secret) for name, i in self._instances.items() for secret in i.secrets
+        ) + tuple((SHARED, secret) for secret in settings.argocd_secrets)
+        for warning in origins.credential_warnings(settings):
+            if warning.startswith("ARGOCD"):
+                logger.warning("ingest.credential_warning", extra={"warning": warning})
 
     def handle(self, request: Request) -> Reply:
         with telemetry.span("argocd.ingest") as span:
@@ -89,41 +95,54 @@ class ArgoIngest:
         if not self._secrets:
             raise RejectedError(
                 503,
-                "webhook not configured: set ARGOCD_WEBHOOK_SECRET",
+                "webhook not configured: set ARGOCD_INSTANCES (one secret per Argo CD instance; "
+                "or the shared ARGOCD_WEBHOOK_SECRET)",
                 {"Retry-After": NOT_CONFIGURED_RETRY_AFTER},
             )
         http.require_size(request.body)
-        if not authorized(request.headers.get("authorization"), self._secrets):
+        instance = owner(request.headers.get("authorization"), self._secrets)
+        if instance is None:
             raise RejectedError(
                 401,
-                "unauthorized: send ARGOCD_WEBHOOK_SECRET as 'Authorization: Bearer <secret>' "
-                "or as the basic-auth password",
+                "unauthorized: send the Argo CD instance's secret (ARGOCD_INSTANCES, or "
+                "ARGOCD_WEBHOOK_SECRET) as 'Authorization: Bearer <secret>' or as the basic-auth "
+                "password",
                 {"WWW-Authenticate": CHALLENGE},
             )
         data = _json_object(request.body)
         queued = self._queued(data, request.body, request.params)
         report = _report(queued)
-        labels = report.metadata
+        cluster, env = self._origin(instance, report.metadata, data, request.params)
+        _check_storable(report, cluster, env)
+        return _queued_bytes(queued, request.body), report, cluster, env
+
+    def _origin(
+        self,
+        instance: str,
+        labels: Mapping[str, str],
+        data: dict[str, Any],
+        params: Mapping[str, str],
+    ) -> tuple[str, str]:
+        """Cluster and environment: ?cluster=, the label, the destination, else the default; an
+        instance's secret speaks only for the clusters bound to it (403 naming the mismatch),
+        and a cluster `ENVIRONMENTS` lists only for its environment (`origins`)."""
+        settings = self._settings
+        named = params.get("cluster") or labels.get(CLUSTER_LABEL) or _destination(data)
+        bound = self._instances[instance].clusters if instance != SHARED else None
+        if bound is not None and not named and len(bound) == 1:
+            named = next(iter(bound))  # an instance of one cluster needs no name for it
         cluster = http.origin_name(
             "cluster",
-            request.params.get("cluster")
-            or labels.get(CLUSTER_LABEL)
-            or _destination(data)
-            or self._settings.default_cluster,
+            named or settings.default_cluster,
             "cluster",
             _HINT.format(key="cluster", default="DEFAULT_CLUSTER"),
         )
+        if bound is not None:
+            origins.bound_cluster(cluster, bound, f"the secret of Argo CD instance {instance!r}")
         env_hint = _HINT.format(key="env", default="DEFAULT_ENV")
-        env = http.origin_name(
-            "env",
-            request.params.get("env")
-            or labels.get(ENV_LABEL)
-            or http.environment_of(self._settings, cluster, "env", env_hint),
-            "env",
-            env_hint,
-        )
-        _check_storable(report, cluster, env)
-        return _queued_bytes(queued, request.body), report, cluster, env
+        named_env = params.get("env") or labels.get(ENV_LABEL)
+        env = origins.environment(settings, cluster, named_env, "env", env_hint)
+        return cluster, http.origin_name("env", env, "env", env_hint)
 
     def _queued(self, data: dict[str, Any], body: bytes, params: Mapping[str, str]) -> Queued:
         """Which form the body is, checked field by field (422 naming them), and what the URL

@@ -61,12 +61,21 @@ class FluxEvent(BaseModel):
 
     @property
     def commit(self) -> str | None:
-        """The Git commit this event is about, by Flux's own rules, or None."""
-        for key in ("commit", "originRevision", "revision"):
-            value = self.meta(key)
-            if value:
-                return commit_from_revision(value)
-        return None
+        """The Git commit this event is about, or None. The controller's own revision wins
+        (`originRevision`, the Git revision stamped on an OCI artifact, then `revision`); the
+        `commit` key, which any object annotation `event.toolkit.fluxcd.io/commit` sets, counts
+        only for an event that carries no revision: an annotation must not say that a commit
+        was applied when the controller applied another one."""
+        revisions = [v for v in (self.meta("originRevision"), self.meta("revision")) if v]
+        if not revisions:
+            return self.claimed_commit
+        return next((c for c in map(commit_from_revision, revisions) if c), None)
+
+    @property
+    def claimed_commit(self) -> str | None:
+        """The commit the `commit` metadata names (an annotation), whatever the revision says."""
+        value = self.meta("commit")
+        return commit_from_revision(value) if value else None
 
 
 def commit_from_revision(revision: str) -> str | None:

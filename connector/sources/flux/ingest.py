@@ -9,6 +9,7 @@ problem, or a 503 (Flux retries 5xx) when we could not queue. The shared rules l
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 
@@ -18,9 +19,9 @@ from connector import telemetry
 from connector.queue import envelope
 from connector.queue.sender import MessageSender, OutgoingMessage
 from connector.settings import Settings
-from connector.sources import http
+from connector.sources import http, origins
 from connector.sources.flux.events import FluxEvent
-from connector.sources.flux.signature import SignatureError, Verified, verify
+from connector.sources.flux.signature import SignatureError, Verified, identify
 from connector.sources.http import NOT_CONFIGURED_RETRY_AFTER, RejectedError
 from connector.storage.rows import property_problem
 from connector.web import Reply, Request
@@ -37,6 +38,11 @@ _KEY_FIELDS = {
 }
 _OBJECT_FIELDS = ("involvedObject.kind", "involvedObject.namespace", "involvedObject.name")
 _ENV_HINT = "set env in the Flux Alert's eventMetadata or as ?env="
+# The cluster an event's metadata names, found in the raw bytes before they are verified: only
+# the order in which keys are tried (its key first), never the decision. Go's encoder writes
+# `"cluster":"<name>"` with no spaces; a quote inside a JSON string is escaped, so no string
+# value can fake this key.
+_CLAIMED_CLUSTER = re.compile(rb'"cluster":"([A-Za-z0-9._-]{1,63})"')
 
 
 class Ingest:
@@ -49,7 +55,10 @@ class Ingest:
         self._settings = settings
         self._sender = sender
         self._clock = clock
-        self._keys = settings.hmac_keys  # split once, not per request
+        self._keyring = keyring(settings)  # parsed once, not per request
+        for warning in origins.credential_warnings(settings):
+            if not warning.startswith("ARGOCD"):
+                logger.warning("ingest.credential_warning", extra={"warning": warning})
 
     def handle(self, request: Request) -> Reply:
         with telemetry.span("flux.ingest") as span:
@@ -75,36 +84,60 @@ class Ingest:
 
     def _admit(self, request: Request) -> tuple[FluxEvent, str, str, Verified | None]:
         http.require_post(request.method)
-        signature = self._check_signature(request)
+        signature, signer = self._check_signature(request)
         event = parse_event(request.body)
-        cluster = _origin("cluster", event, request.params, lambda: self._settings.default_cluster)
-        env = _origin(
-            "env",
-            event,
-            request.params,
-            lambda: http.environment_of(self._settings, cluster, "metadata.env", _ENV_HINT),
-        )
+        cluster, env = self._origin(event, request.params, signer)
         check_storable(event, cluster, env)
         return event, cluster, env, signature
 
-    def _check_signature(self, request: Request) -> Verified | None:
-        """The verified signature, None for an unsigned event where those are allowed."""
-        keys = self._keys
-        if not keys and not self._settings.flux_allow_unsigned:
+    def _check_signature(self, request: Request) -> tuple[Verified | None, str]:
+        """The verified signature and the cluster whose key made it ("" for the shared
+        FLUX_HMAC_KEY); None for an unsigned event where those are allowed. With any key
+        configured an unsigned event is a 401, whatever FLUX_ALLOW_UNSIGNED says: a key that
+        can be bypassed by leaving the signature out protects nothing."""
+        keyring = self._keyring
+        if not keyring and not self._settings.flux_allow_unsigned:
             raise RejectedError(
                 503,
-                "webhook not configured: set FLUX_HMAC_KEY "
+                "webhook not configured: set FLUX_CLUSTER_KEYS "
                 "(or FLUX_ALLOW_UNSIGNED=true for local trials only)",
                 {"Retry-After": NOT_CONFIGURED_RETRY_AFTER},
             )
         http.require_size(request.body)
+        if not keyring:
+            return None, ""
         header = request.headers.get("x-signature")
-        if not keys or (header is None and self._settings.flux_allow_unsigned):
-            return None
+        hint = request.params.get("cluster") or _claimed_cluster(request.body)
         try:
-            return verify(header, request.body, keys)
+            return identify(header, request.body, keyring, hint)
         except SignatureError as exc:
             raise RejectedError(401, f"unauthorized: {exc}") from None
+
+    def _origin(self, event: FluxEvent, params: Mapping[str, str], signer: str) -> tuple[str, str]:
+        """Cluster and environment: a cluster key decides the cluster; the signed metadata, else
+        the query string (they must agree), else the settings; `origins` says who may say what."""
+        settings = self._settings
+        named = origins.agreed("cluster", event.meta("cluster"), params.get("cluster"))
+        if signer:
+            origins.bound_cluster(named, {signer}, "the key that signed this event")
+        cluster = _name("cluster", signer or named or settings.default_cluster)
+        signed_env = event.meta("env")
+        query_env = params.get("env")
+        if signer and query_env and not signed_env and not origins.listed(settings, cluster):
+            raise RejectedError(
+                403,
+                f"cluster {cluster!r} is not in ENVIRONMENTS: its env comes only from the signed "
+                "event (the Alert's eventMetadata), not from ?env=",
+                fields=[{"field": "?env", "problem": "not signed"}],
+            )
+        env = origins.environment(
+            settings,
+            cluster,
+            origins.agreed("env", signed_env, query_env),
+            "metadata.env",
+            _ENV_HINT,
+        )
+        return cluster, _name("env", env)
 
     def _enqueue(
         self, body: bytes, signature: Verified | None, event: FluxEvent, cluster: str, env: str
@@ -142,6 +175,18 @@ def parse_event(body: bytes) -> FluxEvent:
     return event
 
 
+def _claimed_cluster(body: bytes) -> str | None:
+    found = _CLAIMED_CLUSTER.search(body)
+    return found.group(1).decode() if found else None
+
+
+def keyring(settings: Settings) -> tuple[tuple[str, bytes], ...]:
+    """(owner, key) for every accepted key: each cluster's own (FLUX_CLUSTER_KEYS), then the
+    shared FLUX_HMAC_KEY, whose owner "" binds it to no cluster."""
+    own = tuple((cluster, key) for cluster, keys in settings.cluster_keys.items() for key in keys)
+    return own + tuple(("", key) for key in settings.hmac_keys)
+
+
 # The field a 422 names for each origin, and where the caller can set it (built once).
 _ORIGIN_FIELDS = {
     key: (
@@ -153,11 +198,7 @@ _ORIGIN_FIELDS = {
 }
 
 
-def _origin(
-    key: str, event: FluxEvent, params: Mapping[str, str], default: Callable[[], str]
-) -> str:
-    """Cluster or environment: event metadata, else query parameter, else from the settings."""
-    value = event.meta(key) or params.get(key) or default()
+def _name(key: str, value: str | None) -> str:
     field, hint = _ORIGIN_FIELDS[key]
     return http.origin_name(key, value, field, hint)
 

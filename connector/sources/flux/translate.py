@@ -4,9 +4,13 @@ tracks. The reason tables are Flux's vocabulary; nothing outside this package kn
 
 from __future__ import annotations
 
+import logging
+
 from connector.core.tracking import ObjectRef, Observation, Phase
 from connector.queue.envelope import Envelope
 from connector.sources.flux.events import FluxEvent, first_line
+
+logger = logging.getLogger(__name__)
 
 # Reasons whose meaning does not follow from severity alone. Anything else: error → failed,
 # info → informational (recorded, no phase change). Kinds and reasons are open sets.
@@ -69,11 +73,24 @@ def observe(envelope: Envelope, message_id: str) -> Observation:
     """The observation a queued Flux event reports (ValidationError when it is not one)."""
     event = FluxEvent.model_validate(envelope.event)
     obj = event.involved_object
+    commit = event.commit
+    claimed = event.claimed_commit
+    if claimed is not None and claimed != commit:
+        # Both stay in the observation's metadata; the controller's revision is the one used.
+        logger.warning(
+            "flux.commit_metadata_ignored",
+            extra={
+                "object": f"{obj.kind}/{obj.namespace}/{obj.name}",
+                "commit": commit,
+                "claimed_commit": claimed,
+                "cluster": envelope.cluster,
+            },
+        )
     return Observation(
         cluster=envelope.cluster,
         env=envelope.env,
         obj=ObjectRef(obj.kind, obj.namespace, obj.name),
-        commit=event.commit,
+        commit=commit,
         phase=classify(event),
         reason=event.reason,
         summary=first_line(event.message),
