@@ -34,7 +34,7 @@ from connector.devops.client import (
 from connector.devops.dryrun import DryRunAzureDevOps
 from connector.devops.policies import ORG_SCOPE
 from tests.conftest import assert_contract_kept
-from tests.fakes.azdo_server import FakeAzureDevOps
+from tests.fakes.azdo_server import COMPLETED_DATE, FakeAzureDevOps
 
 PAT = "pat-0123456789abcdef"
 BEARER = "eyJ0eXAiOiJKV1QiLCJhbGciOiJSUzI1NiJ9.fake-token"
@@ -223,7 +223,7 @@ def test_pull_requests_for_merge_commit_queries_last_merge_commit(
 ) -> None:
     (found,) = client.pull_requests_for_merge_commit(REPO, MERGE)
 
-    assert found == PullRequest(42, "completed", REPO_ID, MERGE, None, REPO)
+    assert found == PullRequest(42, "completed", REPO_ID, MERGE, COMPLETED_DATE, REPO)
     (call,) = azdo.calls("POST", "/pullrequestquery")
     assert call.json == {"queries": [{"type": "lastMergeCommit", "items": [MERGE]}]}
 

@@ -70,6 +70,7 @@ def _iso(moment: datetime) -> str:
 
 # The committer date of commits seeded without one (the fake's clock is fixed).
 DEFAULT_COMMIT_DATE = datetime(2026, 5, 14, 9, 0, tzinfo=UTC)
+COMPLETED_DATE = datetime(2026, 5, 14, 8, 55, tzinfo=UTC)
 
 
 @dataclass
@@ -456,7 +457,9 @@ class FakeAzureDevOps:
                 self._repository(repository).id,
                 status=status,
                 last_merge_commit=last_merge_commit.lower() if last_merge_commit else None,
-                closed_date=closed_date,
+                # The service sets closedDate when a PR completes; seeded without one, a
+                # completed PR closed before the fake's commits were made.
+                closed_date=closed_date or (COMPLETED_DATE if status == "completed" else None),
                 commits=tuple(c.lower() for c in commits),
                 properties=dict(properties or {}),
             )
