@@ -35,6 +35,9 @@ events_dropped = meter.create_counter(
     unit="{event}",
     description="Events that changed nothing: duplicate, stale, unchanged, ignored",
 )
+events_skewed = meter.create_counter(
+    "connector.events.skewed", unit="{event}", description="Event times ahead of receipt"
+)
 statuses_written = meter.create_counter(
     "connector.statuses.written", unit="{status}", description="Commit statuses posted"
 )

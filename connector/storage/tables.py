@@ -27,6 +27,7 @@ from connector.core.tracking import (
     Observation,
     Phase,
     Verdict,
+    believable,
     transition,
 )
 from connector.storage.ledger import StatusLedgerTable, StatusRecord, status_records
@@ -101,7 +102,8 @@ class TableStore:
         """Move the object's pointer to this commit (if it is newer than the one recorded)."""
 
         def change(entity: dict[str, Any] | None) -> tuple[dict[str, Any] | None, None]:
-            if entity is not None and datetime.fromisoformat(entity["time"]) > obs.time:
+            recorded = datetime.fromisoformat(entity["time"]) if entity is not None else None
+            if recorded is not None and recorded > obs.time and believable(recorded, obs):
                 return None, None
             if entity is not None and entity["commit"] == commit:
                 return None, None
@@ -227,7 +229,10 @@ def _apply(
     if verdict != Verdict.CHANGED or new is None:
         done = settled or entity is None
         return None, Recorded(verdict, current, settled=done, new_on_commit=not settled)
-    return {**_row(new), "settled": False}, Recorded(verdict, new, new_on_commit=not settled)
+    row = {**_row(new), "settled": False}
+    # Recorded as skewed: the time the event claimed (cleared by the next change; rows merge).
+    row["claimed_time"] = iso(obs.claimed_time) if obs.claimed_time else ""
+    return row, Recorded(verdict, new, new_on_commit=not settled)
 
 
 def _state(entity: dict[str, Any]) -> ObjectState:
