@@ -62,9 +62,10 @@ class Tallies(Protocol):
 
     def tally(
         self, commit: str, env: str, result: ClusterResult, basis: str
-    ) -> tuple[bool, ClusterResults]:
+    ) -> tuple[bool, ClusterResults | None]:
         """Record one cluster's result unless one from newer rows is there; (whether the
-        cluster's recorded result changed, every cluster's result)."""
+        cluster's recorded result changed, every cluster's result). None instead of the
+        results: the environment has too many clusters for one row (roll it up in full)."""
         ...
 
     def environment_clusters(self, env: str) -> list[str]:

@@ -18,7 +18,6 @@ from typing import TYPE_CHECKING, Any
 
 from azure.core.exceptions import ResourceNotFoundError
 
-from connector.core.gates import PROGRESS_NAMES
 from connector.core.state import ClusterResults, ClusterView, ObjectPointer, Recorded
 from connector.core.tracking import (
     ClusterResult,
@@ -30,6 +29,7 @@ from connector.core.tracking import (
     believable,
     transition,
 )
+from connector.storage import tally_rows
 from connector.storage.ledger import StatusLedgerTable, StatusRecord, status_records
 from connector.storage.rows import (
     gathered_text,
@@ -42,6 +42,7 @@ from connector.storage.rows import (
     update_row,
     update_row_tagged,
 )
+from connector.storage.tally_rows import Tallied
 
 if TYPE_CHECKING:
     from azure.data.tables import TableClient, TableServiceClient
@@ -49,8 +50,6 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 NO_COMMIT = "-"
-_Entries = dict[str, Any]  # a tally row's entries, by cluster
-_Tallied = tuple[bool, _Entries]
 COMMIT_STATUS_SINK = "azdo"  # the ledger name of Azure DevOps commit statuses
 
 
@@ -145,22 +144,25 @@ class TableStore:
 
     def tally(
         self, commit: str, env: str, result: ClusterResult, basis: str
-    ) -> tuple[bool, ClusterResults]:
-        entry = _tally_entry(result)
+    ) -> tuple[bool, ClusterResults | None]:
+        entry = tally_rows.entry_of(result)
 
-        def change(entity: dict[str, Any] | None) -> tuple[dict[str, Any] | None, _Tallied]:
-            clusters: _Entries = json.loads(gathered_text(entity, "clusters")) if entity else {}
+        def change(entity: dict[str, Any] | None) -> tuple[dict[str, Any] | None, Tallied]:
+            clusters = tally_rows.read_entries(entity)
+            if clusters is None:
+                return None, (True, None)  # overflowed: the caller rolls up in full
             known = clusters.get(result.cluster)
             if known is not None and known["basis"] > basis:
                 return None, (False, clusters)  # computed from newer rows than ours
-            if known is not None and _same_result(known, entry):
+            if known is not None and tally_rows.same_result(known, entry):
                 return None, (False, clusters)
             clusters[result.cluster] = {**entry, "basis": basis}
-            return spread_text("clusters", _tally_text(clusters)), (True, clusters)
+            row = tally_rows.row_of(clusters)
+            return row, (True, None if row["overflow"] else clusters)
 
         table = self.table("deployments")
         changed, found = update_row(table, commit, key("tally", env), change)
-        return changed, {c: _tally_result(c, e) for c, e in found.items()}
+        return changed, None if found is None else tally_rows.results_of(found)
 
     def environment_clusters(self, env: str) -> list[str]:
         entity = _get(self.table("objects"), key(env), "clusters")
@@ -263,58 +265,6 @@ def _pointer(entity: dict[str, Any]) -> ObjectPointer:
         entity["previous"] or None,
         datetime.fromisoformat(entity["time"]),
     )
-
-
-# What a tally entry keeps of a cluster's result: enough for the environment status and for a
-# gate's progress lines, small enough that an environment of thousands of clusters fits one row.
-TALLY_PENDING_NAMES = PROGRESS_NAMES  # what a gate's progress line names
-TALLY_TEXT_CHARS = 200
-TALLY_DETAIL_CHARS = 300_000  # 600 KB in UTF-16: the rest of 1 MiB for phases and failures
-
-
-def _tally_entry(result: ClusterResult) -> dict[str, Any]:
-    """Its phase and first failure (what a change is judged by) and, as detail refreshed only
-    with them, the first objects still pending."""
-    entry: dict[str, Any] = {"phase": result.phase.value}
-    if result.failed:
-        obj, state = result.failed[0]
-        text = [state.reason[:TALLY_TEXT_CHARS], state.summary[:TALLY_TEXT_CHARS]]
-        entry["failed"] = [_shown(obj), *text, iso(state.time)]
-    if result.pending:
-        entry["pending"] = [_shown(o) for o in result.pending[:TALLY_PENDING_NAMES]]
-    return entry
-
-
-def _shown(obj: ObjectRef) -> str:
-    """An object's name as a tally shows it: bounded, and still `kind/namespace/name`."""
-    return str(ObjectRef(obj.kind[:63], obj.namespace[:63], obj.name[:TALLY_TEXT_CHARS]))
-
-
-def _tally_text(clusters: _Entries) -> str:
-    """The tally row's JSON. Past `TALLY_DETAIL_CHARS` (an environment of thousands of
-    clusters) the pending names go, so that the row stays under the 1 MiB entity limit."""
-    text = json.dumps(clusters, sort_keys=True)
-    if len(text) <= TALLY_DETAIL_CHARS:
-        return text
-    for entry in clusters.values():
-        entry.pop("pending", None)
-    return json.dumps(clusters, sort_keys=True)
-
-
-def _same_result(known: dict[str, Any], entry: dict[str, Any]) -> bool:
-    judged = ("phase", "failed")
-    return all(known.get(k) == entry.get(k) for k in judged)
-
-
-def _tally_result(cluster: str, entry: dict[str, Any]) -> ClusterResult:
-    failed: tuple[tuple[ObjectRef, ObjectState], ...] = ()
-    if "failed" in entry:
-        obj, reason, summary, time = entry["failed"]
-        moment = datetime.fromisoformat(time)
-        state = ObjectState(Phase.FAILED, reason, summary, moment, moment)
-        failed = ((ObjectRef.parse(obj), state),)
-    pending = tuple(ObjectRef.parse(o) for o in entry.get("pending", ()))
-    return ClusterResult(cluster, Phase(entry["phase"]), pending=pending, failed=failed)
 
 
 def _get(table: TableClient, partition: str, row: str) -> dict[str, Any] | None:
