@@ -163,3 +163,11 @@ def test_past_one_row_every_event_is_processed_and_rolled_up_in_full(
     assert all(c.phase == Phase.FAILED for c in result.clusters)
     assert result.failed_cluster is not None
     assert result.failed_cluster.failed[0][1].summary == "x" * 300  # the full roll-up's
+
+
+def test_the_memory_twin_refuses_more_than_252_properties() -> None:
+    table = TableStore(MemoryTableService(), prefix="t").table("deployments")
+    table.create_entity({"PartitionKey": A, "RowKey": "r", **{f"p{i}": 1 for i in range(252)}})
+
+    with pytest.raises(HttpResponseError, match="TooManyProperties"):
+        table.create_entity({"PartitionKey": A, "RowKey": "s", **{f"p{i}": 1 for i in range(253)}})
