@@ -162,7 +162,7 @@ def test_a_cluster_list_of_thousands_fits_its_row() -> None:
     store = TableStore(MemoryTableService(), prefix="t")
     clusters = [f"{'c' * 60}-{i:04d}" for i in range(1200)]  # ~80,000 characters of JSON
     for cluster in clusters:
-        store._note_cluster(ENV, cluster)
+        store.clusters.note(ENV, cluster, T0)
     assert store.environment_clusters(ENV) == clusters
 
 

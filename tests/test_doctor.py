@@ -125,6 +125,7 @@ def test_green_against_azurite_and_the_loopback_azure_devops(doctor, settings, a
         "settings.consistent",
         "storage.reachable",
         "storage.write",
+        "storage.clusters",
         "servicebus.queue",
         "devops.organization",
         "devops.credential",
@@ -176,7 +177,7 @@ def test_text_output_one_line_per_check(admin, settings, capsys):
     assert code == 0
     assert lines[-1] == "all checks passed"
     checks = list(lines[:-2])
-    assert len(checks) == 15
+    assert len(checks) == 16
     assert all(line.split()[0] == "OK" and line.split()[1].startswith(PREFIXES) for line in checks)
 
 

@@ -44,6 +44,10 @@ class DeploymentReads(Protocol):
     def commit_states(self, commit: str, env: str | None = None) -> CommitStates: ...
     def cluster_objects(self, env: str) -> Inventory: ...
     def cluster_view(self, commit: str, env: str, cluster: str) -> ClusterView: ...
+    def environment_clusters(self, env: str) -> list[str]:
+        """The clusters an environment not in `ENVIRONMENTS` expects: each that reported
+        recently (`connector.storage.clusters`)."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -68,10 +72,6 @@ class Tallies(Protocol):
         results: the environment has too many clusters for one row (roll it up in full)."""
         ...
 
-    def environment_clusters(self, env: str) -> list[str]:
-        """Every cluster that has reported in the environment."""
-        ...
-
 
 class DeploymentStore(DeploymentReads, Tallies, Protocol):
     def record(self, obs: Observation) -> Recorded: ...
@@ -86,6 +86,7 @@ class CachedReads:
         self._reads = reads
         self._states: dict[tuple[str, str | None], CommitStates] = {}
         self._inventories: dict[str, Inventory] = {}
+        self._clusters: dict[str, list[str]] = {}
 
     def commit_states(self, commit: str, env: str | None = None) -> CommitStates:
         if (commit, env) not in self._states:
@@ -100,6 +101,12 @@ class CachedReads:
     def cluster_view(self, commit: str, env: str, cluster: str) -> ClusterView:
         return self._reads.cluster_view(commit, env, cluster)  # the tally needs it fresh
 
+    def environment_clusters(self, env: str) -> list[str]:
+        if env not in self._clusters:
+            self._clusters[env] = self._reads.environment_clusters(env)
+        return self._clusters[env]
+
     def forget(self) -> None:
         self._states.clear()
         self._inventories.clear()
+        self._clusters.clear()

@@ -54,6 +54,6 @@ class EnvironmentTally:
         if recorded is None:  # more clusters than a tally row holds: the full roll-up
             return Rollup(self._environments, self._reads).environment(commit, env)
         configured = list(spec.clusters) if spec else []
-        expected = configured or self._tallies.environment_clusters(env)
+        expected = configured or self._reads.environment_clusters(env)
         clusters = [recorded.get(c) or ClusterResult(c, Phase.PROGRESSING) for c in expected]
         return environment_result(env, clusters)

@@ -9,11 +9,10 @@ Tables (prefix from `STATE_TABLE_PREFIX`):
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from azure.core.exceptions import ResourceNotFoundError
@@ -30,14 +29,13 @@ from connector.core.tracking import (
     transition,
 )
 from connector.storage import tally_rows
+from connector.storage.clusters import DEFAULT_WINDOW_DAYS, ClusterRoster
 from connector.storage.ledger import StatusLedgerTable, StatusRecord, status_records
 from connector.storage.rows import (
-    gathered_text,
     iso,
     key,
     merge_if_unchanged,
     query_range,
-    spread_text,
     unkey,
     update_row,
     update_row_tagged,
@@ -57,12 +55,21 @@ class TableStore:
     """The deployment state (`DeploymentStore`) on one storage account; tables are created on
     first use and shared with the other stores of the account (gates, ledgers)."""
 
-    def __init__(self, service: TableServiceClient, prefix: str = "gitops") -> None:
+    def __init__(
+        self,
+        service: TableServiceClient,
+        prefix: str = "gitops",
+        cluster_window_days: float = DEFAULT_WINDOW_DAYS,
+    ) -> None:
         self._service = service
         self._prefix = prefix
         self._tables: dict[str, TableClient] = {}
         self._lock = threading.Lock()
-        self._noted: set[tuple[str, str]] = set()  # (env, cluster) known to be listed
+        self.clusters = ClusterRoster(
+            lambda: self.table("objects"),
+            self._newest_pointers,
+            timedelta(days=cluster_window_days),
+        )
 
     # --- tables -------------------------------------------------------------------------------
 
@@ -86,8 +93,10 @@ class TableStore:
         result, version = update_row_tagged(table, partition, row, lambda e: _apply(e, obs))
         recorded = replace(result, version=version)
         live = recorded.verdict in (Verdict.CHANGED, Verdict.UNCHANGED)
-        if obs.commit and not obs.is_source and live and recorded.new_on_commit:
-            self._point(obs, obs.commit)
+        if obs.commit and not obs.is_source and live:
+            self.clusters.note(obs.env, obs.cluster, obs.time)
+            if recorded.new_on_commit:
+                self._point(obs, obs.commit)
         return recorded
 
     def settle(self, obs: Observation, recorded: Recorded) -> None:
@@ -115,7 +124,6 @@ class TableStore:
             key(obs.obj.kind, obs.obj.namespace, obs.obj.name),
             change,
         )
-        self._note_cluster(obs.env, obs.cluster)
 
     def commit_states(
         self, commit: str, env: str | None = None
@@ -165,26 +173,12 @@ class TableStore:
         return changed, None if found is None else tally_rows.results_of(found)
 
     def environment_clusters(self, env: str) -> list[str]:
-        entity = _get(self.table("objects"), key(env), "clusters")
-        if entity is None:  # written before tallies: learn it once from the pointers
-            return sorted(self.cluster_objects(env))
-        return sorted(json.loads(gathered_text(entity, "names")))
+        """The clusters an environment expects (`connector.storage.clusters`)."""
+        return self.clusters.expected(env)
 
-    def _note_cluster(self, env: str, cluster: str) -> None:
-        """Add a cluster to its environment's list, once per process and cluster."""
-        if (env, cluster) in self._noted:
-            return
-
-        def change(entity: dict[str, Any] | None) -> tuple[dict[str, Any] | None, None]:
-            names = set(json.loads(gathered_text(entity, "names"))) if entity is not None else set()
-            if entity is None:
-                names |= set(self.cluster_objects(env))
-            if cluster in names:
-                return None, None
-            return spread_text("names", json.dumps(sorted(names | {cluster}))), None
-
-        update_row(self.table("objects"), key(env), "clusters", change)
-        self._noted.add((env, cluster))
+    def _newest_pointers(self, env: str) -> dict[str, datetime]:
+        found = self.cluster_objects(env)
+        return {c: max(p.time for p in ps.values()) for c, ps in found.items() if ps}
 
     def cluster_objects(self, env: str) -> dict[str, dict[ObjectRef, ObjectPointer]]:
         """Every object seen with a commit in each cluster of an environment."""
