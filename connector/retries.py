@@ -3,6 +3,8 @@ and the ceiling on how long one invocation may spend waiting between retries."""
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from contextvars import ContextVar, Token
 from typing import Any, Final
 
@@ -36,6 +38,19 @@ class wait_budget:  # noqa: N801 - used like a function: `with wait_budget():`
     def __exit__(self, *exc: object) -> None:
         if self._token is not None:
             _budget.reset(self._token)
+
+
+def wait_within_budget(seconds: float, sleep: Callable[[float], None] = time.sleep) -> bool:
+    """Sleep `seconds` if the invocation's wait budget still holds them (and charge it); False,
+    without sleeping, when it does not: the caller leaves the attempt to a later invocation.
+    Outside an invocation (CLI) the budget is `INVOCATION_WAIT_BUDGET` for this one wait."""
+    remaining = _budget.get()
+    if seconds > (INVOCATION_WAIT_BUDGET if remaining is None else remaining):
+        return False
+    if remaining is not None:
+        _budget.set(remaining - seconds)
+    sleep(seconds)
+    return True
 
 
 class RetryEveryMethod(RetryPolicy[HttpRequest, HttpResponse]):

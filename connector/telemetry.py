@@ -41,6 +41,9 @@ events_skewed = meter.create_counter(
 statuses_written = meter.create_counter(
     "connector.statuses.written", unit="{status}", description="Commit statuses posted"
 )
+gates_throttled = meter.create_counter(
+    "connector.gates.throttled", unit="{post}", description="TaskCompleted answered 429"
+)
 gates_registered = meter.create_counter("connector.gates.registered", unit="{gate}")
 gates_completed = meter.create_counter(
     "connector.gates.completed", unit="{gate}", description="TaskCompleted sent, by result"
