@@ -16,6 +16,8 @@ _EVERY_METHOD: Final = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE
 # Seconds one invocation may still sleep between retries; None outside an invocation (CLI).
 _budget: ContextVar[float | None] = ContextVar("retry_wait_budget", default=None)
 INVOCATION_WAIT_BUDGET: Final = 30.0
+# When (time.monotonic) the operation running in this context must be over; None: no deadline.
+_deadline: ContextVar[float | None] = ContextVar("operation_deadline", default=None)
 
 
 class RetryBudgetExhaustedError(Exception):
@@ -38,6 +40,21 @@ class wait_budget:  # noqa: N801 - used like a function: `with wait_budget():`
     def __exit__(self, *exc: object) -> None:
         if self._token is not None:
             _budget.reset(self._token)
+
+
+class deadline:  # noqa: N801 - used like a function: `with deadline(at):`
+    """No retry inside this block sleeps past `at` (a `time.monotonic()` value)."""
+
+    def __init__(self, at: float) -> None:
+        self._at = at
+        self._token: Token[float | None] | None = None
+
+    def __enter__(self) -> None:
+        self._token = _deadline.set(self._at)
+
+    def __exit__(self, *exc: object) -> None:
+        if self._token is not None:
+            _deadline.reset(self._token)
 
 
 def wait_within_budget(seconds: float, sleep: Callable[[float], None] = time.sleep) -> bool:
@@ -78,6 +95,9 @@ class RetryEveryMethod(RetryPolicy[HttpRequest, HttpResponse]):
         response: PipelineResponse[Any, Any] | None = None,
     ) -> None:
         remaining = _budget.get()
+        until = _deadline.get()
+        if until is not None and self._planned_wait(settings, response) > until - time.monotonic():
+            raise RetryBudgetExhaustedError("retry would wait past the operation's deadline")
         if remaining is not None:
             wait = self._planned_wait(settings, response)
             if wait > remaining:
