@@ -72,6 +72,8 @@ class Gate:
     # A descendant of the commit runs in the environment: only the full roll-up, which follows
     # it, may judge the gate (the environment's tally knows this commit alone).
     descendant_seen: bool = False
+    # The W3C traceparent of the registration, so that the completion's span links to it.
+    registered_trace: str = ""
 
 
 @dataclass(frozen=True)

@@ -102,6 +102,13 @@ class Completion:
                 self._finish(claimed)
 
     def _finish(self, gate: Gate) -> None:
+        # Its own trace (an event's, or the sweep's), linked to the gate's registration.
+        with telemetry.span(
+            "gate.complete", linked=gate.registered_trace, gate=gate.id, env=gate.environment
+        ):
+            self._finish_linked(gate)
+
+    def _finish_linked(self, gate: Gate) -> None:
         result, reason = gate.result or "failed", gate.result_reason
         try:
             self._post(gate, result, reason)

@@ -20,6 +20,7 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, AliasChoices, BaseModel, ConfigDict, Field, ValidationError
 
+from connector import telemetry
 from connector.core.gates import Gate, PlanRef, gate_id
 from connector.core.names import ORIGIN_NAME, ORIGIN_NAME_LIMIT, parse_object_reference
 from connector.devops.client import same_organization
@@ -118,8 +119,12 @@ class Registration:
         admitted = self._admit(request)
         if isinstance(admitted, Reply):
             return admitted
-        gate = self._keeper.register(admitted)
-        if not self._queue_check(gate):
+        with telemetry.span("gate.register", gate=admitted.id, env=admitted.environment):
+            # Kept with the gate: its completion, in another trace, links back to this one.
+            registered = replace(admitted, registered_trace=telemetry.traceparent())
+            gate = self._keeper.register(registered)
+            queued = self._queue_check(gate)
+        if not queued:
             return Reply(
                 503,
                 {"error": "queue unavailable, retry later", "gate": gate.id},
