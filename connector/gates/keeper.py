@@ -151,7 +151,8 @@ class GateKeeper:
 
         for swept, gate in enumerate(gates):
             if monotonic() - started >= budget_seconds:
-                logger.warning("sweep.budget_spent", extra={"swept": swept, "left": len(gates)})
+                left = len(gates) - swept
+                logger.warning("sweep.budget_spent", extra={"swept": swept, "left": left})
                 return swept
             self._isolated(gate, sweep_one)
         return len(gates)
