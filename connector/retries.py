@@ -3,6 +3,8 @@ and the ceiling on how long one invocation may spend waiting between retries."""
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from contextvars import ContextVar, Token
 from typing import Any, Final
 
@@ -14,6 +16,8 @@ _EVERY_METHOD: Final = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE
 # Seconds one invocation may still sleep between retries; None outside an invocation (CLI).
 _budget: ContextVar[float | None] = ContextVar("retry_wait_budget", default=None)
 INVOCATION_WAIT_BUDGET: Final = 30.0
+# When (time.monotonic) the operation running in this context must be over; None: no deadline.
+_deadline: ContextVar[float | None] = ContextVar("operation_deadline", default=None)
 
 
 class RetryBudgetExhaustedError(Exception):
@@ -36,6 +40,34 @@ class wait_budget:  # noqa: N801 - used like a function: `with wait_budget():`
     def __exit__(self, *exc: object) -> None:
         if self._token is not None:
             _budget.reset(self._token)
+
+
+class deadline:  # noqa: N801 - used like a function: `with deadline(at):`
+    """No retry inside this block sleeps past `at` (a `time.monotonic()` value)."""
+
+    def __init__(self, at: float) -> None:
+        self._at = at
+        self._token: Token[float | None] | None = None
+
+    def __enter__(self) -> None:
+        self._token = _deadline.set(self._at)
+
+    def __exit__(self, *exc: object) -> None:
+        if self._token is not None:
+            _deadline.reset(self._token)
+
+
+def wait_within_budget(seconds: float, sleep: Callable[[float], None] = time.sleep) -> bool:
+    """Sleep `seconds` if the invocation's wait budget still holds them (and charge it); False,
+    without sleeping, when it does not: the caller leaves the attempt to a later invocation.
+    Outside an invocation (CLI) the budget is `INVOCATION_WAIT_BUDGET` for this one wait."""
+    remaining = _budget.get()
+    if seconds > (INVOCATION_WAIT_BUDGET if remaining is None else remaining):
+        return False
+    if remaining is not None:
+        _budget.set(remaining - seconds)
+    sleep(seconds)
+    return True
 
 
 class RetryEveryMethod(RetryPolicy[HttpRequest, HttpResponse]):
@@ -63,6 +95,9 @@ class RetryEveryMethod(RetryPolicy[HttpRequest, HttpResponse]):
         response: PipelineResponse[Any, Any] | None = None,
     ) -> None:
         remaining = _budget.get()
+        until = _deadline.get()
+        if until is not None and self._planned_wait(settings, response) > until - time.monotonic():
+            raise RetryBudgetExhaustedError("retry would wait past the operation's deadline")
         if remaining is not None:
             wait = self._planned_wait(settings, response)
             if wait > remaining:

@@ -80,6 +80,11 @@ class Settings(BaseModel):
     state_table_prefix: str = Field(default="gitops", alias="STATE_TABLE_PREFIX")
     # Days before finished state expires (connector.storage.retention; the daily `cleanup`).
     state_retention_days: int = Field(default=30, ge=1, le=3650, alias="STATE_RETENTION_DAYS")
+    # Days a cluster of an environment not in ENVIRONMENTS stays expected after its last report
+    # (connector.storage.clusters).
+    cluster_report_window_days: float = Field(
+        default=3, gt=0, le=365, alias="CLUSTER_REPORT_WINDOW_DAYS"
+    )
 
     # --- Identity -----------------------------------------------------------------------
     azure_client_id: str = Field(default="", alias="AZURE_CLIENT_ID")

@@ -2,9 +2,9 @@
 
 Providers are never replaced: whoever set one first (the Functions worker with
 `PYTHON_APPLICATIONINSIGHTS_ENABLE_TELEMETRY=true`, Azure Monitor, a test's in-memory
-exporter) sees the same spans. `configure()` only fills the gap when nobody did: Azure Monitor
-when `APPLICATIONINSIGHTS_CONNECTION_STRING` is set, else OTLP when `OTEL_EXPORTER_OTLP_ENDPOINT`
-is set, else nothing (spans and metrics are then no-ops).
+exporter) sees the same spans. `configure()` fills the gap when nobody did, with every exporter
+configured (Azure Monitor and OTLP together when both are set), and adds OTLP to a provider that
+exists; nothing configured: spans and metrics are no-ops.
 """
 
 from __future__ import annotations
@@ -35,8 +35,14 @@ events_dropped = meter.create_counter(
     unit="{event}",
     description="Events that changed nothing: duplicate, stale, unchanged, ignored",
 )
+events_skewed = meter.create_counter(
+    "connector.events.skewed", unit="{event}", description="Event times ahead of receipt"
+)
 statuses_written = meter.create_counter(
     "connector.statuses.written", unit="{status}", description="Commit statuses posted"
+)
+gates_throttled = meter.create_counter(
+    "connector.gates.throttled", unit="{post}", description="TaskCompleted answered 429"
 )
 gates_registered = meter.create_counter("connector.gates.registered", unit="{gate}")
 gates_completed = meter.create_counter(
@@ -64,7 +70,14 @@ _done = False
 
 
 def configure(environ: Mapping[str, str] | None = None) -> str:
-    """Set up export once per process unless a provider exists; returns what was chosen."""
+    """Set up export once per process; returns what was chosen. Every configured exporter gets
+    the spans: Azure Monitor when `APPLICATIONINSIGHTS_CONNECTION_STRING` is set, OTLP when
+    `OTEL_EXPORTER_OTLP_ENDPOINT` (or `..._TRACES_ENDPOINT`) is set, both when both are; OTLP
+    is also added to a provider someone else installed (the Functions worker's Azure Monitor).
+    The standard variables are the SDK's own: `OTEL_SERVICE_NAME` and
+    `OTEL_RESOURCE_ATTRIBUTES` (the service name defaults to flux-azdo-connector),
+    `OTEL_EXPORTER_OTLP_*` (endpoint, headers, timeout), `OTEL_TRACES_SAMPLER`;
+    `OTEL_SDK_DISABLED=true` turns export off."""
     global _done  # noqa: PLW0603 - once per process
     env = os.environ if environ is None else environ
     with _configured:
@@ -72,16 +85,71 @@ def configure(environ: Mapping[str, str] | None = None) -> str:
             return "already"
         _done = True
         quiet_azure_sdk(env)
+        if env.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
+            return "disabled"
         _enable_azure_sdk_tracing()
-        if _provider_is_set():
-            return "existing"
-        if env.get("APPLICATIONINSIGHTS_CONNECTION_STRING"):
-            if env.get("PYTHON_APPLICATIONINSIGHTS_ENABLE_TELEMETRY", "").lower() == "true":
-                return "worker"  # the Functions worker configures Azure Monitor itself
-            return _azure_monitor(env)
-        if env.get("OTEL_EXPORTER_OTLP_ENDPOINT"):
-            return _otlp()
-        return "none"
+        return _export(env, _wants_otlp(env))
+
+
+def _export(env: Mapping[str, str], otlp: bool) -> str:
+    global _otlp_pending  # noqa: PLW0603 - once per process
+    if _provider_is_set():
+        added = otlp and _add_otlp(trace.get_tracer_provider())
+        return "existing+otlp" if added else "existing"
+    if env.get("APPLICATIONINSIGHTS_CONNECTION_STRING"):
+        if env.get("PYTHON_APPLICATIONINSIGHTS_ENABLE_TELEMETRY", "").lower() == "true":
+            # The Functions worker configures Azure Monitor itself, later: OTLP joins its
+            # provider at the first span (`span`).
+            _otlp_pending = otlp
+            return "worker+otlp" if otlp else "worker"
+        return _azure_monitor(env, otlp)
+    return _otlp() if otlp else "none"
+
+
+_otlp_pending = False
+
+
+def _wants_otlp(env: Mapping[str, str]) -> bool:
+    names = ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+    return any(env.get(n, "").strip() for n in names)
+
+
+def _resource() -> Any:
+    """The SDK's resource from the environment (`OTEL_SERVICE_NAME`, `OTEL_RESOURCE_ATTRIBUTES`),
+    named flux-azdo-connector when neither names the service."""
+    from opentelemetry.sdk.resources import SERVICE_NAME, Resource
+
+    resource = Resource.create()
+    if str(resource.attributes.get(SERVICE_NAME, "")).startswith("unknown_service"):
+        resource = resource.merge(Resource({SERVICE_NAME: DEFAULT_SERVICE_NAME}))
+    return resource
+
+
+DEFAULT_SERVICE_NAME = "flux-azdo-connector"
+
+
+def _otlp_span_processor() -> Any:
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+    return BatchSpanProcessor(OTLPSpanExporter())
+
+
+def _otlp_metric_reader() -> Any:
+    from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
+    from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
+
+    return PeriodicExportingMetricReader(OTLPMetricExporter())
+
+
+def _add_otlp(provider: Any) -> bool:
+    """OTLP export on a provider someone else installed, if it is the SDK's (spans only: an SDK
+    meter provider takes its readers when it is made)."""
+    add = getattr(provider, "add_span_processor", None)
+    if add is None:
+        return False
+    add(_otlp_span_processor())
+    return True
 
 
 # The Azure SDK's loggers: azure-core's HttpLoggingPolicy logs every request and response at INFO
@@ -115,33 +183,34 @@ def _enable_azure_sdk_tracing() -> None:
     settings.tracing_enabled = True
 
 
-def _azure_monitor(env: Mapping[str, str]) -> str:
+def _azure_monitor(env: Mapping[str, str], otlp: bool) -> str:
     from azure.monitor.opentelemetry import configure_azure_monitor
 
-    options: dict[str, Any] = {"connection_string": env["APPLICATIONINSIGHTS_CONNECTION_STRING"]}
+    options: dict[str, Any] = {
+        "connection_string": env["APPLICATIONINSIGHTS_CONNECTION_STRING"],
+        "resource": _resource(),
+    }
     if env.get("AZURE_CLIENT_ID"):
         # Application Insights with local auth disabled accepts Entra tokens only.
         from azure.identity import ManagedIdentityCredential
 
         options["credential"] = ManagedIdentityCredential(client_id=env["AZURE_CLIENT_ID"])
+    if otlp:  # the same spans and metrics to the extra OTLP endpoint too
+        options["span_processors"] = [_otlp_span_processor()]
+        options["metric_readers"] = [_otlp_metric_reader()]
     configure_azure_monitor(logger_name="connector", **options)
-    return "azure-monitor"
+    return "azure-monitor+otlp" if otlp else "azure-monitor"
 
 
 def _otlp() -> str:
-    from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
-    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
     from opentelemetry.sdk.metrics import MeterProvider
-    from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
-    from opentelemetry.sdk.resources import Resource
     from opentelemetry.sdk.trace import TracerProvider
-    from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
-    resource = Resource.create({"service.name": "flux-azdo-connector"})
+    resource = _resource()
     tracer_provider = TracerProvider(resource=resource)
-    tracer_provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+    tracer_provider.add_span_processor(_otlp_span_processor())
     trace.set_tracer_provider(tracer_provider)
-    reader = PeriodicExportingMetricReader(OTLPMetricExporter())
+    reader = _otlp_metric_reader()
     metrics.set_meter_provider(MeterProvider(resource=resource, metric_readers=[reader]))
     return "otlp"
 
@@ -165,12 +234,39 @@ def _clean(attributes: Mapping[str, Any]) -> dict[str, Any]:
     return {f"connector.{k}": v for k, v in attributes.items() if v is not None}
 
 
-def span(name: str, **attributes: Any) -> Any:
+def span(name: str, *, linked: str = "", **attributes: Any) -> Any:
     """A span of the connector's tracer; no work at all while nobody installed a tracer provider
-    (the API's proxy would only hand out non-recording spans)."""
+    (the API's proxy would only hand out non-recording spans). `linked`: a W3C traceparent
+    (`traceparent()` of another trace) the span links to."""
     if not _provider_is_set():
         return nullcontext(trace.INVALID_SPAN)
-    return tracer.start_as_current_span(name, attributes=_clean(attributes))
+    _join_pending_otlp()
+    links = _links(linked)
+    return tracer.start_as_current_span(name, links=links, attributes=_clean(attributes))
+
+
+def traceparent() -> str:
+    """The current span as a W3C traceparent ("" outside a recorded span)."""
+    carrier: dict[str, str] = {}
+    propagate.inject(carrier)
+    return carrier.get("traceparent", "")
+
+
+def _links(parent: str) -> list[trace.Link]:
+    if not parent:
+        return []
+    found = trace.get_current_span(propagate.extract({"traceparent": parent}))
+    context_of = found.get_span_context()
+    return [trace.Link(context_of)] if context_of.is_valid else []
+
+
+def _join_pending_otlp() -> None:
+    global _otlp_pending  # noqa: PLW0603 - once per process
+    if _otlp_pending:
+        with _configured:
+            if _otlp_pending:
+                _otlp_pending = False
+                _add_otlp(trace.get_tracer_provider())
 
 
 def seconds_since(moment: datetime) -> float:

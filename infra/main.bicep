@@ -187,6 +187,11 @@ param stateTablePrefix string = 'gitops'
 @maxValue(3650)
 param stateRetentionDays int = 30
 
+@description('CLUSTER_REPORT_WINDOW_DAYS: days a cluster of an environment not in ENVIRONMENTS stays expected after its last report.')
+@minValue(1)
+@maxValue(365)
+param clusterReportWindowDays int = 3
+
 @description('Storage account of the Spektate tables (existing); empty: no Spektate updates.')
 param spektateStorageAccountName string = ''
 
@@ -380,6 +385,10 @@ var connectorSettings = concat([
   {
     name: 'STATE_RETENTION_DAYS'
     value: string(stateRetentionDays)
+  }
+  {
+    name: 'CLUSTER_REPORT_WINDOW_DAYS'
+    value: string(clusterReportWindowDays)
   }
   // Azure DevOps
   {

@@ -107,15 +107,18 @@ def at(text: str) -> datetime:
     return datetime.fromisoformat(text).astimezone(UTC)
 
 
-def test_event_time_prefers_finished_then_started_then_reconciled():
+def test_event_time_is_the_latest_of_the_operation_comparison_and_health_times():
     doc = application("deployed-kustomize")
-    op = doc["status"]["operationState"]
+    status = doc["status"]
+    op = status["operationState"]
+    assert event_time(Application.model_validate(doc)) == at(status["reconciledAt"])  # 09:13:30
+    del status["reconciledAt"]
+    assert event_time(Application.model_validate(doc)) == at("2026-05-14T09:13:20Z")  # health
+    del status["health"]["lastTransitionTime"]
     assert event_time(Application.model_validate(doc)) == at(op["finishedAt"])
     del op["finishedAt"]
     assert event_time(Application.model_validate(doc)) == at(op["startedAt"])
-    del doc["status"]["operationState"]
-    assert event_time(Application.model_validate(doc)) == at(doc["status"]["reconciledAt"])
-    del doc["status"]["reconciledAt"]
+    del status["operationState"]
     assert event_time(Application.model_validate(doc)) is None
 
 
@@ -215,7 +218,7 @@ def test_an_application_is_observed_with_its_commit_phase_time_and_labels():
     assert seen.obj == ObjectRef("Application", "argocd", "guestbook")
     assert (seen.commit, seen.phase, seen.reason) == (A, Phase.SUCCEEDED, "Succeeded/Healthy")
     assert seen.summary == "successfully synced (all tasks run)"
-    assert seen.time == at(doc["status"]["operationState"]["finishedAt"])
+    assert seen.time == at(doc["status"]["reconciledAt"])  # the comparison after the sync
     assert seen.is_source is False
     assert seen.metadata["gitops-connector/env"] == "dev"  # labels win over annotations
     assert "kubectl.kubernetes.io/last-applied-configuration" not in seen.metadata

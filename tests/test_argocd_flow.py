@@ -88,8 +88,10 @@ def test_degraded_helm_application_fails_after_the_grace(argo):
     assert latest(argo.azdo, A)[podinfo]["state"] == "failed"
     assert completions(argo) == []  # within the grace: it may recover
     healthy = application("health-degraded-helm")
-    healthy["status"]["health"]["status"] = "Healthy"
-    healthy["status"]["operationState"]["finishedAt"] = "2026-05-14T09:20:00Z"
+    # It recovers on the same revision: a later comparison finds it Healthy.
+    recovered = "2026-05-14T09:20:00Z"
+    healthy["status"]["health"] = {"status": "Healthy", "lastTransitionTime": recovered}
+    healthy["status"]["reconciledAt"] = recovered
     send(argo, healthy)
     assert statuses_by_context(argo.azdo, A)[podinfo] == ["failed", "succeeded"]
     assert [e["result"] for e in completions(argo, headers)] == ["succeeded"]

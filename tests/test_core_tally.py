@@ -14,7 +14,7 @@ from connector.core.rollup import Rollup, cluster_of
 from connector.core.tally import EnvironmentTally
 from connector.core.tracking import ClusterResult, ObjectRef, ObjectState, Phase
 from connector.settings import EnvironmentSpec
-from connector.storage import tables
+from connector.storage import tally_rows
 from connector.storage.memory import MemoryTableService
 from connector.storage.rows import gathered_text, key
 from connector.storage.tables import TableStore
@@ -134,7 +134,7 @@ def test_past_its_detail_budget_a_tally_drops_the_pending_names(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """So that thousands of clusters fit the 1 MiB entity (scaled down here)."""
-    monkeypatch.setattr(tables, "TALLY_DETAIL_CHARS", 50_000)
+    monkeypatch.setattr(tally_rows, "TALLY_DETAIL_CHARS", 50_000)
     store = TableStore(MemoryTableService(), prefix="t")
 
     clusters, recorded = tally_many(store, 100)
@@ -162,7 +162,7 @@ def test_a_cluster_list_of_thousands_fits_its_row() -> None:
     store = TableStore(MemoryTableService(), prefix="t")
     clusters = [f"{'c' * 60}-{i:04d}" for i in range(1200)]  # ~80,000 characters of JSON
     for cluster in clusters:
-        store._note_cluster(ENV, cluster)
+        store.clusters.note(ENV, cluster, T0)
     assert store.environment_clusters(ENV) == clusters
 
 

@@ -126,6 +126,7 @@ def test_green_against_azurite_and_the_loopback_azure_devops(doctor, settings, a
         "settings.credentials",
         "storage.reachable",
         "storage.write",
+        "storage.clusters",
         "servicebus.queue",
         "devops.organization",
         "devops.credential",

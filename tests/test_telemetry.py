@@ -257,3 +257,25 @@ def test_configure_chooses_the_exporter_in_a_fresh_process(environ, chosen, prov
         timeout=120,
     )
     assert out.stdout.split()[:2] == [chosen, provider], out.stderr[-2000:]
+
+
+def test_a_gate_s_completion_span_links_to_its_registration(world, spans):
+    from tests.test_gates import plan, register
+
+    world.azdo.add_commit(REPO, C1)
+    tracer = trace.get_tracer("host")
+    headers = plan(world)
+    with tracer.start_as_current_span("invocation gates"):
+        assert register(world, headers, environment="dev", commit=C1)[0] == 200
+    world.sender.drain()  # the gate check: nothing deployed yet
+    with tracer.start_as_current_span("invocation flux"):
+        assert world.post(kustomization(C1)) == 202
+    with tracer.start_as_current_span("invocation process"):
+        world.deliver_queued()
+
+    finished = spans.get_finished_spans()
+    registered = next(s for s in finished if s.name == "gate.register")
+    completed = next(s for s in finished if s.name == "gate.complete")
+    assert completed.context.trace_id != registered.context.trace_id  # the event's trace
+    assert [link.context.span_id for link in completed.links] == [registered.context.span_id]
+    assert completed.links[0].context.trace_id == registered.context.trace_id

@@ -137,7 +137,8 @@ class Container:
 
         setting, service = state_service(s, lambda: self.credential)
         try:
-            return TableStore(service(), prefix=s.state_table_prefix)
+            days = s.cluster_report_window_days
+            return TableStore(service(), prefix=s.state_table_prefix, cluster_window_days=days)
         except ValueError as exc:  # a malformed connection string: name the setting in use
             raise SettingsError(f"{setting}: {exc}") from None
 

@@ -7,6 +7,7 @@
     doctor                 check settings, storage, Service Bus, Azure DevOps and Spektate
     send-sample [--url U] [--phase P]  signed sample Flux events to a running app (connector.sample)
     cleanup [--dry-run]    delete state older than STATE_RETENTION_DAYS (connector.app.cleanup)
+    clusters --env E [--forget C]   an environment's clusters, last reports (connector.app.clusters)
 
 Settings come from the environment, as in the app; `--settings local.settings.json` loads its
 `Values` on top (the file wins). Tables by default, `--json` for machines.
@@ -32,7 +33,7 @@ from typing import Any
 from azure.core.exceptions import AzureError, ClientAuthenticationError
 
 from connector import console_logs
-from connector.app import cleanup, commits, deployments, sample
+from connector.app import cleanup, clusters, commits, deployments, sample
 from connector.app.bootstrap import Container
 from connector.app.cleanup import positive
 from connector.core.gates import OPEN
@@ -171,6 +172,7 @@ def _parser() -> argparse.ArgumentParser:
     commands.add_parser("doctor", parents=[common], help="check a deployment")  # see main()
     sample.add_parser(commands, common)
     cleanup.add_parser(commands, common)
+    clusters.add_parser(commands, common)
     return parser
 
 

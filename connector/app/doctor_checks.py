@@ -117,7 +117,9 @@ def _inconsistencies(s: Settings) -> list[str]:
 
 
 def storage_checks(container: Container) -> list[Check]:
-    return [_reachable(container), _writable(container)]
+    from connector.app.clusters import stopped_reporting
+
+    return [_reachable(container), _writable(container), stopped_reporting(container)]
 
 
 def _state_table(container: Container) -> TableClient:

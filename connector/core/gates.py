@@ -76,6 +76,8 @@ class Gate:
     # commit); `commit` is then the manifests commit first found to carry it (or a descendant).
     hld_commit: str | None = None
     link_problem: str = ""  # why the deployed manifests commit does not link to the HLD commit
+    # The W3C traceparent of the registration, so that the completion's span links to it.
+    registered_trace: str = ""
 
 
 @dataclass(frozen=True)

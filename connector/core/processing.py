@@ -20,7 +20,12 @@ from connector import telemetry
 from connector.core.rollup import EnvironmentSpecs
 from connector.core.state import CachedReads, DeploymentStore, Recorded
 from connector.core.tally import EnvironmentTally
-from connector.core.tracking import EnvironmentResult, Observation, Verdict
+from connector.core.tracking import (
+    EnvironmentResult,
+    Observation,
+    Verdict,
+    bounded_by_receipt,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -85,7 +90,9 @@ class Processor:
     def process(self, observation: Observation) -> Verdict:
         """Record one observation and tell the outputs. The steady state (a re-send or a
         redelivery of a state every output has handled) costs the one read that recognises it."""
-        obs = replace(observation, noticed_at=self._clock())
+        obs = bounded_by_receipt(replace(observation, noticed_at=self._clock()))
+        if obs.claimed_time is not None:
+            _note_skew(obs)
         trace.get_current_span().set_attributes(_attributes(obs))
         recorded = self._store.record(obs)
         verdict = recorded.verdict
@@ -140,6 +147,22 @@ class Processor:
                 failure = failure or exc
         if failure is not None:
             raise failure
+
+
+def _note_skew(obs: Observation) -> None:
+    """A cluster's clock ahead of ours: said once per event, so that `doctor`-minded people can
+    find the cluster; the state keeps the claimed time too (`claimed_time`)."""
+    ahead = (obs.claimed_time - obs.time).total_seconds() if obs.claimed_time else 0.0
+    telemetry.events_skewed.add(1, {"cluster": obs.cluster})
+    logger.warning(
+        "process.clock_skew",
+        extra={
+            "message_id": obs.message_id,
+            "cluster": obs.cluster,
+            "object": str(obs.obj),
+            "ahead_seconds": round(ahead, 3),
+        },
+    )
 
 
 def _attributes(obs: Observation) -> Mapping[str, str]:

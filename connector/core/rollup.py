@@ -46,7 +46,11 @@ class Rollup:
     ) -> EnvironmentResult:
         spec = self._environments.get(env)
         inventory = self._store.cluster_objects(env)
-        chosen = list(clusters) or (list(spec.clusters) if spec else []) or sorted(inventory)
+        chosen = (
+            list(clusters)
+            or (list(spec.clusters) if spec else [])
+            or self._store.environment_clusters(env)
+        )
         configured = [ObjectRef.parse(o) for o in (objects or (spec.objects if spec else ()))]
         states = _StatesByCommit(self._store, env)
         results = []

@@ -44,6 +44,10 @@ class DeploymentReads(Protocol):
     def commit_states(self, commit: str, env: str | None = None) -> CommitStates: ...
     def cluster_objects(self, env: str) -> Inventory: ...
     def cluster_view(self, commit: str, env: str, cluster: str) -> ClusterView: ...
+    def environment_clusters(self, env: str) -> list[str]:
+        """The clusters an environment not in `ENVIRONMENTS` expects: each that reported
+        recently (`connector.storage.clusters`)."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -62,13 +66,10 @@ class Tallies(Protocol):
 
     def tally(
         self, commit: str, env: str, result: ClusterResult, basis: str
-    ) -> tuple[bool, ClusterResults]:
+    ) -> tuple[bool, ClusterResults | None]:
         """Record one cluster's result unless one from newer rows is there; (whether the
-        cluster's recorded result changed, every cluster's result)."""
-        ...
-
-    def environment_clusters(self, env: str) -> list[str]:
-        """Every cluster that has reported in the environment."""
+        cluster's recorded result changed, every cluster's result). None instead of the
+        results: the environment has too many clusters for one row (roll it up in full)."""
         ...
 
 
@@ -85,6 +86,7 @@ class CachedReads:
         self._reads = reads
         self._states: dict[tuple[str, str | None], CommitStates] = {}
         self._inventories: dict[str, Inventory] = {}
+        self._clusters: dict[str, list[str]] = {}
 
     def commit_states(self, commit: str, env: str | None = None) -> CommitStates:
         if (commit, env) not in self._states:
@@ -99,6 +101,12 @@ class CachedReads:
     def cluster_view(self, commit: str, env: str, cluster: str) -> ClusterView:
         return self._reads.cluster_view(commit, env, cluster)  # the tally needs it fresh
 
+    def environment_clusters(self, env: str) -> list[str]:
+        if env not in self._clusters:
+            self._clusters[env] = self._reads.environment_clusters(env)
+        return self._clusters[env]
+
     def forget(self) -> None:
         self._states.clear()
         self._inventories.clear()
+        self._clusters.clear()

@@ -16,7 +16,7 @@ rollout), and the last word is never a stale one.
 
 from __future__ import annotations
 
-from connector.core.rollup import EnvironmentSpecs, cluster_of
+from connector.core.rollup import EnvironmentSpecs, Rollup, cluster_of
 from connector.core.state import DeploymentReads, Tallies
 from connector.core.tracking import ClusterResult, EnvironmentResult, Phase, environment_result
 
@@ -41,7 +41,7 @@ class EnvironmentTally:
         changed, recorded = self._tallies.tally(commit, env, result, view.basis)
         self.cluster_changed = self.cluster_changed or changed
         for _ in range(MAX_CHECKS):
-            if not changed:
+            if not changed or recorded is None:
                 break
             # We moved the cluster's result: a concurrent event of the cluster that found the
             # old result equal to its own skipped its write, so make sure ours is not stale.
@@ -51,7 +51,9 @@ class EnvironmentTally:
                 break
             result = latest
             changed, recorded = self._tallies.tally(commit, env, result, view.basis)
+        if recorded is None:  # more clusters than a tally row holds: the full roll-up
+            return Rollup(self._environments, self._reads).environment(commit, env)
         configured = list(spec.clusters) if spec else []
-        expected = configured or self._tallies.environment_clusters(env)
+        expected = configured or self._reads.environment_clusters(env)
         clusters = [recorded.get(c) or ClusterResult(c, Phase.PROGRESSING) for c in expected]
         return environment_result(env, clusters)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 
 
@@ -53,6 +53,9 @@ class Observation:
     is_source: bool
     metadata: Mapping[str, str] = field(default_factory=dict, compare=False)
     noticed_at: datetime | None = field(default=None, compare=False)  # when we processed it
+    received_at: datetime | None = field(default=None, compare=False)  # when ingest queued it
+    # The time the event claimed, when it lay beyond the receive time (`bounded_by_receipt`).
+    claimed_time: datetime | None = field(default=None, compare=False)
 
     @property
     def sets_status(self) -> bool:
@@ -74,6 +77,32 @@ class ObjectState:
     is_source: bool = False  # says where manifests come from (no status, not in roll-ups)
 
 
+# How far ahead of the receive time an event's own time may lie before it is not believed. A
+# cluster's clock a few seconds ahead is normal (NTP); minutes ahead is a clock jump, and one
+# event dated a day ahead would otherwise make every real later event look stale.
+CLOCK_SKEW_TOLERANCE = timedelta(minutes=5)
+
+
+def bounded_by_receipt(
+    obs: Observation, tolerance: timedelta = CLOCK_SKEW_TOLERANCE
+) -> Observation:
+    """The observation with its time bounded by when it was received (`received_at`, else
+    `noticed_at`): a time beyond the tolerance is replaced by the receive time for every
+    ordering decision and kept as `claimed_time`. Times in the past stay: a delayed delivery is
+    normal, and it is still ordered by when it happened."""
+    receipt = obs.received_at or obs.noticed_at
+    if receipt is None or obs.time <= receipt + tolerance:
+        return obs
+    return replace(obs, time=receipt, claimed_time=obs.time)
+
+
+def believable(recorded: datetime, obs: Observation) -> bool:
+    """Whether a recorded time can be newer than `obs`: a time beyond the tolerance of `obs`'s
+    receipt was written before times were bounded (a cluster's clock jump) and orders nothing."""
+    receipt = obs.received_at or obs.noticed_at
+    return receipt is None or recorded <= receipt + CLOCK_SKEW_TOLERANCE
+
+
 class Verdict(StrEnum):
     CHANGED = "changed"
     UNCHANGED = "unchanged"  # same phase again (periodic re-sends, detail events)
@@ -87,7 +116,7 @@ def transition(current: ObjectState | None, obs: Observation) -> tuple[Verdict, 
         return Verdict.IGNORED, current
     if current is None:
         return Verdict.CHANGED, _fresh(obs, obs.phase)
-    if obs.time < current.time:
+    if obs.time < current.time and believable(current.time, obs):
         return Verdict.STALE, current
     if obs.phase == current.phase or (obs.phase == Phase.PROGRESSING and current.phase in TERMINAL):
         # Keep the newest time so that older deliveries stay recognisably stale.

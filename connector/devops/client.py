@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
 from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from types import TracebackType
 from typing import Any, Final, Self, TypeVar
 from urllib.parse import urlsplit
@@ -298,7 +299,8 @@ class AzureDevOpsClient:
         error = _error_message(response, self._secrets)
         _LOG.warning("azure_devops.request_failed %s answered %d: %s", where, status, error)
         if status in {408, 429} or status >= 500:
-            raise TransientAzureDevOpsError(f"{where} answered {status}: {error}", status)
+            wait = retry_after(response)
+            raise TransientAzureDevOpsError(f"{where} answered {status}: {error}", status, wait)
         if status == 203:
             # What a rejected credential looks like when the redirect is not suppressed.
             raise PermanentAzureDevOpsError(status, "sign-in page instead of a response")
@@ -323,6 +325,21 @@ def _http_request(call: Call) -> HttpRequest:
         headers = {"Content-Type": call.content_type}
         return HttpRequest(call.method, call.full_url, content=call.body, headers=headers)
     return HttpRequest(call.method, call.full_url, json=call.body)
+
+
+def retry_after(response: HttpResponse) -> float | None:
+    """`Retry-After` in seconds (RFC 9110 10.2.3: delay-seconds or an HTTP-date), which Azure
+    DevOps sends with a 429 (Learn, "Rate and usage limits": Retry-After, X-RateLimit-*)."""
+    value = (response.headers.get("Retry-After") or "").strip()
+    if not value:
+        return None
+    if value.isdigit():
+        return float(value)
+    try:
+        moment = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, (moment - datetime.now(UTC)).total_seconds())
 
 
 def _describe(exc: Exception) -> str:

@@ -33,9 +33,12 @@ class PermanentAzureDevOpsError(AzureDevOpsError):
 class TransientAzureDevOpsError(AzureDevOpsError):
     """Throttled, server error after retries, timeout or connection failure: try again later."""
 
-    def __init__(self, message: str, status_code: int | None = None) -> None:
+    def __init__(
+        self, message: str, status_code: int | None = None, retry_after: float | None = None
+    ) -> None:
         super().__init__(message)
         self.status_code = status_code
+        self.retry_after = retry_after  # seconds the service asked us to wait (429, 503)
 
 
 class ForeignOrganizationError(AzureDevOpsError):

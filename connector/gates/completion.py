@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
-from connector import telemetry
+from connector import retries, telemetry
 from connector.core.gates import Decision, Gate, GateState
 from connector.devops.types import (
     ForeignOrganizationError,
@@ -34,6 +34,18 @@ CLAIM_TIMEOUT = timedelta(minutes=2)
 PERMISSION_PATIENCE = timedelta(hours=24)
 # TaskCompleted POSTs allowed without seeing the job still waiting (the first, and one repeat).
 MAX_UNCONFIRMED_POSTS = 2
+# A 429 without Retry-After: wait this long before the next attempt.
+THROTTLED_WAIT_SECONDS = 5.0
+# Throttled POSTs retried within one invocation (each after its Retry-After, within the budget).
+MAX_THROTTLED_ATTEMPTS = 3
+
+
+class _ThrottledError(Exception):
+    """TaskCompleted was throttled (429) longer than this invocation may wait."""
+
+    def __init__(self, wait: float) -> None:
+        super().__init__(f"throttled for {wait:.0f}s")
+        self.wait = wait
 
 
 class UnconfirmedCompletionError(TransientAzureDevOpsError):
@@ -90,11 +102,21 @@ class Completion:
                 self._finish(claimed)
 
     def _finish(self, gate: Gate) -> None:
+        # Its own trace (an event's, or the sweep's), linked to the gate's registration.
+        with telemetry.span(
+            "gate.complete", linked=gate.registered_trace, gate=gate.id, env=gate.environment
+        ):
+            self._finish_linked(gate)
+
+    def _finish_linked(self, gate: Gate) -> None:
         result, reason = gate.result or "failed", gate.result_reason
         try:
             self._post(gate, result, reason)
         except NotSentError:
             self._record_trial(gate, result, reason)
+            return
+        except _ThrottledError as exc:
+            self._throttled(gate, exc.wait)
             return
         except ForeignOrganizationError:
             reason = f"not completed: plan URL outside {self._org_url}"
@@ -150,7 +172,40 @@ class Completion:
             raise TransientAzureDevOpsError("the gate changed under us; the redelivery retries")
         # An unknown plan (404) is still tried: TaskCompleted then fails permanently with the
         # service's own reason, rather than being skipped on a guess.
-        callbacks.post_task_completed(gate.plan, result)
+        self._post_unless_throttled(callbacks, gate, result)
+
+    def _post_unless_throttled(self, callbacks: PipelineCallbacks, gate: Gate, result: str) -> None:
+        """POST TaskCompleted; a 429 is an answer (the service did not act on it), so it is
+        tried again after its Retry-After while the invocation's wait budget lasts, and never
+        counts as a POST whose outcome is unknown."""
+        for attempt in range(1, MAX_THROTTLED_ATTEMPTS + 1):
+            try:
+                callbacks.post_task_completed(gate.plan, result)
+            except TransientAzureDevOpsError as exc:
+                if exc.status_code != 429:
+                    raise
+                wait = exc.retry_after if exc.retry_after is not None else THROTTLED_WAIT_SECONDS
+                telemetry.gates_throttled.add(1, {"env": gate.environment})
+                if attempt == MAX_THROTTLED_ATTEMPTS or not retries.wait_within_budget(wait):
+                    raise _ThrottledError(wait) from exc
+            else:
+                return
+
+    def _throttled(self, gate: Gate, wait: float) -> None:
+        """Throttled past the budget: the throttled POST is uncounted, and the claim is kept
+        so that no attempt (a redelivery, the sweep) comes before Retry-After has passed: a
+        claim is taken over `CLAIM_TIMEOUT` after `claimed_at`, so that is moved on by the
+        part of the wait beyond it."""
+        later = self._clock() + max(timedelta(0), timedelta(seconds=wait) - CLAIM_TIMEOUT)
+
+        def uncount(g: Gate) -> Gate:
+            posts = max(0, g.completion_posts - 1)
+            return replace(g, completion_posts=posts, claimed_at=later)
+
+        self._gates.update(gate, uncount)
+        logger.warning(
+            "gate.completion_throttled", extra={"gate": gate.id, "retry_after_seconds": wait}
+        )
 
     def _record_trial(self, gate: Gate, result: str, reason: str) -> None:
         """Trial mode decided but sent nothing: the gate waits on, so that real mode on the same

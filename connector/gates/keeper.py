@@ -10,6 +10,7 @@ one that fails is logged with its id and never stops the others.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -21,8 +22,8 @@ from connector import retries, telemetry
 from connector.core.gates import OPEN, Decision, Gate, GateState, decide
 from connector.core.processing import Change
 from connector.core.rollup import Rollup
-from connector.core.state import DeploymentReads
-from connector.core.tracking import Phase, Verdict, environment_result
+from connector.core.state import CachedReads, DeploymentReads
+from connector.core.tracking import EnvironmentResult, Phase, Verdict, environment_result
 from connector.devops.links import CommitLinks
 from connector.devops.types import (
     AzureDevOpsError,
@@ -41,6 +42,11 @@ from connector.gates.story import PullRequestPublisher, TaskStory
 from connector.storage.rows import ConcurrencyError
 
 logger = logging.getLogger(__name__)
+
+# The sweep runs every 5 minutes and may run 10 (host.json functionTimeout): it stops after 4, so
+# that it ends before the next one starts, and the next one resumes, nearest deadlines first.
+SWEEP_BUDGET_SECONDS = 240.0
+RolledUp = dict[tuple[str, str, tuple[str, ...], tuple[str, ...]], EnvironmentResult]
 
 
 class DevOps(RepositoryReader, PipelineCallbacks, StatusWriter, Protocol):
@@ -123,24 +129,38 @@ class GateKeeper:
         open_gates = self._gates.open_gates(change.obs.env)
         _raise_first([self._isolated(g, consider) for g in open_gates])
 
-    def sweep(self) -> int:
+    def sweep(
+        self,
+        budget_seconds: float = SWEEP_BUDGET_SECONDS,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> int:
         """Timer: fail timed-out gates and those of PRs abandoned unnoticed; retry stuck ones.
-        Each gate is isolated: one that fails is logged and the sweep goes on."""
-        gates = self._gates.open_gates()
+        Nearest deadlines first (`sweep_order`); the environment's rows and each roll-up are
+        read once per sweep and shared by its gates; past `budget_seconds` the rest wait for the
+        next run. Each gate is isolated: one that fails is logged and the sweep goes on.
+        Returns how many gates were swept."""
+        started = monotonic()
+        gates = sorted(self._gates.open_gates(), key=sweep_order)
         try:
             abandoned = self._correlation.abandoned_pull_requests(gates)
         except AzureDevOpsError as exc:
             logger.warning("sweep.abandoned_lookup_failed", extra={"error": str(exc)})
             abandoned = set()
+        reads = CachedReads(self._deployments)  # one snapshot of each environment per sweep
+        rolled: RolledUp = {}
 
         def sweep_one(gate: Gate) -> None:
             with retries.wait_budget():
                 if gate.pull_request_id in abandoned and not (gate.commit or gate.hld_commit):
                     self._fail_if_abandoned(gate)
                 else:
-                    self.evaluate(gate)
+                    self.evaluate(gate, reads, rolled)
 
-        for gate in gates:
+        for swept, gate in enumerate(gates):
+            if monotonic() - started >= budget_seconds:
+                left = len(gates) - swept
+                logger.warning("sweep.budget_spent", extra={"swept": swept, "left": left})
+                return swept
             self._isolated(gate, sweep_one)
         return len(gates)
 
@@ -167,8 +187,12 @@ class GateKeeper:
 
     # --- evaluation ---------------------------------------------------------------------------
 
-    def evaluate(self, gate: Gate, reads: DeploymentReads | None = None) -> None:
-        """Decide on one gate now; `reads`: the rows the current message already read."""
+    def evaluate(
+        self, gate: Gate, reads: DeploymentReads | None = None, rolled: RolledUp | None = None
+    ) -> None:
+        """Decide on one gate now; `reads`: the rows the current message already read;
+        `rolled`: the roll-ups this sweep already made (gates of one environment and commit
+        share one)."""
         with telemetry.span(
             "gate.evaluate",
             gate=gate.id,
@@ -176,7 +200,7 @@ class GateKeeper:
             commit=gate.commit,
             state=gate.state.value,
         ):
-            self._evaluate(gate, reads or self._deployments)
+            self._evaluate(gate, reads or self._deployments, rolled)
 
     def _evaluate_tallied(self, gate: Gate, change: Change) -> None:
         """Judge a gate on the whole environment and this very commit by the environment's tally
@@ -192,20 +216,25 @@ class GateKeeper:
         with telemetry.span("gate.evaluate", gate=gate.id, env=gate.environment, tally=True):
             self._story.progress(gate, decision, result)
 
-    def _evaluate(self, gate: Gate, reads: DeploymentReads) -> None:
+    def _evaluate(self, gate: Gate, reads: DeploymentReads, rolled: RolledUp | None = None) -> None:
         if gate.state == GateState.COMPLETING:
             self._completion.resume(gate)
             return
-        commit = gate.commit or self._deployed_commit(gate)
+        commit = gate.commit or self._deployed_commit(gate, reads)
         if commit is None:
             return
-        result = Rollup(self._policy.environments, reads).environment(
-            commit,
-            gate.environment,
-            clusters=gate.clusters,
-            objects=gate.objects,
-            follow=self._correlation.is_descendant,
-        )
+        wanted = (commit, gate.environment, gate.clusters, gate.objects)
+        result = rolled.get(wanted) if rolled is not None else None
+        if result is None:
+            result = Rollup(self._policy.environments, reads).environment(
+                commit,
+                gate.environment,
+                clusters=gate.clusters,
+                objects=gate.objects,
+                follow=self._correlation.is_descendant,
+            )
+            if rolled is not None:
+                rolled[wanted] = result
         if result.followed and not gate.descendant_seen:
             gate = self._gates.update(gate, _descendant_seen) or gate
         decision = decide(gate, result, commit, self._clock(), self._policy.failure_grace)
@@ -216,7 +245,7 @@ class GateKeeper:
         if decision.result is not None:
             self._completion.complete(gate, decision)
 
-    def _deployed_commit(self, gate: Gate) -> str | None:
+    def _deployed_commit(self, gate: Gate, reads: DeploymentReads) -> str | None:
         """The manifests commit a gate that knows none yet is judged on: for a gate on a
         manifests PR, its merge commit; in HLD terms, the oldest deployed manifests commit that
         carries the HLD commit (the PR's merge commit, once it merged). Meanwhile the gate fails
@@ -228,7 +257,7 @@ class GateKeeper:
             return None
         if gate.hld_commit is None:
             gate = replace(gate, hld_commit=self._correlation.learn_hld_commit(gate, hld_commit))
-        pointers = self._deployments.cluster_objects(gate.environment).values()
+        pointers = reads.cluster_objects(gate.environment).values()
         deployed = {p.commit for objects in pointers for p in objects.values()}
         found = self._correlation.first_deployed(gate, deployed)
         if found is None:
@@ -302,6 +331,12 @@ class GateKeeper:
             )
             return exc if retry else None
         return None
+
+
+def sweep_order(gate: Gate) -> tuple[bool, datetime]:
+    """Stuck completions first (a decided gate whose TaskCompleted is owed), then the nearest
+    deadline: a sweep cut short by its budget leaves the gates with the most time to spare."""
+    return gate.state != GateState.COMPLETING, gate.deadline
 
 
 def _unmoved(gate: Gate, change: Change) -> bool:

@@ -28,6 +28,7 @@ from pydantic import (
     ValidationError,
 )
 
+from connector import telemetry
 from connector.core.gates import Gate, PlanRef, gate_id
 from connector.core.names import ORIGIN_NAME, ORIGIN_NAME_LIMIT, parse_object_reference
 from connector.devops.client import same_organization
@@ -152,8 +153,12 @@ class Registration:
                     ],
                 },
             )
-        gate = self._keeper.register(wanted)
-        if not self._queue_check(gate):
+        with telemetry.span("gate.register", gate=wanted.id, env=wanted.environment):
+            # Kept with the gate: its completion, in another trace, links back to this one.
+            registered = replace(wanted, registered_trace=telemetry.traceparent())
+            gate = self._keeper.register(registered)
+            queued = self._queue_check(gate)
+        if not queued:
             return Reply(
                 503,
                 {"error": "queue unavailable, retry later", "gate": gate.id},

@@ -17,8 +17,9 @@ Signed like Flux's `generic-hmac` provider signs (so `connector.signature.verify
 Delivery is at least once, and once per subscriber as far as we can tell: a `2xx` is recorded in
 the delivery ledger (one row per change and subscriber), and a redelivered message posts only to
 subscribers without a record. A new change (verdict CHANGED) is posted without reading the ledger.
-Each POST has connection/read timeouts and retries 408/429/5xx and connection errors (POST
-included: receivers dedupe by `id`); `Retry-After` is honoured up to the backoff cap. When a
+Each delivery has one deadline (connect, send, response and retries: 15 s) besides its
+connection/read timeouts, and retries 408/429/5xx and connection errors (POST included:
+receivers dedupe by `id`); `Retry-After` is honoured up to the backoff cap and the deadline. When a
 subscriber still fails, the others are tried anyway and then `SubscriberDeliveryError` is raised so
 Service Bus redelivers. Logs and errors name a subscriber by host and a hash of its URL only:
 paths and query strings of webhook URLs often hold tokens.
@@ -43,6 +44,7 @@ from azure.core.rest import HttpRequest, HttpResponse
 
 from connector.core.processing import Change
 from connector.core.tracking import EnvironmentResult, ObjectState, Observation, Verdict
+from connector.outputs import deadline
 from connector.outputs.spektate_rows import change_id
 from connector.retries import RetryBudgetExhaustedError, retry_policy
 from connector.sources.flux.signature import sign
@@ -50,6 +52,9 @@ from connector.sources.flux.signature import sign
 logger = logging.getLogger(__name__)
 
 SCHEMA: Final = "flux-azdo-connector/state-change/v1"
+# One deadline for a whole delivery (connect, send, response, retries): a slow receiver can hold
+# an invocation this long at most (`connector.outputs.deadline`).
+DELIVERY_TIMEOUT_SECONDS: Final = 15.0
 _USER_AGENT: Final = "flux-azdo-connector/0.1.0"
 
 
@@ -143,6 +148,7 @@ class WebhookClient:
         retry_backoff_max: float = 8,
         connection_timeout: float = 5,
         read_timeout: float = 10,
+        delivery_timeout: float = DELIVERY_TIMEOUT_SECONDS,
         transport: HttpTransport | None = None,  # type: ignore[type-arg]
     ) -> None:
         retry = retry_policy(retry_total, retry_backoff_factor, retry_backoff_max)
@@ -151,18 +157,25 @@ class WebhookClient:
             UserAgentPolicy(base_user_agent=_USER_AGENT),
             retry,
         ]
+        if transport is None:
+            from azure.core.pipeline.transport import RequestsTransport
+
+            transport = RequestsTransport(session=deadline.session(), session_owner=True)
         self._client: PipelineClient[HttpRequest, HttpResponse] = PipelineClient(
             base_url="", policies=policies, transport=transport
         )
+        self._delivery_timeout = delivery_timeout
         self._timeouts: dict[str, Any] = {
             "connection_timeout": connection_timeout,
             "read_timeout": read_timeout,
+            "timeout": delivery_timeout,  # azure-core's retry: no attempt starts after it
         }
 
     def post(self, subscriber: Subscriber, body: bytes, headers: Mapping[str, str]) -> None:
         request = HttpRequest("POST", subscriber.url, content=body, headers=dict(headers))
         try:
-            response = self._client.send_request(request, **self._timeouts)
+            with deadline.deadline(self._delivery_timeout):
+                response = self._client.send_request(request, **self._timeouts)
         except (AzureError, RetryBudgetExhaustedError) as exc:
             # Not chained: the cause's message quotes the URL, query string included.
             raise WebhookError(type(exc).__name__) from None

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import replace
 
 from pydantic import ValidationError
 
@@ -39,7 +40,8 @@ def read(body: bytes, message_id: str | None) -> Observation | GateCheck:
             return message
         translate = _translator(message.source)
         delivery = message_id or envelope.message_id(message.cluster, message.env, body)
-        return translate(message, delivery)
+        # The receive time bounds the event's own (a cluster's clock may be ahead).
+        return replace(translate(message, delivery), received_at=message.received_at)
     except ValueError as exc:  # pydantic's ValidationError is a ValueError
         reason = _describe(exc)
         logger.error(  # noqa: TRY400 - the reason says it all; a traceback would add nothing

@@ -243,6 +243,9 @@ def _split(entity: Mapping[str, Any]) -> tuple[str, str, dict[str, Any]]:
     return partition, row_key, properties
 
 
+_PROPERTY_LIMIT = 252
+
+
 def _check_size(entity: Mapping[str, Any]) -> None:
     """Learn, "Table service error codes": PropertyValueTooLarge (a string over 64 KiB, which
     Azurite enforces too) and EntityTooLarge (over 1 MiB, which Azurite does not), both 400."""
@@ -253,6 +256,10 @@ def _check_size(entity: Mapping[str, Any]) -> None:
                 raise _error(HttpResponseError, "PropertyValueTooLarge", f"{name}: {problem}")
     if entity_size(entity) > ENTITY_LIMIT_BYTES:
         raise _error(HttpResponseError, "EntityTooLarge", "the entity exceeds 1 MiB")
+    # "Understanding the Table service data model": up to 255 properties, including the three
+    # system properties (PartitionKey, RowKey, Timestamp); error code TooManyProperties.
+    if len([n for n in entity if n not in ("PartitionKey", "RowKey")]) > _PROPERTY_LIMIT:
+        raise _error(HttpResponseError, "TooManyProperties", "more than 252 properties")
 
 
 def _stored_value(name: str, value: Any) -> Any:

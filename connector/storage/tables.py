@@ -9,16 +9,14 @@ Tables (prefix from `STATE_TABLE_PREFIX`):
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from azure.core.exceptions import ResourceNotFoundError
 
-from connector.core.gates import PROGRESS_NAMES
 from connector.core.state import ClusterResults, ClusterView, ObjectPointer, Recorded
 from connector.core.tracking import (
     ClusterResult,
@@ -27,20 +25,22 @@ from connector.core.tracking import (
     Observation,
     Phase,
     Verdict,
+    believable,
     transition,
 )
+from connector.storage import tally_rows
+from connector.storage.clusters import DEFAULT_WINDOW_DAYS, ClusterRoster
 from connector.storage.ledger import StatusLedgerTable, StatusRecord, status_records
 from connector.storage.rows import (
-    gathered_text,
     iso,
     key,
     merge_if_unchanged,
     query_range,
-    spread_text,
     unkey,
     update_row,
     update_row_tagged,
 )
+from connector.storage.tally_rows import Tallied
 
 if TYPE_CHECKING:
     from azure.data.tables import TableClient, TableServiceClient
@@ -48,8 +48,6 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 NO_COMMIT = "-"
-_Entries = dict[str, Any]  # a tally row's entries, by cluster
-_Tallied = tuple[bool, _Entries]
 COMMIT_STATUS_SINK = "azdo"  # the ledger name of Azure DevOps commit statuses
 
 
@@ -57,12 +55,21 @@ class TableStore:
     """The deployment state (`DeploymentStore`) on one storage account; tables are created on
     first use and shared with the other stores of the account (gates, ledgers)."""
 
-    def __init__(self, service: TableServiceClient, prefix: str = "gitops") -> None:
+    def __init__(
+        self,
+        service: TableServiceClient,
+        prefix: str = "gitops",
+        cluster_window_days: float = DEFAULT_WINDOW_DAYS,
+    ) -> None:
         self._service = service
         self._prefix = prefix
         self._tables: dict[str, TableClient] = {}
         self._lock = threading.Lock()
-        self._noted: set[tuple[str, str]] = set()  # (env, cluster) known to be listed
+        self.clusters = ClusterRoster(
+            lambda: self.table("objects"),
+            self._newest_pointers,
+            timedelta(days=cluster_window_days),
+        )
 
     # --- tables -------------------------------------------------------------------------------
 
@@ -86,8 +93,10 @@ class TableStore:
         result, version = update_row_tagged(table, partition, row, lambda e: _apply(e, obs))
         recorded = replace(result, version=version)
         live = recorded.verdict in (Verdict.CHANGED, Verdict.UNCHANGED)
-        if obs.commit and not obs.is_source and live and recorded.new_on_commit:
-            self._point(obs, obs.commit)
+        if obs.commit and not obs.is_source and live:
+            self.clusters.note(obs.env, obs.cluster, obs.time)
+            if recorded.new_on_commit:
+                self._point(obs, obs.commit)
         return recorded
 
     def settle(self, obs: Observation, recorded: Recorded) -> None:
@@ -101,7 +110,8 @@ class TableStore:
         """Move the object's pointer to this commit (if it is newer than the one recorded)."""
 
         def change(entity: dict[str, Any] | None) -> tuple[dict[str, Any] | None, None]:
-            if entity is not None and datetime.fromisoformat(entity["time"]) > obs.time:
+            recorded = datetime.fromisoformat(entity["time"]) if entity is not None else None
+            if recorded is not None and recorded > obs.time and believable(recorded, obs):
                 return None, None
             if entity is not None and entity["commit"] == commit:
                 return None, None
@@ -114,7 +124,6 @@ class TableStore:
             key(obs.obj.kind, obs.obj.namespace, obs.obj.name),
             change,
         )
-        self._note_cluster(obs.env, obs.cluster)
 
     def commit_states(
         self, commit: str, env: str | None = None
@@ -143,44 +152,33 @@ class TableStore:
 
     def tally(
         self, commit: str, env: str, result: ClusterResult, basis: str
-    ) -> tuple[bool, ClusterResults]:
-        entry = _tally_entry(result)
+    ) -> tuple[bool, ClusterResults | None]:
+        entry = tally_rows.entry_of(result)
 
-        def change(entity: dict[str, Any] | None) -> tuple[dict[str, Any] | None, _Tallied]:
-            clusters: _Entries = json.loads(gathered_text(entity, "clusters")) if entity else {}
+        def change(entity: dict[str, Any] | None) -> tuple[dict[str, Any] | None, Tallied]:
+            clusters = tally_rows.read_entries(entity)
+            if clusters is None:
+                return None, (True, None)  # overflowed: the caller rolls up in full
             known = clusters.get(result.cluster)
             if known is not None and known["basis"] > basis:
                 return None, (False, clusters)  # computed from newer rows than ours
-            if known is not None and _same_result(known, entry):
+            if known is not None and tally_rows.same_result(known, entry):
                 return None, (False, clusters)
             clusters[result.cluster] = {**entry, "basis": basis}
-            return spread_text("clusters", _tally_text(clusters)), (True, clusters)
+            row = tally_rows.row_of(clusters)
+            return row, (True, None if row["overflow"] else clusters)
 
         table = self.table("deployments")
         changed, found = update_row(table, commit, key("tally", env), change)
-        return changed, {c: _tally_result(c, e) for c, e in found.items()}
+        return changed, None if found is None else tally_rows.results_of(found)
 
     def environment_clusters(self, env: str) -> list[str]:
-        entity = _get(self.table("objects"), key(env), "clusters")
-        if entity is None:  # written before tallies: learn it once from the pointers
-            return sorted(self.cluster_objects(env))
-        return sorted(json.loads(gathered_text(entity, "names")))
+        """The clusters an environment expects (`connector.storage.clusters`)."""
+        return self.clusters.expected(env)
 
-    def _note_cluster(self, env: str, cluster: str) -> None:
-        """Add a cluster to its environment's list, once per process and cluster."""
-        if (env, cluster) in self._noted:
-            return
-
-        def change(entity: dict[str, Any] | None) -> tuple[dict[str, Any] | None, None]:
-            names = set(json.loads(gathered_text(entity, "names"))) if entity is not None else set()
-            if entity is None:
-                names |= set(self.cluster_objects(env))
-            if cluster in names:
-                return None, None
-            return spread_text("names", json.dumps(sorted(names | {cluster}))), None
-
-        update_row(self.table("objects"), key(env), "clusters", change)
-        self._noted.add((env, cluster))
+    def _newest_pointers(self, env: str) -> dict[str, datetime]:
+        found = self.cluster_objects(env)
+        return {c: max(p.time for p in ps.values()) for c, ps in found.items() if ps}
 
     def cluster_objects(self, env: str) -> dict[str, dict[ObjectRef, ObjectPointer]]:
         """Every object seen with a commit in each cluster of an environment."""
@@ -227,7 +225,10 @@ def _apply(
     if verdict != Verdict.CHANGED or new is None:
         done = settled or entity is None
         return None, Recorded(verdict, current, settled=done, new_on_commit=not settled)
-    return {**_row(new), "settled": False}, Recorded(verdict, new, new_on_commit=not settled)
+    row = {**_row(new), "settled": False}
+    # Recorded as skewed: the time the event claimed (cleared by the next change; rows merge).
+    row["claimed_time"] = iso(obs.claimed_time) if obs.claimed_time else ""
+    return row, Recorded(verdict, new, new_on_commit=not settled)
 
 
 def _state(entity: dict[str, Any]) -> ObjectState:
@@ -258,58 +259,6 @@ def _pointer(entity: dict[str, Any]) -> ObjectPointer:
         entity["previous"] or None,
         datetime.fromisoformat(entity["time"]),
     )
-
-
-# What a tally entry keeps of a cluster's result: enough for the environment status and for a
-# gate's progress lines, small enough that an environment of thousands of clusters fits one row.
-TALLY_PENDING_NAMES = PROGRESS_NAMES  # what a gate's progress line names
-TALLY_TEXT_CHARS = 200
-TALLY_DETAIL_CHARS = 300_000  # 600 KB in UTF-16: the rest of 1 MiB for phases and failures
-
-
-def _tally_entry(result: ClusterResult) -> dict[str, Any]:
-    """Its phase and first failure (what a change is judged by) and, as detail refreshed only
-    with them, the first objects still pending."""
-    entry: dict[str, Any] = {"phase": result.phase.value}
-    if result.failed:
-        obj, state = result.failed[0]
-        text = [state.reason[:TALLY_TEXT_CHARS], state.summary[:TALLY_TEXT_CHARS]]
-        entry["failed"] = [_shown(obj), *text, iso(state.time)]
-    if result.pending:
-        entry["pending"] = [_shown(o) for o in result.pending[:TALLY_PENDING_NAMES]]
-    return entry
-
-
-def _shown(obj: ObjectRef) -> str:
-    """An object's name as a tally shows it: bounded, and still `kind/namespace/name`."""
-    return str(ObjectRef(obj.kind[:63], obj.namespace[:63], obj.name[:TALLY_TEXT_CHARS]))
-
-
-def _tally_text(clusters: _Entries) -> str:
-    """The tally row's JSON. Past `TALLY_DETAIL_CHARS` (an environment of thousands of
-    clusters) the pending names go, so that the row stays under the 1 MiB entity limit."""
-    text = json.dumps(clusters, sort_keys=True)
-    if len(text) <= TALLY_DETAIL_CHARS:
-        return text
-    for entry in clusters.values():
-        entry.pop("pending", None)
-    return json.dumps(clusters, sort_keys=True)
-
-
-def _same_result(known: dict[str, Any], entry: dict[str, Any]) -> bool:
-    judged = ("phase", "failed")
-    return all(known.get(k) == entry.get(k) for k in judged)
-
-
-def _tally_result(cluster: str, entry: dict[str, Any]) -> ClusterResult:
-    failed: tuple[tuple[ObjectRef, ObjectState], ...] = ()
-    if "failed" in entry:
-        obj, reason, summary, time = entry["failed"]
-        moment = datetime.fromisoformat(time)
-        state = ObjectState(Phase.FAILED, reason, summary, moment, moment)
-        failed = ((ObjectRef.parse(obj), state),)
-    pending = tuple(ObjectRef.parse(o) for o in entry.get("pending", ()))
-    return ClusterResult(cluster, Phase(entry["phase"]), pending=pending, failed=failed)
 
 
 def _get(table: TableClient, partition: str, row: str) -> dict[str, Any] | None:

@@ -156,6 +156,7 @@ class Call:
     json: Any
     auth: str
     status: int  # 0 when the connection was dropped
+    at: float = field(default_factory=time.monotonic, compare=False)  # when it arrived
 
 
 @dataclass

@@ -180,6 +180,9 @@ class ArgoIngest:
 
     def _enqueue(self, queued: bytes, report: Report, cluster: str, env: str) -> Reply:
         message = build_message(queued, report, cluster, env, self._clock())
+        too_large = queue_size_problem(message)
+        if too_large is not None:  # never 202, and never a 503 Argo CD would retry forever
+            return http.refused(RejectedError(413, too_large, limit=QUEUE_MESSAGE_LIMIT))
         failed = http.enqueue(self._sender, message)
         if failed is not None:
             return failed
@@ -244,15 +247,44 @@ def _queued_bytes(queued: Queued, body: bytes) -> bytes:
     return json.dumps(head, separators=(",", ":"))[:-1].encode() + b',"body":' + body + b"}"
 
 
+# Service Bus Standard refuses a message over 256 KiB, properties included (Learn, "Azure Service
+# Bus quotas": "Message size for a queue ... Standard tier: 256 KB"; "The message size includes
+# the size of properties (system and user) and the size of payload"); Premium takes more, so
+# this limit works on both. The SDK's AMQP framing takes the allowance.
+QUEUE_MESSAGE_LIMIT = 256 * 1024
+_AMQP_ALLOWANCE = 1024
+
+
+def queue_size_problem(message: OutgoingMessage) -> str | None:
+    """Why the queue cannot hold `message` (its body is the envelope around the notification),
+    or None. The shipped template sends only what the connector reads (~2 KB); the whole
+    Application (`{{.app | toJson}}`) grows by ~340 bytes a resource."""
+    properties = sum(len(k) + len(str(v)) for k, v in message.application_properties.items())
+    ids = len(message.message_id) + len(message.session_id)
+    size = len(message.body) + properties + ids + _AMQP_ALLOWANCE
+    if size <= QUEUE_MESSAGE_LIMIT:
+        return None
+    return (
+        f"notification too large for the queue: {size} bytes with its envelope, over the "
+        f"{QUEUE_MESSAGE_LIMIT}-byte (256 KiB) Service Bus message limit; send the shipped "
+        "template (deploy/argocd), which posts only the fields the connector reads"
+    )
+
+
 def build_message(
     queued: bytes, report: Report, cluster: str, env: str, received_at: datetime
 ) -> OutgoingMessage:
     properties = {"cluster": cluster, "env": env, "kind": KIND, "reason": report.reason}
     if trace.get_current_span().get_span_context().is_valid:
         propagate.inject(properties)  # traceparent/tracestate, continued by the processor
+    # A body without a time of its own (the incumbent template) is byte for byte the same when a
+    # state comes back (Degraded, Healthy, Degraded): duplicate detection would drop the third
+    # within its window. Its id takes the receive time too: every delivery is a message of its
+    # own (a repeat costs the processor one read). Bodies with times differ when the state does.
+    identity = queued if report.time is not None else queued + received_at.isoformat().encode()
     return OutgoingMessage(
         body=envelope.encode(cluster, env, received_at, queued, source=SOURCE),
-        message_id=envelope.message_id(cluster, env, queued, source=SOURCE),
+        message_id=envelope.message_id(cluster, env, identity, source=SOURCE),
         session_id=envelope.session_id(cluster, KIND, report.namespace, report.name),
         application_properties=properties,
     )

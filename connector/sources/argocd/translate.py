@@ -47,17 +47,22 @@ class Report:
     message: str
     time: datetime | None
     metadata: dict[str, str]
+    # Whether the health was assessed after the last sync finished (`assessed_after_sync`);
+    # an incumbent body carries no times: taken as it says.
+    assessed: bool = True
 
     @property
     def reason(self) -> str:
         return f"{self.operation or 'NoOperation'}/{self.health or 'Unknown'}"
 
 
-def phase_of(operation: str, health: str) -> Phase | None:
-    """Running → progressing; Failed or Error → failed; Degraded → failed (the gate's failure
-    grace applies); Succeeded and Healthy → succeeded; Succeeded and still Progressing, Missing or
-    Suspended → progressing. Anything else (no operation and healthy, Unknown) says nothing."""
-    if operation in _RUNNING:
+def phase_of(operation: str, health: str, assessed: bool = True) -> Phase | None:
+    """Running → progressing; Failed or Error → failed; a sync that Succeeded before the health
+    was assessed after it → progressing, whatever the health says (it is the previous
+    revision's); Degraded → failed (the gate's failure grace applies); Succeeded and Healthy →
+    succeeded; Succeeded and still Progressing, Missing or Suspended → progressing. Anything
+    else (no operation and healthy, Unknown) says nothing."""
+    if operation in _RUNNING or (operation == "Succeeded" and not assessed):
         return Phase.PROGRESSING
     if operation in _FAILED or health == "Degraded":
         return Phase.FAILED
@@ -113,12 +118,35 @@ def _sha(revision: str | None) -> str | None:
 
 
 def event_time(app: Application) -> datetime | None:
-    """`operationState.finishedAt`, else `startedAt`, else `status.reconciledAt`; None: the
-    receive time is used."""
+    """When Argo CD last said something about this state: the latest of the operation's
+    `startedAt` and `finishedAt`, `status.reconciledAt` (the last comparison) and
+    `status.health.lastTransitionTime`. So a sync's end, the health assessed after it, and a
+    Degraded → Healthy recovery on the same revision are ordered as they happened (all after
+    the same `finishedAt`). None: the receive time is used."""
     op = app.status.operation_state
-    if op is not None and (op.finished_at or op.started_at):
-        return op.finished_at or op.started_at
-    return app.status.reconciled_at
+    marks = [app.status.reconciled_at, app.status.health.last_transition_time]
+    if op is not None:
+        marks += [op.started_at, op.finished_at]
+    known = [t for t in marks if t is not None]
+    return max(known) if known else None
+
+
+def assessed_after_sync(app: Application) -> bool:
+    """Whether the health was assessed after the last sync finished: `status.reconciledAt`
+    later than `status.operationState.finishedAt`. Argo CD stamps reconciledAt with the time
+    a comparison *starts* (before it assesses the health), and forces a comparison once a sync
+    completes (controller/appcontroller.go, `processAppRefreshQueueItem` and
+    `processRequestedAppOperation`), so a later reconciledAt means the health is the synced
+    revision's. Strictly later: both have one-second precision, and a comparison that
+    started in the same second may have started before the sync ended (the next comparison,
+    one reconciliation interval later, settles it). `health.lastTransitionTime` is not enough:
+    it is stamped when the status is written, after a comparison that may have begun before
+    the sync ended. Without a finished sync there is nothing to be after."""
+    op = app.status.operation_state
+    if op is None or op.phase != "Succeeded" or op.finished_at is None:
+        return True
+    reconciled = app.status.reconciled_at
+    return reconciled is not None and reconciled > op.finished_at
 
 
 def from_application(app: Application, manifests: str) -> Report:
@@ -136,6 +164,7 @@ def from_application(app: Application, manifests: str) -> Report:
         message=message,
         time=event_time(app),
         metadata={**annotations, **meta.labels},  # labels win
+        assessed=assessed_after_sync(app),
     )
 
 
@@ -180,7 +209,7 @@ def observe(envelope: Envelope, message_id: str) -> Observation:
         env=envelope.env,
         obj=ObjectRef(KIND, report.namespace, report.name),
         commit=report.commit,
-        phase=phase_of(report.operation, report.health),
+        phase=phase_of(report.operation, report.health, report.assessed),
         reason=report.reason,
         summary=summary,
         time=report.time or envelope.received_at,
