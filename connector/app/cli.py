@@ -5,7 +5,8 @@
     dlq peek [--max N]     dead-lettered messages, without moving them
     dlq replay [--max N] [--dry-run]   dead letters back to the queue
     doctor                 check settings, storage, Service Bus, Azure DevOps and Spektate
-    send-sample [--url U] [--phase P]  signed sample Flux events to a running app (connector.sample)
+    send-sample [--url U] [--phase P] [--gate]  a signed sample rollout to a running app
+    serve                  run function_app.py locally, no Core Tools (connector.app.local_serve)
     cleanup [--dry-run]    delete state older than STATE_RETENTION_DAYS (connector.app.cleanup)
 
 Settings come from the environment, as in the app; `--settings local.settings.json` loads its
@@ -32,7 +33,7 @@ from typing import Any
 from azure.core.exceptions import AzureError, ClientAuthenticationError
 
 from connector import console_logs
-from connector.app import cleanup, commits, deployments, sample
+from connector.app import cleanup, commits, deployments, local_serve, sample
 from connector.app.bootstrap import Container
 from connector.app.cleanup import positive
 from connector.core.gates import OPEN
@@ -72,6 +73,8 @@ def main(
         return exc.code if isinstance(exc.code, int) else USAGE
     if args.command == "doctor":  # settings that do not load are a failing check, not exit 2
         return doctor_command(args, environ, make_container)
+    if args.command == "serve":  # runs the app's own container, built from the environment
+        return _serve(args)
     return _run(args, environ, make_container)
 
 
@@ -171,6 +174,7 @@ def _parser() -> argparse.ArgumentParser:
     commands.add_parser("doctor", parents=[common], help="check a deployment")  # see main()
     sample.add_parser(commands, common)
     cleanup.add_parser(commands, common)
+    local_serve.add_parser(commands, common)
     return parser
 
 
@@ -338,6 +342,13 @@ def doctor_command(
         return make_container(load_settings(args.settings, environ))
 
     return doctor.command(build, as_json=args.json)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    try:
+        return local_serve.command(args)
+    except SettingsError as exc:
+        return _fail(USAGE, f"configuration: {exc}")
 
 
 # --- tables --------------------------------------------------------------------------------------
