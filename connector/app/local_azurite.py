@@ -2,11 +2,14 @@
 (node_modules/.bin/azurite-table), on loopback, with its data on disk so that state survives a
 restart. Started in its own process group (so that Ctrl-C reaches the host first, which stops
 it in order) and, on Linux, with a parent-death signal, so that it never outlives the host.
+Azurite saves its tables every few seconds and when it is stopped with SIGINT; a host killed
+with SIGKILL can lose the last seconds of table writes (never the queue: connector/queue/local.py).
 """
 
 from __future__ import annotations
 
 import ctypes
+import signal
 import socket
 import subprocess
 import sys
@@ -44,7 +47,7 @@ def listening(port: int) -> bool:
 
 def _die_with_parent() -> None:
     if sys.platform.startswith("linux"):
-        ctypes.CDLL(None).prctl(_PR_SET_PDEATHSIG, 15)  # SIGTERM when the host dies
+        ctypes.CDLL(None).prctl(_PR_SET_PDEATHSIG, signal.SIGINT)  # when the host dies
 
 
 def start(
@@ -81,7 +84,9 @@ def start(
 
 
 def stop(process: subprocess.Popen[bytes], say: Callable[[str], None]) -> None:
-    process.terminate()
+    # SIGINT: Azurite then saves its tables to disk and closes; on SIGTERM it exits at once and
+    # loses what it had not saved yet (its store saves every few seconds).
+    process.send_signal(signal.SIGINT)
     try:
         process.wait(timeout=10)
     except subprocess.TimeoutExpired:
