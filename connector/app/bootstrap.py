@@ -341,12 +341,11 @@ class Container:
     @built
     def queue_admin(self) -> QueueAdmin:
         """The queue's settings for `doctor`, with the identity (or connection) the app uses."""
-        from azure.servicebus.management import ServiceBusAdministrationClient
+        from connector.queue import admin
 
-        if (connection := self.settings.servicebus_connection) is not None:
-            text = connection.get_secret_value()
-            return ServiceBusAdministrationClient.from_connection_string(text)
-        return ServiceBusAdministrationClient(self._sb_namespace(), self._sb_credential())
+        if (connection := self.settings.servicebus_connection) is not None:  # the emulator's too
+            return admin.from_connection_string(connection.get_secret_value())
+        return admin.for_namespace(self._sb_namespace(), self._sb_credential())
 
     @built
     def listeners(self) -> list[ChangeListener]:
