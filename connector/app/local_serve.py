@@ -116,10 +116,16 @@ def say(text: str) -> None:
 
 
 def command(args: argparse.Namespace) -> int:
+    from connector.settings import SettingsError
+
     settings_path = getattr(args, "settings", None)
     if settings_path is None and Path("local.settings.json").exists():
         settings_path = "local.settings.json"
-    values, file_port = file_values(settings_path)
+    try:
+        values, file_port = file_values(settings_path)
+    except SettingsError as exc:
+        say(f"error: {exc}")
+        return 2
     port = args.port or file_port or DEFAULT_PORT
     directory = data_dir(settings_path, args.data)
     directory.mkdir(parents=True, exist_ok=True)
