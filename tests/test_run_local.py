@@ -596,7 +596,10 @@ def test_emulator_queue_matches_what_the_connector_needs() -> None:
     assert props["RequiresSession"] is True
     assert props["RequiresDuplicateDetection"] is True
     assert props["DeadLetteringOnMessageExpiration"] is True
-    assert props["MaxDeliveryCount"] == 10
+    # The same maximum as the Azure queue (infra/main.bicep), so that a message is dead-lettered
+    # after as many deliveries locally as in Azure.
+    bicep = (ROOT / "infra" / "main.bicep").read_text(encoding="utf-8")
+    assert f"param maxDeliveryCount int = {props['MaxDeliveryCount']}" in bicep
     assert props["LockDuration"] == "PT1M"
     # The emulator accepts at most PT5M here (Azure: up to 7 days).
     assert props["DuplicateDetectionHistoryTimeWindow"] == "PT5M"
