@@ -175,6 +175,8 @@ def _serve(args: argparse.Namespace, port: int, directory: Path) -> int:
     host_file.write_text(json.dumps({**info, "pid": os.getpid()}))
     host_file.chmod(0o600)
     _banner(functions, url, keys, queue.pending(), args.hold_queue)
+    # Both, explicitly: a shell starting us in the background sets SIGINT to "ignore".
+    signal.signal(signal.SIGINT, _interrupt)
     signal.signal(signal.SIGTERM, _interrupt)
     try:
         server.serve_forever()
