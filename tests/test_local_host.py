@@ -131,6 +131,13 @@ def test_serve_runs_the_app_keeps_what_it_accepted_and_stops_everything(settings
         assert get(f"{info['url']}/api/deployments/{first}", "wrong")[0] == 401
         assert get(f"{info['url']}/api/doctor", info["function_key"])[0] == 401  # admin only
         assert "azure_devops.dry_run POST" in info["log"].read_text()
+        assert get(f"{info['url']}/api/doctor", info["master_key"])[0] == 200
+        # The CLI with the same settings sees what the host serves: its queue and its Azurite.
+        code = main(["doctor", "--json", "--settings", str(settings_file)], environ={})
+        checks = {c["check"]: c for c in json.loads(capsys.readouterr().out)}
+        assert code == 0, checks
+        assert checks["servicebus.queue"]["detail"].startswith("local queue")
+        assert checks["devops.organization"]["skipped"]
 
     # Accepted while the queue is held, then stopped: the message waits on disk.
     held = sample.Sample(cluster="kind-local", env="dev", commit="ab" * 20, phase="succeeded")

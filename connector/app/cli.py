@@ -129,6 +129,7 @@ def load_settings(path: str | None, environ: Mapping[str, str] | None = None) ->
     values = dict(os.environ if environ is None else environ)
     if path:
         values.update(read_values(path))
+        values.update(local_serve.host_settings(path))  # a running `serve` of these settings
     return Settings.from_env(values)
 
 

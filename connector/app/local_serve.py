@@ -36,6 +36,9 @@ DATA_DIR = ".local-run"
 HOST_FILE = "host.json"
 DEFAULT_PORT = 7071  # Core Tools' default; local.settings.sample.json: Host.LocalHttpPort
 DEV_STORAGE = "usedevelopmentstorage=true"
+# What `serve` sets on top of the settings file (told to the CLI through host.json; the storage
+# string carries Azurite's published development key only).
+_OWN_SETTINGS = ("LOCAL_QUEUE_PATH", "AzureWebJobsStorage", "AZDO_DRY_RUN")
 
 
 def add_parser(commands: Any, common: argparse.ArgumentParser) -> None:
@@ -75,6 +78,14 @@ def running_host(settings_path: str | None) -> dict[str, Any] | None:
     except (OSError, ValueError, KeyError, TypeError):
         return None
     return info
+
+
+def host_settings(settings_path: str | None) -> dict[str, str]:
+    """The settings a running host started with these settings changed (its queue, its
+    Azurite, trial mode), so that the CLI (`doctor`, `status`, `dlq`) sees what it serves."""
+    running = running_host(settings_path) if settings_path else None
+    found = (running or {}).get("settings") or {}
+    return {str(k): str(v) for k, v in found.items()}
 
 
 def file_values(path: str | None) -> tuple[dict[str, str], int | None]:
@@ -171,7 +182,8 @@ def _serve(args: argparse.Namespace, port: int, directory: Path) -> int:
     url = f"http://{args.host}:{port}"
     background = Background(functions, queue, workers=args.workers, hold=args.hold_queue)
     host_file = directory / HOST_FILE
-    info = {"url": url, "function_key": keys.function, "master_key": keys.master}
+    own = {k: os.environ[k] for k in _OWN_SETTINGS if os.environ.get(k)}
+    info = {"url": url, "function_key": keys.function, "master_key": keys.master, "settings": own}
     host_file.write_text(json.dumps({**info, "pid": os.getpid()}))
     host_file.chmod(0o600)
     _banner(functions, url, keys, queue.pending(), args.hold_queue)
