@@ -4,7 +4,9 @@ a dead letter after the Bicep's maximum delivery count, and what it accepted acr
 
 from __future__ import annotations
 
+import json
 import re
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -25,8 +27,10 @@ def msg(mid: str, session: str = "s1", at: datetime | None = None) -> OutgoingMe
 
 
 @pytest.fixture
-def queue(tmp_path: Path) -> LocalQueue:
-    return LocalQueue(tmp_path / "q.sqlite")
+def queue(tmp_path: Path) -> Iterator[LocalQueue]:
+    opened = LocalQueue(tmp_path / "q.sqlite")
+    yield opened
+    opened.close()
 
 
 def test_constants_are_the_bicep_queue_defaults() -> None:
@@ -35,9 +39,9 @@ def test_constants_are_the_bicep_queue_defaults() -> None:
     window = re.search(r"param duplicateDetectionWindow string = 'PT(\d+)H'", bicep)
     assert window, "duplicateDetectionWindow is no longer in hours"
     assert timedelta(hours=int(window.group(1))) == local.DUPLICATE_WINDOW
-    lock = re.search(r"param lockDuration string = 'PT(\d+)M'", bicep)
-    assert lock
-    assert timedelta(minutes=int(lock.group(1))) == local.LOCK_DURATION
+    host = json.loads((ROOT / "host.json").read_text(encoding="utf-8"))
+    hours, minutes, seconds = (int(p) for p in host["functionTimeout"].split(":"))
+    assert timedelta(hours=hours, minutes=minutes, seconds=seconds) == local.LOCK_HELD
 
 
 def test_a_session_is_delivered_in_order_one_at_a_time(queue: LocalQueue) -> None:
@@ -100,6 +104,7 @@ def test_what_was_accepted_survives_a_reopen_and_a_lost_lock_is_redelivered(tmp_
     assert again.release_locks() == 1
     got = again.receive(now=T0)
     assert (got.message_id, got.delivery_count) == ("m1", 2)
+    again.close()
 
 
 def test_replay_sends_dead_letters_back_under_a_new_id(tmp_path: Path) -> None:
@@ -122,5 +127,7 @@ def test_the_setting_selects_the_local_queue_for_the_app(tmp_path: Path) -> None
     container = bootstrap.Container(Settings.from_env({"LOCAL_QUEUE_PATH": str(path)}))
     assert isinstance(container.sender, LocalQueueSender)
     container.sender.send(msg("m1"))
-    assert LocalQueue(path).receive().message_id == "m1"
+    reader = LocalQueue(path)
+    assert reader.receive().message_id == "m1"
+    reader.close()
     assert isinstance(container.dead_letters, LocalDeadLetters)

@@ -105,7 +105,11 @@ def make_server(host: str, port: int, dispatcher: HttpDispatcher) -> ThreadingHT
         protocol_version = "HTTP/1.1"
 
         def _serve(self) -> None:
-            length = int(self.headers.get("Content-Length") or 0)
+            length_text = self.headers.get("Content-Length") or "0"
+            length = int(length_text) if length_text.isdigit() else -1
+            if length < 0:
+                self._reply(*_json(400, "Content-Length is not a number"))
+                return
             if length > MAX_BODY:
                 self._reply(*_json(413, "request body over the host's limit"))
                 return
@@ -126,7 +130,8 @@ def make_server(host: str, port: int, dispatcher: HttpDispatcher) -> ThreadingHT
                 self.send_header(name, value)
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
-            self.wfile.write(body)
+            if self.command != "HEAD":
+                self.wfile.write(body)
 
         do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = _serve  # noqa: N815
 

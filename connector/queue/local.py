@@ -26,10 +26,13 @@ from connector.queue.deadletters import DeadLetter, ReplayResult, preview, repla
 from connector.queue.sender import OutgoingMessage, QueueUnavailableError
 
 # infra/main.bicep: `param duplicateDetectionWindow string = 'PT1H'`, `param maxDeliveryCount
-# int = 5`, `param lockDuration string = 'PT1M'` (tests/test_local_queue.py reads them there).
+# int = 5` (tests/test_local_queue.py reads them there).
 DUPLICATE_WINDOW = timedelta(hours=1)
 MAX_DELIVERY_COUNT = 5
-LOCK_DURATION = timedelta(minutes=1)
+# How long a received message stays locked: the host renews a message's lock while its function
+# runs, and host.json's functionTimeout (10 min) ends the run. A host that stopped mid-message
+# gives its locks back at the next start (`release_locks`).
+LOCK_HELD = timedelta(minutes=10)
 # Service Bus redelivers an abandoned message at once; a second here keeps a failing message
 # from spinning the laptop's CPU through its deliveries.
 REDELIVERY_DELAY = timedelta(seconds=1)
@@ -149,7 +152,7 @@ class LocalQueue:
             count = int(row[6]) + 1  # Service Bus counts a delivery when it locks the message
             db.execute(
                 "UPDATE messages SET delivery_count = ?, locked_until = ? WHERE seq = ?",
-                (count, _iso(now + LOCK_DURATION), row[0]),
+                (count, _iso(now + LOCK_HELD), row[0]),
             )
         return Received(
             seq=int(row[0]),
