@@ -53,12 +53,9 @@ mutate: $(VENV)/.installed ## mutation-test the pure core (installs mutmut; abou
 	$(BIN)/mutmut results --all true | $(BIN)/python scripts/mutation_score.py tests/mutants-equivalent.txt
 	$(BIN)/python scripts/constant_mutants.py
 
-# local.settings.json first, so that it exists to edit even when the install or a check fails.
-run: local.settings.json install ## run the app locally (checks prerequisites, Azurite, Service Bus, func start)
+# No prerequisites here: the script checks the machine first, then runs `make install` itself.
+run: ## run the app locally (checks prerequisites, installs; Core Tools, else the embedded host)
 	./scripts/run-local.sh
-
-local.settings.json:
-	cp local.settings.sample.json $@
 
 clean: ## remove .venv, node_modules, .tools and caches
 	rm -rf $(VENV) .venv-checkov node_modules .tools .mypy_cache .ruff_cache .pytest_cache .hypothesis

@@ -117,6 +117,11 @@ def install_for_cli(environ: Mapping[str, str]) -> None:
     logger = logging.getLogger("connector")
     if any(h.name == CLI_HANDLER for h in logger.handlers):
         return
+    if not environ.get("AZURE_SDK_LOG_LEVEL"):
+        # Without a handler of their own, the SDK's warnings reach Python's last-resort handler:
+        # azure-identity's lists every credential it tried, with a traceback, above the CLI's
+        # one-line error. AZURE_SDK_LOG_LEVEL brings them back for debugging.
+        logging.getLogger("azure").addHandler(logging.NullHandler())
     handler = _Stderr()
     handler.setLevel(logging.WARNING)
     handler.setFormatter(formatter(chosen_format(environ) or "text"))

@@ -71,6 +71,9 @@ class Settings(BaseModel):
         default="", alias="ServiceBusConnection__fullyQualifiedNamespace"
     )
     servicebus_client_id: str = Field(default="", alias="ServiceBusConnection__clientId")
+    # The embedded local host's queue file (connector/queue/local.py) instead of Service Bus;
+    # set by `python -m connector serve`, never in Azure.
+    local_queue_path: str = Field(default="", alias="LOCAL_QUEUE_PATH")
 
     # --- State store (Azure Table) ------------------------------------------------------
     webjobs_storage: SecretStr | None = Field(default=None, alias="AzureWebJobsStorage")

@@ -1,16 +1,22 @@
 #!/usr/bin/env bash
-# Run the function app on this machine: `make run` (extra arguments go to `func start`).
+# Run the function app on this machine: `make run` (extra arguments go to the host).
 #
-#   Azurite       from the project's own node_modules (npm ci), stopped when this script exits
-#   Service Bus   the namespace/connection in local.settings.json if it names a real one,
-#                 else the emulator from docker-compose.yml (left running: `docker compose down`)
-#   Functions     Azure Functions Core Tools v4 (`func start`) with .venv active
+# Two hosts; RUN_LOCAL_HOST=func or RUN_LOCAL_HOST=embedded asks for one, else:
+#   func      Azure Functions Core Tools v4 (`func start`) when `func` is installed and a Service
+#             Bus is usable: the one named in local.settings.json, or the emulator from
+#             docker-compose.yml with Docker running (left running: `docker compose down`).
+#             Azurite (in memory) from node_modules, stopped when this script exits.
+#   embedded  otherwise: `python -m connector serve` (connector/app/local_serve.py) runs
+#             function_app.py itself with a file-backed queue and its own Azurite, data kept in
+#             .local-run/; nothing but Python and Node.
 #
-# Missing Core Tools are installed with npm into .tools/core-tools (RUN_LOCAL_INSTALL_CORE_TOOLS=0
-# turns that off). Every other missing prerequisite is reported, all at once, with its remedy.
+# Order: local.settings.json first (so that it exists to edit whatever fails next); then every
+# system prerequisite, checked before anything is installed and reported at once with a fix for
+# this machine; then `make install`; then the host.
 #
-# Knobs (environment): SERVICEBUS_EMULATOR_HEALTH_URL, SERVICEBUS_EMULATOR_TIMEOUT (s),
-# AZURITE_TABLE_PORT (default 10002, must match AzureWebJobsStorage), AZURITE_TIMEOUT (s).
+# Knobs (environment): RUN_LOCAL_HOST, PYTHON (python3), RUN_LOCAL_PORT (Host.LocalHttpPort, else
+# 7071), SERVICEBUS_EMULATOR_HEALTH_URL, SERVICEBUS_EMULATOR_TIMEOUT (s), AZURITE_TABLE_PORT
+# (default 10002, must match AzureWebJobsStorage), AZURITE_TIMEOUT (s).
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -20,6 +26,8 @@ venv_python=.venv/bin/python
 azurite_bin=node_modules/.bin/azurite
 settings=local.settings.json
 sample=local.settings.sample.json
+system_python=${PYTHON:-python3}
+wanted_host=${RUN_LOCAL_HOST:-auto}
 table_port=${AZURITE_TABLE_PORT:-10002}
 emulator_health_url=${SERVICEBUS_EMULATOR_HEALTH_URL:-http://localhost:5300/health}
 emulator_timeout=${SERVICEBUS_EMULATOR_TIMEOUT:-180}
@@ -37,15 +45,83 @@ elif [[ -f $sample ]]; then
   say "created $settings from $sample (it is git-ignored: put your own values there)"
 fi
 
+# --- 2. What this machine has -------------------------------------------------------------------
+# A fix that works here: the package manager this machine has, else the download page.
+fix() {
+  local what=$1
+  if [[ ${OSTYPE:-} == darwin* ]] && command -v brew >/dev/null 2>&1; then
+    case $what in
+      python) echo "brew install python@3.12" ;;
+      node) echo "brew install node" ;;
+      make) echo "xcode-select --install" ;;
+      docker-start) echo "open -a Docker (Docker Desktop)" ;;
+      docker) echo "brew install --cask docker, then open -a Docker" ;;
+      compose) echo "Docker Desktop includes it: update Docker Desktop" ;;
+    esac
+  elif command -v apt-get >/dev/null 2>&1; then
+    case $what in
+      python) echo "sudo apt-get install python3 python3-venv (3.11 or later)" ;;
+      node) echo "sudo apt-get install nodejs npm (20 or later; older releases: https://nodejs.org/en/download)" ;;
+      make) echo "sudo apt-get install make" ;;
+      docker-start) echo "sudo systemctl start docker" ;;
+      docker) echo "sudo apt-get install docker.io docker-compose-v2 (or https://docs.docker.com/engine/install/)" ;;
+      compose) echo "sudo apt-get install docker-compose-v2 (or docker-compose-plugin from Docker's repository)" ;;
+    esac
+  elif command -v dnf >/dev/null 2>&1; then
+    case $what in
+      python) echo "sudo dnf install python3.11" ;;
+      node) echo "sudo dnf install nodejs npm" ;;
+      make) echo "sudo dnf install make" ;;
+      docker-start) echo "sudo systemctl start docker" ;;
+      docker) echo "see https://docs.docker.com/engine/install/fedora/" ;;
+      compose) echo "sudo dnf install docker-compose-plugin" ;;
+    esac
+  else
+    case $what in
+      python) echo "install Python 3.11+ with venv from https://www.python.org/downloads/" ;;
+      node) echo "install Node.js 20+ (with npm) from https://nodejs.org/en/download" ;;
+      make) echo "install GNU make with your package manager" ;;
+      docker-start) echo "start the Docker daemon (Docker Desktop, or: sudo systemctl start docker)" ;;
+      docker) echo "https://docs.docker.com/get-docker/" ;;
+      compose) echo "https://docs.docker.com/compose/install/" ;;
+    esac
+  fi
+}
+
+listening() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+missing=()
+have_python=0
+if ! command -v "$system_python" >/dev/null 2>&1; then
+  missing+=("Python 3.11 or later ($system_python) is not on PATH. Fix: $(fix python)")
+elif ! "$system_python" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then
+  missing+=("$("$system_python" --version 2>&1) is too old: 3.11 or later is needed. Fix: $(fix python), then PYTHON=python3.11 make run")
+elif [[ ! -x $venv_python ]] && ! "$system_python" -c 'import ensurepip, venv' 2>/dev/null; then
+  missing+=("Python's venv module is missing (needed to create .venv). Fix: $(fix python)")
+else
+  have_python=1
+fi
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+  missing+=("Node.js and npm (20 or later) are not on PATH; Azurite runs on Node. Fix: $(fix node)")
+else
+  node_major=$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)
+  ((node_major >= 20)) || missing+=(
+    "Node.js $node_major is too old: 20 or later is needed (Azurite). Fix: $(fix node)")
+fi
+command -v "${RUN_LOCAL_MAKE:-make}" >/dev/null 2>&1 || missing+=(
+  "make is not on PATH (it installs the dependencies). Fix: $(fix make)")
+
 # Which Service Bus does local.settings.json name? namespace | connection | emulator | conflict
 servicebus_mode() {
-  "$1" - "$settings" <<'PY'
+  "$system_python" - "$settings" <<'PY'
 import json
 import sys
 
 try:
     with open(sys.argv[1], encoding="utf-8") as f:
-        values = json.load(f).get("Values") or {}
+        doc = json.load(f)
+    values = doc.get("Values") or {}
+    port = (doc.get("Host") or {}).get("LocalHttpPort") or 7071
 except (OSError, ValueError, AttributeError) as exc:
     sys.exit(f"run-local: error: {sys.argv[1]} is not a valid settings file: {exc}")
 conn = str(values.get("ServiceBusConnection") or "").strip()
@@ -54,87 +130,94 @@ emulator = "usedevelopmentemulator=true" in conn.replace(" ", "").lower()
 if namespace:
     # The Functions host prefers a connection string over the namespace, so the emulator's
     # string would silently win.
-    print("conflict" if conn else "namespace")
+    mode = "conflict" if conn else "namespace"
 elif conn and not emulator:
-    print("connection")
+    mode = "connection"
 else:
-    print("emulator")
+    mode = "emulator"
+print(mode, port)
 PY
 }
 
-docker_running() { command -v docker >/dev/null 2>&1 && docker info >/dev/null 2>&1; }
-
-# Core Tools through npm into .tools/ (git-ignored), not package.json: `npm ci` in CI would run
-# its postinstall, which downloads the host from a CDN that CI may not reach.
-install_core_tools() {
-  [[ ${RUN_LOCAL_INSTALL_CORE_TOOLS:-1} == 1 ]] && command -v npm >/dev/null 2>&1 || return 1
-  say "Core Tools ('func') not found: installing azure-functions-core-tools@4 into $core_tools_dir"
-  npm install --prefix "$core_tools_dir" --no-audit --no-fund --loglevel=error \
-    azure-functions-core-tools@4 >&2 || return 1
-  [[ -x $core_tools_dir/node_modules/.bin/func ]]
-}
-
-# --- 2. Prerequisites: check all of them, then report everything missing at once -----------------
-[[ -x $core_tools_dir/node_modules/.bin/func ]] && PATH="$root/$core_tools_dir/node_modules/.bin:$PATH"
-missing=()
+mode=unknown
+port=7071
+if ((have_python)) && [[ -f $settings ]]; then
+  if answer=$(servicebus_mode 2>&1); then
+    read -r mode port <<<"$answer"
+  else
+    missing+=("${answer#run-local: error: }")
+  fi
+fi
 [[ -f $settings ]] || missing+=(
   "$sample is missing, so $settings cannot be created. Restore it: git checkout -- $sample")
-if ! command -v func >/dev/null 2>&1; then
-  if install_core_tools; then
-    PATH="$root/$core_tools_dir/node_modules/.bin:$PATH"
-  else
-    missing+=(
-  "Azure Functions Core Tools v4 ('func') is not on PATH and could not be installed through npm
-  here (no npm, no network, or RUN_LOCAL_INSTALL_CORE_TOOLS=0). Install it with
-    npm i -g azure-functions-core-tools@4
-  or Microsoft's package (https://learn.microsoft.com/azure/azure-functions/functions-run-local).
-  It downloads its host and extension bundle from cdn.functions.azure.com on first use.")
-  fi
-fi
-command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 || missing+=(
-  "Node.js and npm (20 or later) are not on PATH; Azurite runs on Node. Install them
-  (https://nodejs.org/), then run: npm ci")
-[[ -x $azurite_bin ]] || missing+=(
-  "Azurite is not installed in the project ($azurite_bin). Run: npm ci")
-python=""
-if [[ -x $venv_python && -f .venv/bin/activate ]]; then
-  python=$venv_python
-else
-  missing+=("The Python virtual environment .venv is missing. Run: make install")
-fi
-mode=unknown
-if [[ -n $python && -f $settings ]]; then
-  if ! mode=$(servicebus_mode "$python" 2>&1); then
-    missing+=("${mode#run-local: error: }")
-    mode=unknown
-  fi
-fi
+port=${RUN_LOCAL_PORT:-$port}
+
+# The Functions host needs `func` and a Service Bus; each reason it cannot run is kept, so that
+# the embedded host can say why it runs instead (or RUN_LOCAL_HOST=func can list them all).
+[[ -x $core_tools_dir/node_modules/.bin/func ]] && PATH="$root/$core_tools_dir/node_modules/.bin:$PATH"
+func_blockers=()
+command -v func >/dev/null 2>&1 || func_blockers+=(
+  "Azure Functions Core Tools v4 ('func') is not installed. Fix: npm i -g azure-functions-core-tools@4
+  (its install downloads the host, about 200 MB) or https://learn.microsoft.com/azure/azure-functions/functions-run-local")
 case $mode in
-  conflict) missing+=(
+  conflict) func_blockers+=(
   "$settings sets ServiceBusConnection__fullyQualifiedNamespace and also ServiceBusConnection,
   which the Functions host would use instead. To use the namespace, set ServiceBusConnection to \"\"") ;;
-  emulator) docker_running || missing+=(
-  "No Service Bus to use. Either
-  - install Docker (and start it) so the Service Bus emulator can run from docker-compose.yml, or
-  - put a real Service Bus in $settings: ServiceBusConnection (a connection string) or
-    ServiceBusConnection__fullyQualifiedNamespace (with ServiceBusConnection set to \"\").
-    Its queue (SERVICEBUS_QUEUE, default flux-events) must have sessions and duplicate detection
-    enabled (Standard tier or above).") ;;
+  emulator)
+    if ! command -v docker >/dev/null 2>&1; then
+      func_blockers+=("Docker is not installed (the Service Bus emulator runs in it). Fix: $(fix docker);
+  or put a real Service Bus in $settings: ServiceBusConnection (a connection string) or
+  ServiceBusConnection__fullyQualifiedNamespace (with ServiceBusConnection set to \"\"), its queue
+  with sessions and duplicate detection enabled (Standard tier or above)")
+    elif ! docker info >/dev/null 2>&1; then
+      func_blockers+=("Docker is installed but its daemon is not running (or not reachable by you).
+  Fix: $(fix docker-start); or put a real Service Bus in $settings (ServiceBusConnection or
+  ServiceBusConnection__fullyQualifiedNamespace; sessions and duplicate detection enabled)")
+    elif ! docker compose version >/dev/null 2>&1; then
+      func_blockers+=("Docker runs, but its Compose plugin ('docker compose') is missing. Fix: $(fix compose)")
+    fi ;;
 esac
+
+case $wanted_host in
+  func) host=func; missing+=("${func_blockers[@]}") ;;
+  embedded) host=embedded ;;
+  auto) if ((${#func_blockers[@]})); then host=embedded; else host=func; fi ;;
+  *) missing+=("RUN_LOCAL_HOST is '$wanted_host': use func, embedded or leave it unset") ;;
+esac
+if [[ $mode != unknown ]] && listening "$port"; then
+  missing+=("Port $port is in use by another program (another make run?). Stop it, or use
+  RUN_LOCAL_PORT=<port> (the embedded host) / Host.LocalHttpPort in $settings")
+fi
+
 if ((${#missing[@]})); then
   printf 'run-local: cannot start, %d prerequisite(s) missing:\n' "${#missing[@]}" >&2
   printf -- '- %s\n' "${missing[@]}" >&2
   exit 1
 fi
-servicebus_mode=$mode
 
-# --- 3. Service Bus (before Azurite: the likeliest reason to stop) ----------------------------
+# --- 3. Install (a no-op when up to date) -------------------------------------------------------
+say "installing the dependencies (make install: .venv and node_modules)"
+"${RUN_LOCAL_MAKE:-make}" --no-print-directory install >&2 || die "make install failed (see above)"
+[[ -x $venv_python ]] || die "make install did not create $venv_python"
+[[ -x $azurite_bin ]] || die "make install did not install Azurite ($azurite_bin): run npm ci"
+
+# --- 4a. The embedded host ----------------------------------------------------------------------
+if [[ $host == embedded ]]; then
+  if [[ $wanted_host == auto ]]; then
+    say "not using Azure Functions Core Tools, because:"
+    printf '  - %s\n' "${func_blockers[@]}" >&2
+  fi
+  say "starting the embedded host: python -m connector serve (function_app.py on 127.0.0.1:$port)"
+  exec "$venv_python" -m connector serve --settings "$settings" --port "$port" "$@"
+fi
+
+# --- 4b. Core Tools: Service Bus (before Azurite: the likeliest reason to stop) ----------------
 emulator_healthy() {
   "$venv_python" -c 'import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=2)' \
     "$emulator_health_url" >/dev/null 2>&1
 }
 
-case $servicebus_mode in
+case $mode in
   namespace)
     say "Service Bus: the namespace in $settings (your az login needs the Service Bus data roles)" ;;
   connection)
@@ -152,7 +235,7 @@ case $servicebus_mode in
     say "Service Bus emulator is healthy (it keeps running after this script: docker compose down)" ;;
 esac
 
-# --- 4. Azurite -------------------------------------------------------------------------------
+# --- 5. Azurite -------------------------------------------------------------------------------
 azurite_pid=""
 cleanup() {
   local pid
@@ -167,8 +250,6 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
-
-listening() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
 if listening "$table_port"; then
   say "something already listens on 127.0.0.1:$table_port: using it as Azurite, not starting one"
@@ -189,8 +270,9 @@ else
   done
 fi
 
-# --- 5. Functions host ------------------------------------------------------------------------
-# Core Tools runs the worker with the active python.
+# --- 6. Functions host ------------------------------------------------------------------------
+# Core Tools runs the worker with the active python. It listens on every interface: trial mode
+# and the sample key only ever belong on a trusted network.
 # shellcheck disable=SC1091
 source .venv/bin/activate
 say "starting: func start $*"

@@ -176,10 +176,13 @@ def test_text_output_one_line_per_check(admin, settings, capsys):
     )
     lines = capsys.readouterr().out.splitlines()
     assert code == 0
-    assert lines[-1] == "all checks passed"
+    assert lines[-1] == "all checks passed (1 skipped)"
     checks = list(lines[:-2])
-    assert len(checks) == 16
-    assert all(line.split()[0] == "OK" and line.split()[1].startswith(PREFIXES) for line in checks)
+    assert len(checks) == 17
+    assert all(line.split()[1].startswith(PREFIXES) for line in checks)
+    verdicts = {line.split()[1]: line.split()[0] for line in checks}
+    assert verdicts.pop("spektate.table") == "SKIP"  # not configured: shown, never "OK"
+    assert set(verdicts.values()) == {"OK"}
 
 
 # --- red, naming the failing check ---------------------------------------------------------------
@@ -246,7 +249,81 @@ def test_identity_without_a_token_fails_the_credential(settings, admin, capsys):
     checks = {c["check"]: c for c in json.loads(capsys.readouterr().out)}
     assert code == 3
     assert failing(checks)[0] == "devops.credential"
-    assert "no access token" in checks["devops.credential"]["detail"]
+    assert "no Azure credential gave a token" in checks["devops.credential"]["detail"]
+    assert "az login" in checks["devops.credential"]["remedy"]
+    assert "\n" not in checks["devops.credential"]["detail"]
+    # Nothing was sent, so the organisation is not reported as answering.
+    assert checks["devops.organization"]["skipped"]
+    assert "not reached" in checks["devops.organization"]["detail"]
+
+
+def test_trial_mode_without_credentials_skips_azure_devops(doctor, settings, azdo):
+    for name in ("AZDO_PAT", "AZDO_HOOK_SECRET"):
+        settings.pop(name)
+    code, checks = doctor({**settings, "AZDO_DRY_RUN": "true"})
+    assert code == 0
+    devops = {n: c for n, c in checks.items() if n.startswith("devops.")}
+    assert len(devops) == 9
+    assert all(c["skipped"] and c["detail"].startswith("skipped: trial") for c in devops.values())
+    assert azdo.calls() == []  # nothing reached, nothing claimed
+
+
+def test_the_local_queue_is_checked_not_service_bus(doctor, settings, admin, tmp_path):
+    settings.pop("ServiceBusConnection")
+    code, checks = doctor({**settings, "LOCAL_QUEUE_PATH": str(tmp_path / "q.sqlite")})
+    assert code == 0
+    assert checks["servicebus.queue"]["detail"].startswith(f"local queue {tmp_path}")
+    assert admin.asked == []
+
+
+def test_the_emulator_is_asked_over_plain_http_on_its_management_port(settings, capsys):
+    """azure-servicebus's administration client always builds https://<host>; for the
+    emulator the connector rewrites it to http on the emulator's management port."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+
+    asked: list[str] = []
+
+    class Emulator(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            asked.append(self.path)
+            body = EMULATOR_QUEUE.encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/atom+xml;type=entry;charset=utf-8")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *_: object) -> None:
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Emulator)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    connection = (
+        f"Endpoint=sb://127.0.0.1:{server.server_port};SharedAccessKeyName=RootManageSharedAccessKey;"
+        "SharedAccessKey=SAS_KEY_VALUE;UseDevelopmentEmulator=true;"
+    )
+    try:
+        code = main(["doctor", "--json"], environ={**settings, "ServiceBusConnection": connection})
+    finally:
+        server.shutdown()
+        server.server_close()
+    checks = {c["check"]: c for c in json.loads(capsys.readouterr().out)}
+    assert checks["servicebus.queue"]["ok"], checks["servicebus.queue"]
+    assert asked[0].startswith("/flux-events?")
+    assert code == 0
+
+
+# The ATOM entry Service Bus answers for Queues - Get (Learn, Service Bus REST "Get Entity"),
+# the two properties doctor reads.
+EMULATOR_QUEUE = (
+    '<entry xmlns="http://www.w3.org/2005/Atom"><id>https://h/flux-events</id>'
+    '<title type="text">flux-events</title><updated>2026-01-01T00:00:00Z</updated>'
+    '<content type="application/xml"><QueueDescription xmlns="http://schemas.microsoft.com/'
+    'netservices/2010/10/servicebus/connect" xmlns:i="http://www.w3.org/2001/XMLSchema-instance">'
+    "<RequiresDuplicateDetection>true</RequiresDuplicateDetection>"
+    "<RequiresSession>true</RequiresSession></QueueDescription></content></entry>"
+)
 
 
 def test_unknown_project_fails_the_project(doctor, settings):
@@ -300,6 +377,7 @@ def test_no_manage_right_is_a_named_skip_not_a_failure(doctor, settings, admin):
     code, checks = doctor(settings)
     assert code == 0
     assert checks["servicebus.queue"]["ok"]
+    assert checks["servicebus.queue"]["skipped"]
     assert checks["servicebus.queue"]["detail"].startswith("skipped: no Manage right")
 
 
@@ -426,7 +504,7 @@ def test_http_answer_is_the_json_list_200_when_green(settings, admin):
     assert response.mimetype == "application/json"
     body = json.loads(response.get_body())
     assert isinstance(body, list)
-    assert all(set(item) == {"check", "ok", "detail", "remedy"} for item in body)
+    assert all(set(item) == {"check", "ok", "detail", "remedy", "skipped"} for item in body)
     assert all(item["ok"] for item in body)
 
 

@@ -42,6 +42,8 @@ LOCAL_ONLY = {
     "SPEKTATE_STORAGE__accountUrl when a Spektate account is given",
     "LOG_FORMAT": "console formatting; unset in Azure keeps the bare event name as the message "
     "(the README's queries) with the fields as customDimensions",
+    "LOCAL_QUEUE_PATH": "the embedded local host's queue file (`python -m connector serve` sets "
+    "it); Azure uses Service Bus",
 }
 
 # Settings set in Bicep that the code does not read: the Functions host and the Python worker do.

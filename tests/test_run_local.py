@@ -34,6 +34,15 @@ EMULATOR_CONNECTION = (
 )
 # Real tools the script may use; anything else it calls is missing, so hidden dependencies fail.
 REAL_TOOLS = ("bash", "env", "dirname", "cp", "sleep")
+# The venv's python: runs what the script runs with it, but only records `-m connector serve`.
+VENV_PYTHON = """#!{python}
+import json, os, sys
+if sys.argv[1:3] == ["-m", "connector"]:
+    with open({log!r}, "a", encoding="utf-8") as f:
+        f.write(json.dumps({{"argv": sys.argv[1:], "cwd": os.getcwd()}}) + "\\n")
+    sys.exit(0)
+os.execv({python!r}, [{python!r}, *sys.argv[1:]])
+"""
 
 RECORDER = """#!{python}
 import json, os, sys
@@ -45,7 +54,13 @@ with open({log!r}, "a", encoding="utf-8") as f:
 FUNC_EXTRA = 'sys.exit(int(os.environ.get("FAKE_FUNC_EXIT", "0")))'
 DOCKER_EXTRA = """if sys.argv[1:2] == ["info"]:
     sys.exit(int(os.environ.get("FAKE_DOCKER_INFO_EXIT", "0")))
+if sys.argv[1:3] == ["compose", "version"]:
+    sys.exit(int(os.environ.get("FAKE_COMPOSE_EXIT", "0")))
 """
+NODE_EXTRA = """if sys.argv[1:2] == ["-p"]:
+    print(os.environ.get("FAKE_NODE_MAJOR", "20"))
+"""
+MAKE_EXTRA = 'sys.exit(int(os.environ.get("FAKE_MAKE_EXIT", "0")))'
 # npm stand-in: `npm install --prefix DIR azure-functions-core-tools@4` puts a recording `func` in
 # DIR/node_modules/.bin, as the real package does; FAKE_NPM_EXIT=1 stands for "no network".
 NPM_EXTRA = """code = int(os.environ.get("FAKE_NPM_EXIT", "0"))
@@ -136,7 +151,11 @@ def project(tmp_path: Path) -> Project:
     shutil.copy2(SAMPLE, root / SAMPLE.name)
     shutil.copy2(ROOT / "docker-compose.yml", root / "docker-compose.yml")
     venv = root / ".venv"
-    (venv / "bin" / "python").symlink_to(sys.executable)
+    (venv / "bin" / "python").write_text(
+        VENV_PYTHON.format(python=sys.executable, log=str(logs / "serve.jsonl")), encoding="utf-8"
+    )
+    (venv / "bin" / "python").chmod(0o755)
+    (bin_dir / "python3").symlink_to(sys.executable)
     (venv / "bin" / "activate").write_text(
         f'export VIRTUAL_ENV="{venv}"\nexport PATH="$VIRTUAL_ENV/bin:$PATH"\n', encoding="utf-8"
     )
@@ -156,10 +175,12 @@ def project(tmp_path: Path) -> Project:
             "SERVICEBUS_EMULATOR_TIMEOUT": "0",
             "SERVICEBUS_EMULATOR_HEALTH_URL": f"http://127.0.0.1:{free_port()}/health",
             "FAKE_FUNC_SOURCE": str(bin_dir / "func"),
+            "RUN_LOCAL_PORT": str(free_port()),
         },
     )
     p.stand_in("func", bin_dir, FUNC_EXTRA)
-    p.stand_in("node", bin_dir)
+    p.stand_in("node", bin_dir, NODE_EXTRA)
+    p.stand_in("make", bin_dir, MAKE_EXTRA)
     p.stand_in("npm", bin_dir, NPM_EXTRA)
     p.stand_in("docker", bin_dir, DOCKER_EXTRA)
     p.stand_in("azurite", root / "node_modules" / ".bin", AZURITE_EXTRA)
@@ -187,28 +208,33 @@ def healthy_emulator() -> Iterator[str]:
 
 
 def assert_nothing_started(p: Project) -> None:
+    assert p.calls("make") == []  # nothing installed either
     assert p.calls("azurite") == []
     assert p.calls("func") == []
+    assert p.calls("serve") == []
 
 
 # --- prerequisites ---------------------------------------------------------------------------
 
 
-def test_missing_core_tools_are_installed_through_npm(project: Project) -> None:
-    project.write_settings(ServiceBusConnection="Endpoint=sb://ns.servicebus.windows.net/;x=y")
-    (project.root / "scripts" / "func").write_bytes((project.bin / "func").read_bytes())
-    project.env["FAKE_FUNC_SOURCE"] = str(project.root / "scripts" / "func")
+def test_without_core_tools_the_embedded_host_runs_and_says_why(project: Project) -> None:
     (project.bin / "func").unlink()
 
-    result = project.run()
+    result = project.run("--hold-queue")
 
     assert result.returncode == 0, result.stderr
-    [npm] = project.calls("npm")
-    assert npm["argv"][0] == "install"
-    assert npm["argv"][npm["argv"].index("--prefix") + 1] == ".tools/core-tools"
-    assert npm["argv"][-1] == "azure-functions-core-tools@4"
-    assert [c["argv"] for c in project.calls("func")] == [["start"]]
-    assert (project.root / ".tools/core-tools/node_modules/.bin/func").exists()
+    assert [c["argv"] for c in project.calls("make")] == [["--no-print-directory", "install"]]
+    [serve] = project.calls("serve")
+    port = project.env["RUN_LOCAL_PORT"]
+    assert serve["argv"] == [
+        "-m", "connector", "serve", "--settings", "local.settings.json", "--port", port,
+        "--hold-queue",
+    ]  # fmt: skip
+    assert serve["cwd"] == str(project.root)
+    assert "not using Azure Functions Core Tools, because:" in result.stderr
+    assert "npm i -g azure-functions-core-tools@4" in result.stderr
+    assert project.calls("npm") == []  # no 200 MB download behind the user's back
+    assert project.calls("func") == []
 
 
 def test_core_tools_already_installed_by_npm_are_used(project: Project) -> None:
@@ -224,25 +250,30 @@ def test_core_tools_already_installed_by_npm_are_used(project: Project) -> None:
     assert result.returncode == 0, result.stderr
     assert project.calls("npm") == []
     assert len(project.calls("func")) == 1
+    assert project.calls("serve") == []
 
 
-@pytest.mark.parametrize("npm", ["no network", "no npm", "opted out"])
-def test_core_tools_not_installable_names_the_install_command(project: Project, npm: str) -> None:
+def test_embedded_host_on_request_even_with_core_tools(project: Project) -> None:
+    project.write_settings(ServiceBusConnection="Endpoint=sb://ns.servicebus.windows.net/;x=y")
+
+    result = project.run(RUN_LOCAL_HOST="embedded")
+
+    assert result.returncode == 0, result.stderr
+    assert len(project.calls("serve")) == 1
+    assert project.calls("func") == []
+    assert "not using" not in result.stderr
+
+
+def test_core_tools_requested_but_missing_names_the_fix(project: Project) -> None:
     (project.bin / "func").unlink()
-    if npm == "no npm":
-        (project.bin / "npm").unlink()
 
-    result = project.run(
-        FAKE_NPM_EXIT="1", RUN_LOCAL_INSTALL_CORE_TOOLS="0" if npm == "opted out" else "1"
-    )
+    result = project.run(RUN_LOCAL_HOST="func")
 
     assert result.returncode != 0
-    assert "Azure Functions Core Tools" in result.stderr
+    assert "1 prerequisite(s) missing" in result.stderr
     assert "npm i -g azure-functions-core-tools@4" in result.stderr
     assert_nothing_started(project)
     assert project.settings.read_bytes() == SAMPLE.read_bytes()  # created before stopping
-    if npm == "opted out":
-        assert project.calls("npm") == []
 
 
 def test_missing_node_says_install_node(project: Project) -> None:
@@ -255,18 +286,44 @@ def test_missing_node_says_install_node(project: Project) -> None:
     assert_nothing_started(project)
 
 
-def test_missing_venv_says_make_install(project: Project) -> None:
+def test_old_node_is_named_with_its_version(project: Project) -> None:
+    result = project.run(FAKE_NODE_MAJOR="18")
+
+    assert result.returncode != 0
+    assert "Node.js 18 is too old" in result.stderr
+    assert_nothing_started(project)
+
+
+def test_the_fix_is_the_one_for_this_machine(project: Project) -> None:
+    (project.bin / "node").unlink()
+    project.stand_in("apt-get", project.bin)
+
+    result = project.run()
+
+    assert "Fix: sudo apt-get install nodejs npm" in result.stderr
+    assert project.calls("apt-get") == []  # named, never run
+
+
+def test_missing_venv_is_created_by_make_install(project: Project) -> None:
     shutil.rmtree(project.root / ".venv")
 
     result = project.run()
 
+    assert result.returncode != 0  # the stand-in `make` creates nothing
+    assert [c["argv"] for c in project.calls("make")] == [["--no-print-directory", "install"]]
+    assert "make install did not create .venv/bin/python" in result.stderr
+
+
+def test_failed_install_stops_before_any_host(project: Project) -> None:
+    result = project.run(FAKE_MAKE_EXIT="2")
+
     assert result.returncode != 0
-    assert ".venv" in result.stderr
-    assert "make install" in result.stderr
-    assert_nothing_started(project)
+    assert "make install failed" in result.stderr
+    assert project.calls("func") == []
+    assert project.calls("serve") == []
 
 
-def test_missing_azurite_says_npm_ci(project: Project) -> None:
+def test_missing_azurite_after_install_says_npm_ci(project: Project) -> None:
     (project.root / "node_modules" / ".bin" / "azurite").unlink()
 
     result = project.run()
@@ -276,32 +333,29 @@ def test_missing_azurite_says_npm_ci(project: Project) -> None:
     assert project.calls("func") == []
 
 
-def test_every_missing_prerequisite_is_reported_at_once(project: Project) -> None:
-    (project.bin / "func").unlink()
-    (project.bin / "node").unlink()
-    (project.root / "node_modules" / ".bin" / "azurite").unlink()
-    shutil.rmtree(project.root / ".venv")
+def test_every_missing_prerequisite_is_reported_at_once_before_installing(
+    project: Project,
+) -> None:
+    for tool in ("node", "make", "python3"):
+        (project.bin / tool).unlink()
 
-    result = project.run(FAKE_NPM_EXIT="1")
+    result = project.run()
 
-    assert result.returncode != 0
-    assert "4 prerequisite(s) missing" in result.stderr
-    for remedy in ("npm i -g azure-functions-core-tools@4", "Node.js", "npm ci", "make install"):
+    assert result.returncode != 0, result.stderr
+    assert "3 prerequisite(s) missing" in result.stderr
+    for remedy in ("Python 3.11", "Node.js", "make is not on PATH"):
         assert remedy in result.stderr
+    assert_nothing_started(project)
     assert project.settings.exists()
 
 
-def test_missing_docker_is_reported_with_the_other_prerequisites(project: Project) -> None:
-    (project.bin / "func").unlink()
-    (project.bin / "docker").unlink()
-
-    result = project.run(FAKE_NPM_EXIT="1")
+def test_port_in_use_is_a_missing_prerequisite(project: Project) -> None:
+    with socket.create_server(("127.0.0.1", int(project.env["RUN_LOCAL_PORT"]))):
+        result = project.run()
 
     assert result.returncode != 0
-    assert "2 prerequisite(s) missing" in result.stderr
-    assert "npm i -g azure-functions-core-tools@4" in result.stderr
-    assert "install Docker" in result.stderr
-    assert project.settings.exists()
+    assert f"Port {project.env['RUN_LOCAL_PORT']} is in use" in result.stderr
+    assert_nothing_started(project)
 
 
 # --- local.settings.json ----------------------------------------------------------------------
@@ -341,20 +395,47 @@ def test_invalid_local_settings_is_named(project: Project) -> None:
 # --- Service Bus --------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("docker", ["absent", "daemon not running"])
-def test_no_docker_and_no_servicebus_names_both_remedies(project: Project, docker: str) -> None:
+@pytest.mark.parametrize(
+    ("docker", "said"),
+    [
+        ("absent", "Docker is not installed"),
+        ("daemon not running", "Docker is installed but its daemon is not running"),
+        ("no compose plugin", "its Compose plugin ('docker compose') is missing"),
+    ],
+)
+def test_no_usable_docker_runs_the_embedded_host_and_says_which(
+    project: Project, docker: str, said: str
+) -> None:
     if docker == "absent":
         (project.bin / "docker").unlink()
 
-    result = project.run(FAKE_DOCKER_INFO_EXIT="1")
+    result = project.run(
+        FAKE_DOCKER_INFO_EXIT="1" if docker == "daemon not running" else "0",
+        FAKE_COMPOSE_EXIT="1" if docker == "no compose plugin" else "0",
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert said in result.stderr
+    assert len(project.calls("serve")) == 1
+    assert project.calls("func") == []
+    assert not any(c["argv"][:2] == ["compose", "-f"] for c in project.calls("docker"))
+
+
+@pytest.mark.parametrize("docker", ["absent", "daemon not running"])
+def test_core_tools_without_a_service_bus_names_both_remedies(project: Project, docker: str):
+    if docker == "absent":
+        (project.bin / "docker").unlink()
+
+    result = project.run(RUN_LOCAL_HOST="func", FAKE_DOCKER_INFO_EXIT="1")
 
     assert result.returncode != 0
-    assert "install Docker" in result.stderr
+    assert ("Docker is not installed" if docker == "absent" else "daemon is not running") in (
+        result.stderr
+    )
     assert "ServiceBusConnection" in result.stderr
     assert "ServiceBusConnection__fullyQualifiedNamespace" in result.stderr
     assert "sessions and duplicate detection" in result.stderr
     assert_nothing_started(project)
-    assert not any(c["argv"][:1] == ["compose"] for c in project.calls("docker"))
 
 
 def test_docker_starts_the_emulator_then_azurite_and_func(
@@ -368,6 +449,7 @@ def test_docker_starts_the_emulator_then_azurite_and_func(
     compose = str(project.root / "docker-compose.yml")
     assert [c["argv"] for c in project.calls("docker")] == [
         ["info"],
+        ["compose", "version"],
         ["compose", "-f", compose, "up", "-d"],
     ]
     [func] = project.calls("func")
@@ -382,7 +464,9 @@ def test_unhealthy_emulator_stops_before_starting_anything_else(project: Project
     assert result.returncode != 0
     assert "not healthy" in result.stderr
     assert "docker compose logs" in result.stderr
-    assert_nothing_started(project)
+    assert project.calls("azurite") == []
+    assert project.calls("func") == []
+    assert project.calls("serve") == []
 
 
 @pytest.mark.parametrize(
@@ -415,7 +499,7 @@ def test_namespace_next_to_the_emulator_connection_is_refused(project: Project) 
         ServiceBusConnection__fullyQualifiedNamespace="ns.servicebus.windows.net",
     )
 
-    result = project.run()
+    result = project.run(RUN_LOCAL_HOST="func")
 
     assert result.returncode != 0
     assert 'set ServiceBusConnection to ""' in result.stderr
@@ -512,7 +596,10 @@ def test_emulator_queue_matches_what_the_connector_needs() -> None:
     assert props["RequiresSession"] is True
     assert props["RequiresDuplicateDetection"] is True
     assert props["DeadLetteringOnMessageExpiration"] is True
-    assert props["MaxDeliveryCount"] == 10
+    # The same maximum as the Azure queue (infra/main.bicep), so that a message is dead-lettered
+    # after as many deliveries locally as in Azure.
+    bicep = (ROOT / "infra" / "main.bicep").read_text(encoding="utf-8")
+    assert f"param maxDeliveryCount int = {props['MaxDeliveryCount']}" in bicep
     assert props["LockDuration"] == "PT1M"
     # The emulator accepts at most PT5M here (Azure: up to 7 days).
     assert props["DuplicateDetectionHistoryTimeWindow"] == "PT5M"

@@ -94,25 +94,32 @@ class Container:
         from connector.queue.sender import ServiceBusMessageSender
 
         s = self.settings
+        if s.local_queue_path:  # the embedded local host's queue (connector/queue/local.py)
+            from connector.queue.local import LocalQueueSender
+
+            return LocalQueueSender(s.local_queue_path)
         if s.servicebus_connection is not None:
             return ServiceBusMessageSender(
                 s.servicebus_queue, connection_string=s.servicebus_connection.get_secret_value()
             )
-        if not s.servicebus_namespace:
+        return ServiceBusMessageSender(
+            s.servicebus_queue, namespace=self._sb_namespace(), credential=self._sb_credential()
+        )
+
+    def _sb_namespace(self) -> str:
+        if not self.settings.servicebus_namespace:
             raise SettingsError(
                 "Service Bus not configured: set ServiceBusConnection or "
                 "ServiceBusConnection__fullyQualifiedNamespace"
             )
-        return ServiceBusMessageSender(
-            s.servicebus_queue, namespace=s.servicebus_namespace, credential=self._bus_credential()
-        )
+        return self.settings.servicebus_namespace
 
-    def _bus_credential(self) -> TokenCredential:
-        """The identity the trigger binding uses (`ServiceBusConnection__clientId`)."""
+    def _sb_credential(self) -> TokenCredential:
         s = self.settings
         if s.servicebus_client_id and s.servicebus_client_id != s.azure_client_id:
             from azure.identity import ManagedIdentityCredential
 
+            # The identity the trigger binding uses (`ServiceBusConnection__clientId`).
             return ManagedIdentityCredential(client_id=s.servicebus_client_id)
         return self.credential
 
@@ -324,25 +331,21 @@ class Container:
 
     @built
     def dead_letters(self) -> DeadLetterQueue:
-        from connector.queue.deadletters import ServiceBusDeadLetterQueue
+        from connector.queue.deadletters import ServiceBusDeadLetterQueue as ServiceBus
+        from connector.queue.local import LocalDeadLetters
 
-        return ServiceBusDeadLetterQueue.from_settings(self.settings, lambda: self.credential)
+        if path := self.settings.local_queue_path:  # the embedded local host's queue
+            return LocalDeadLetters(path)
+        return ServiceBus.from_settings(self.settings, lambda: self.credential)
 
     @built
     def queue_admin(self) -> QueueAdmin:
         """The queue's settings for `doctor`, with the identity (or connection) the app uses."""
-        from azure.servicebus.management import ServiceBusAdministrationClient
+        from connector.queue import admin
 
-        s = self.settings
-        if s.servicebus_connection is not None:
-            connection = s.servicebus_connection.get_secret_value()
-            return ServiceBusAdministrationClient.from_connection_string(connection)
-        if not s.servicebus_namespace:
-            raise SettingsError(
-                "Service Bus not configured: set ServiceBusConnection or "
-                "ServiceBusConnection__fullyQualifiedNamespace"
-            )
-        return ServiceBusAdministrationClient(s.servicebus_namespace, self._bus_credential())
+        if (connection := self.settings.servicebus_connection) is not None:  # the emulator's too
+            return admin.from_connection_string(connection.get_secret_value())
+        return admin.for_namespace(self._sb_namespace(), self._sb_credential())
 
     @built
     def listeners(self) -> list[ChangeListener]:

@@ -5,7 +5,8 @@
     dlq peek [--max N]     dead-lettered messages, without moving them
     dlq replay [--max N] [--dry-run]   dead letters back to the queue
     doctor                 check settings, storage, Service Bus, Azure DevOps and Spektate
-    send-sample [--url U] [--phase P]  signed sample Flux events to a running app (connector.sample)
+    send-sample [--url U] [--phase P] [--gate]  a signed sample rollout to a running app
+    serve                  run function_app.py locally, no Core Tools (connector.app.local_serve)
     cleanup [--dry-run]    delete state older than STATE_RETENTION_DAYS (connector.app.cleanup)
     clusters --env E [--forget C]   an environment's clusters, last reports (connector.app.clusters)
 
@@ -26,6 +27,7 @@ import re
 import sys
 import traceback
 from collections.abc import Callable, Mapping, Sequence
+from contextvars import ContextVar
 from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Any
@@ -33,7 +35,7 @@ from typing import Any
 from azure.core.exceptions import AzureError, ClientAuthenticationError
 
 from connector import console_logs
-from connector.app import cleanup, clusters, commits, deployments, sample
+from connector.app import cleanup, cli_wait, clusters, commits, deployments, local_serve, sample
 from connector.app.bootstrap import Container
 from connector.app.cleanup import positive
 from connector.core.gates import OPEN
@@ -67,12 +69,17 @@ def main(
     environ: Mapping[str, str] | None = None,
     make_container: Callable[[Settings], Container] = Container,
 ) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    _AS_JSON.set("--json" in argv)  # errors as JSON too, even before the arguments parse
     try:
         args = _parser().parse_args(argv)
     except SystemExit as exc:  # argparse printed help (0) or a usage error (2)
-        return exc.code if isinstance(exc.code, int) else USAGE
+        code = exc.code if isinstance(exc.code, int) else USAGE
+        return _fail(code, "invalid arguments (see the usage above)") if code else code
     if args.command == "doctor":  # settings that do not load are a failing check, not exit 2
         return doctor_command(args, environ, make_container)
+    if args.command == "serve":  # runs the app's own container, built from the environment
+        return local_serve.command(args)
     return _run(args, environ, make_container)
 
 
@@ -86,23 +93,33 @@ def _run(
         console_logs.install_for_cli(args.environ)
         container = make_container(load_settings(args.settings, args.environ))
         command: Command = args.run
-        return command(container, args)
+        with cli_wait.announced(args.command, container.settings):
+            return command(container, args)
     except SettingsError as exc:
         return _fail(USAGE, f"configuration: {exc}")
     except ClientAuthenticationError:
         # DefaultAzureCredential's message lists every credential it tried (26 lines): too much.
-        _fail(FAILED, "no Azure credential worked for storage or Service Bus")
-        print(f"hint: {LOGIN_HINT}", file=sys.stderr)
-        return FAILED
+        return _fail(FAILED, "no Azure credential worked for storage or Service Bus", LOGIN_HINT)
     except AzureError as exc:
-        return _fail(FAILED, f"service unavailable: {type(exc).__name__}: {exc}")
-    except Exception:  # a bug: show it, but keep exit code 1 meaning "not found"
+        first = (str(exc).strip().splitlines() or [""])[0]
+        return _fail(FAILED, f"service unavailable: {type(exc).__name__}: {first}")
+    except Exception as exc:  # a bug: show it, but keep exit code 1 meaning "not found"
+        if _AS_JSON.get():
+            return _fail(FAILED, f"unexpected error: {type(exc).__name__}: {exc}")
         traceback.print_exc()
         return FAILED
 
 
-def _fail(code: int, message: str) -> int:
+_AS_JSON: ContextVar[bool] = ContextVar("as_json", default=False)
+
+
+def _fail(code: int, message: str, hint: str = "") -> int:
+    """The error on stderr; with --json also as JSON on stdout (a machine reads only that)."""
     print(f"error: {message}", file=sys.stderr)
+    if hint:
+        print(f"hint: {hint}", file=sys.stderr)
+    if _AS_JSON.get():
+        print(json.dumps({"error": message, "hint": hint, "exit": code}))
     return code
 
 
@@ -113,6 +130,7 @@ def load_settings(path: str | None, environ: Mapping[str, str] | None = None) ->
     values = dict(os.environ if environ is None else environ)
     if path:
         values.update(read_values(path))
+        values.update(local_serve.host_settings(path))  # a running `serve` of these settings
     return Settings.from_env(values)
 
 
@@ -173,6 +191,7 @@ def _parser() -> argparse.ArgumentParser:
     sample.add_parser(commands, common)
     cleanup.add_parser(commands, common)
     clusters.add_parser(commands, common)
+    local_serve.add_parser(commands, common)
     return parser
 
 
@@ -335,6 +354,8 @@ def doctor_command(
     make_container: Callable[[Settings], Container],
 ) -> int:
     from connector.app import doctor
+
+    console_logs.install_for_cli(os.environ if environ is None else environ)
 
     def build() -> Container:
         return make_container(load_settings(args.settings, environ))

@@ -1,7 +1,8 @@
 """`doctor`: check a deployment end to end with the app's own settings and identity.
 
-One line per check, OK or FAIL with the remedy (`python -m connector doctor`), or a JSON list of
-`{"check", "ok", "detail", "remedy"}` (`--json`, `GET /api/doctor`). Every check runs on its own:
+One line per check, OK, SKIP (what these settings do not use, e.g. in trial mode) or FAIL with
+the remedy (`python -m connector doctor`), or a JSON list of `{"check", "ok", "detail",
+"remedy", "skipped"}` (`--json`, `GET /api/doctor`). Every check runs on its own:
 one that fails, or raises, never stops the others. Nothing the checks say can carry a secret:
 every output passes through `redact` with the values of every secret setting.
 """
@@ -38,6 +39,11 @@ class Check:
     ok: bool
     detail: str
     remedy: str = ""
+    skipped: bool = False  # not run: what it checks is not used (never counted as passed)
+
+
+def skip(check: str, why: str) -> Check:
+    return Check(check, True, f"skipped: {why}", skipped=True)
 
 
 CheckGroup = Callable[["Container"], list[Check]]
@@ -123,13 +129,15 @@ def render_text(checks: Sequence[Check]) -> str:
     width = max((len(check.check) for check in checks), default=0)
     lines = []
     for check in checks:
-        verdict = "OK  " if check.ok else "FAIL"
+        verdict = "SKIP" if check.skipped else "OK  " if check.ok else "FAIL"
         lines.append(f"{verdict}  {check.check.ljust(width)}  {_line(check.detail)}")
         if not check.ok and check.remedy:
             lines.append(f"      {' ' * width}  remedy: {_line(check.remedy)}")
     failures = sum(not check.ok for check in checks)
+    skipped = sum(check.skipped for check in checks)
+    verdict = f"{failures} of {len(checks)} checks failed" if failures else "all checks passed"
     lines.append("")
-    lines.append(f"{failures} of {len(checks)} checks failed" if failures else "all checks passed")
+    lines.append(verdict + (f" ({skipped} skipped)" if skipped else ""))
     return "\n".join(lines)
 
 

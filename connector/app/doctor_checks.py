@@ -7,11 +7,17 @@ import re
 import uuid
 from typing import TYPE_CHECKING, Final
 
-from azure.core.exceptions import AzureError, HttpResponseError, ResourceNotFoundError
+from azure.core.exceptions import (
+    AzureError,
+    HttpResponseError,
+    ResourceNotFoundError,
+    ServiceRequestError,
+)
 
-from connector.app.doctor import Check, CheckGroup
+from connector.app.doctor import Check, CheckGroup, skip
 from connector.app.doctor_devops import devops_checks
 from connector.devops.organization import is_organization_url
+from connector.queue.admin import emulator_management_port
 from connector.settings import Settings, SettingsError
 from connector.sources.origins import credential_warnings
 
@@ -46,7 +52,7 @@ def _complete(s: Settings) -> Check:
             or s.state_storage_account_url
         ),
         "ServiceBusConnection (or ServiceBusConnection__fullyQualifiedNamespace)": bool(
-            s.servicebus_connection or s.servicebus_namespace
+            s.servicebus_connection or s.servicebus_namespace or s.local_queue_path
         ),
         "FLUX_CLUSTER_KEYS (or the shared FLUX_HMAC_KEY, or FLUX_ALLOW_UNSIGNED=true)": bool(
             s.cluster_keys or s.hmac_keys or s.flux_allow_unsigned
@@ -136,8 +142,14 @@ def _reachable(container: Container) -> Check:
     except SettingsError as exc:
         return Check(name, False, str(exc), "set AzureWebJobsStorage or STATE_STORAGE")
     except AzureError as exc:
-        return Check(name, False, f"state storage: {azure_error(exc)}", _STORAGE_REMEDY)
+        return Check(name, False, f"state storage: {azure_error(exc)}", _storage_remedy(exc))
     return Check(name, True, f"state table {table.table_name} answers")
+
+
+def _storage_remedy(exc: AzureError) -> str:
+    if isinstance(exc, ServiceRequestError) and re.search(r"127\.0\.0\.1|localhost", str(exc)):
+        return "start Azurite (make run starts it; or npx azurite-table) on the port named"
+    return _STORAGE_REMEDY
 
 
 def _writable(container: Container) -> Check:
@@ -151,7 +163,8 @@ def _writable(container: Container) -> Check:
     except SettingsError as exc:
         return Check(name, False, str(exc), "set AzureWebJobsStorage or STATE_STORAGE")
     except AzureError as exc:
-        return Check(name, False, f"probe row not written: {azure_error(exc)}", _STORAGE_REMEDY)
+        detail = f"probe row not written: {azure_error(exc)}"
+        return Check(name, False, detail, _storage_remedy(exc))
     return Check(name, True, f"probe row created, read and deleted in {table.table_name}")
 
 
@@ -182,10 +195,14 @@ def _error_code(exc: AzureError) -> str:
 def servicebus_checks(container: Container) -> list[Check]:
     name = "servicebus.queue"
     queue = container.settings.servicebus_queue
+    if path := container.settings.local_queue_path:
+        return [_local_queue(path)]
+    connection = container.settings.servicebus_connection
+    emulator = emulator_management_port(connection.get_secret_value()) if connection else None
     try:
         properties = container.queue_admin.get_queue(queue)
     except (SettingsError, AzureError) as exc:
-        return [_queue_refusal(queue, exc)]
+        return [_queue_refusal(queue, exc, emulator)]
     missing = [
         what
         for what, on in (
@@ -200,7 +217,7 @@ def servicebus_checks(container: Container) -> list[Check]:
     return [Check(name, True, f"queue {queue} has sessions and duplicate detection")]
 
 
-def _queue_refusal(queue: str, exc: SettingsError | AzureError) -> Check:
+def _queue_refusal(queue: str, exc: SettingsError | AzureError, emulator: int | None) -> Check:
     name = "servicebus.queue"
     if isinstance(exc, SettingsError):
         return Check(name, False, str(exc), "set ServiceBusConnection")
@@ -208,10 +225,32 @@ def _queue_refusal(queue: str, exc: SettingsError | AzureError) -> Check:
         return Check(name, False, f"queue {queue} does not exist", _QUEUE_REMEDY)
     if isinstance(exc, HttpResponseError) and exc.status_code in {401, 403}:
         # Reading queue settings needs Manage; the app only needs Send and Listen.
-        return Check(name, True, f"skipped: no Manage right to read {queue}'s settings")
+        return skip(name, f"no Manage right to read {queue}'s settings")
+    if emulator is not None and isinstance(exc, ServiceRequestError):
+        detail = f"the Service Bus emulator's management endpoint (port {emulator}) does not answer"
+        return Check(name, False, detail, _EMULATOR_REMEDY)
     return Check(name, False, f"queue {queue}: {azure_error(exc)}", _QUEUE_REMEDY)
 
 
+def _local_queue(path: str) -> Check:
+    from connector.queue.local import LocalQueue
+    from connector.queue.sender import QueueUnavailableError
+
+    name = "servicebus.queue"
+    try:
+        queue = LocalQueue(path)
+        waiting = queue.pending()
+        queue.close()
+    except QueueUnavailableError as exc:
+        return Check(name, False, str(exc), "check LOCAL_QUEUE_PATH (a writable file path)")
+    detail = f"local queue {path} opens ({waiting} waiting); sessions, duplicates, dead letters"
+    return Check(name, True, detail + " as connector/queue/local.py keeps them")
+
+
+_EMULATOR_REMEDY: Final = (
+    "start the emulator: docker compose up -d (Docker running; emulator 2.0 or later answers "
+    "management requests); or run the embedded host instead: make run without Docker"
+)
 _QUEUE_REMEDY: Final = (
     "check SERVICEBUS_QUEUE and the Service Bus connection; deploy infra/main.bicep to create it"
 )
@@ -223,7 +262,7 @@ _QUEUE_REMEDY: Final = (
 def spektate_checks(container: Container) -> list[Check]:
     s = container.settings
     if s.spektate_storage is None and not s.spektate_storage_account_url:
-        return [Check("spektate.table", True, "not configured: no Spektate writes")]
+        return [skip("spektate.table", "not configured: no Spektate writes")]
     service = _spektate_service(container)
     tables = [("spektate.table", s.spektate_table)]
     if s.spektate_deployments_table:

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Final
 
 from azure.core.exceptions import ClientAuthenticationError
 
-from connector.app.doctor import Check
+from connector.app.doctor import Check, skip
 from connector.app.doctor_links import hld_link
 from connector.core.gates import PlanRef
 from connector.devops.client import (
@@ -66,6 +66,8 @@ def devops_checks(container: Container) -> list[Check]:
     if not (s.azdo_org_url and s.azdo_project and s.azdo_gitops_repo):
         detail = "AZDO_ORG_URL, AZDO_PROJECT and AZDO_GITOPS_REPO must all be set"
         return [Check(ORGANIZATION, False, detail, "set them"), hook_secret(s)]
+    if s.azdo_dry_run and s.azdo_pat is None and not s.azure_client_id:
+        return _trial_skips(s)
     client, note = _reader(container)
     resolution, newest = _resolve(client, s.azdo_gitops_repo)
     if note:
@@ -90,6 +92,18 @@ def devops_checks(container: Container) -> list[Check]:
 
 
 _LATER: Final = ("devops.statuses", "devops.pull-requests", "devops.plan-route")
+_TRIAL: Final = (
+    "trial mode without AZDO_PAT or AZURE_CLIENT_ID: the app neither sends to nor reads from "
+    "Azure DevOps (set AZDO_PAT to check the reads it would make)"
+)
+
+
+def _trial_skips(s: Settings) -> list[Check]:
+    checks = [skip(ORGANIZATION, _TRIAL)]
+    checks += [skip(name, "trial mode, as above") for name in (*RESOLUTION[1:], *_LATER)]
+    if s.azdo_hook_secret is None:  # service hooks come from Azure DevOps, unused in a trial
+        return [*checks, skip("devops.hook-secret", "trial mode: no service hook calls in")]
+    return [*checks, hook_secret(s)]
 
 
 def _unverified(name: str, failing: str) -> Check:
@@ -123,12 +137,29 @@ def _resolve(client: AzureDevOpsClient, repository: str) -> tuple[list[Check], s
     try:
         commits = client.list_commits(repository, 1)
     except AzureDevOpsError as exc:
+        if isinstance(exc.__cause__, ClientAuthenticationError):
+            return _no_token(), None
         return _blamed(blame(exc), describe(exc)), None
     checks = [Check(name, True, f"{name.split('.')[1]} {_RESOLVED[name]}") for name in _RESOLVED]
     newest = commits[0].commit_id if commits else None
     shown = f"newest commit {newest[:12]}" if newest else "the repository has no commits yet"
     checks.append(Check(COMMITS, True, f"can read commits ({shown})"))
     return checks, newest
+
+
+def _no_token() -> list[Check]:
+    """No token: nothing was sent, so the organisation was not reached (not "answers"), and
+    the credential's error is one line (DefaultAzureCredential's lists every source it tried)."""
+    detail = "no Azure credential gave a token, so nothing was sent to AZDO_ORG_URL"
+    remedy = (
+        "on a workstation run `az login` (an account in the organisation), or set AZDO_PAT; "
+        "in Azure set AZURE_CLIENT_ID to the app's identity"
+    )
+    checks = [
+        skip(ORGANIZATION, "not reached: no token was obtained"),
+        Check(CREDENTIAL, False, detail, remedy),
+    ]
+    return checks + [_unverified(name, CREDENTIAL) for name in RESOLUTION[2:]]
 
 
 def blame(exc: AzureDevOpsError) -> str:
@@ -181,7 +212,7 @@ def _statuses(
     if not resolved:
         return Check(name, False, "not verified: the repository did not resolve", "see above")
     if commit is None:
-        return Check(name, True, "skipped: the repository has no commit to read statuses of")
+        return skip(name, "the repository has no commit to read statuses of")
     try:
         client.count_commit_statuses(repository, commit, 1)
     except AzureDevOpsError as exc:

@@ -53,10 +53,13 @@ def doctor(req: func.HttpRequest) -> func.HttpResponse:
 
 
 def sweep(timer: func.TimerRequest) -> None:
-    from connector.app import bootstrap
+    from connector.app import bootstrap, refused
 
-    swept = bootstrap.container().gatekeeper.sweep()
-    logger.info("sweep.done", extra={"gates": swept, "past_due": timer.past_due})
+    container = bootstrap.container()
+    swept = container.gatekeeper.sweep()
+    reposted = refused.repost(container)  # statuses refused before access was granted
+    extra = {"gates": swept, "reposted": reposted, "past_due": timer.past_due}
+    logger.info("sweep.done", extra=extra)
 
 
 def cleanup(timer: func.TimerRequest) -> None:

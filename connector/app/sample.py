@@ -32,6 +32,11 @@ DEFAULT_URL = "http://localhost:7071/api/flux"  # local.settings.sample.json: Ho
 PHASES = ("progressing", "succeeded", "failed")
 FUNCTION_KEY_SETTING = "FLUX_FUNCTION_KEY"
 TIMEOUT_SECONDS = 30  # the Flux Provider's `timeout` in deploy/flux
+FAILED = 3
+TRIAL_NOTE = (
+    "trial mode (AZDO_DRY_RUN=true): these statuses and the gate's TaskCompleted are what would "
+    "be posted; the app's log shows each as `azure_devops.dry_run POST ...`"
+)
 
 CONTROLLER = "kustomize-controller"
 _OBJECT = {
@@ -213,16 +218,23 @@ def add_parser(commands: Any, common: argparse.ArgumentParser) -> None:
         help="send signed sample Flux events to a running connector (smoke test)",
         description="Send one Kustomization rollout (Progressing, then ReconciliationSucceeded or "
         "HealthCheckFailed) as Flux's generic-hmac provider would, signed with the cluster's first "
-        "key in FLUX_CLUSTER_KEYS (else the shared FLUX_HMAC_KEY), and print each answer. "
-        f"Function key: --code or {FUNCTION_KEY_SETTING}. "
-        "Exit 0 when every event was accepted (2xx), 3 otherwise.",
+        "key in FLUX_CLUSTER_KEYS (else the shared FLUX_HMAC_KEY), and print each answer; then "
+        "follow the commit in the deployments view. "
+        f"Function key: --code or {FUNCTION_KEY_SETTING}, else that of a running `serve`. "
+        "Exit 0 when every event was accepted (2xx) (and, with --gate, the gate completed), "
+        "3 otherwise.",
     )
-    parser.add_argument("--url", default=DEFAULT_URL, help=f"the flux endpoint ({DEFAULT_URL})")
+    parser.add_argument(
+        "--url", help=f"the flux endpoint (a running `serve`'s, else {DEFAULT_URL})"
+    )
     parser.add_argument("--cluster", help="cluster metadata (default DEFAULT_CLUSTER)")
     parser.add_argument("--env", help="environment metadata (default DEFAULT_ENV)")
     parser.add_argument("--commit", type=_commit, help="40-hex commit (default: a random one)")
     parser.add_argument("--phase", choices=PHASES, default="succeeded", help="(succeeded)")
     parser.add_argument("--code", help=f"function key of a deployed app ({FUNCTION_KEY_SETTING})")
+    parser.add_argument(
+        "--gate", action="store_true", help="register a gate first; see the rollout complete it"
+    )
     parser.set_defaults(run=command)
 
 
@@ -233,6 +245,8 @@ def _commit(text: str) -> str:
 
 
 def command(container: Container, args: argparse.Namespace) -> int:
+    from connector.app import sample_follow as follow
+
     settings = container.settings
     sample = Sample(
         cluster=args.cluster or settings.default_cluster,
@@ -241,14 +255,72 @@ def command(container: Container, args: argparse.Namespace) -> int:
         phase=args.phase,
     )
     key = signing_key(settings, sample.cluster)
-    function_key = args.code or getattr(args, "environ", {}).get(FUNCTION_KEY_SETTING) or None
-    print(f"sending a {sample.phase} rollout of commit {sample.commit} to {_safe_url(args.url)}")
-    answers = send(sample, url=args.url, key=key, function_key=function_key)
+    url, function_key = _target(args)
+    base = follow.api_base(url)
+    if args.gate:
+        print(f"registering a gate on environment {sample.env}, commit {sample.commit} (POST "
+              "/api/gates, as a pipeline's agentless task would)")  # fmt: skip
+        status, answer = follow.register_gate(
+            base, function_key, settings.azdo_org_url, sample.env, sample.commit
+        )
+        print(f"  {status or 'no answer'} {json.dumps(answer)}")
+        if not 200 <= status < 300:
+            return _refused(status, url)
+    print(f"sending a {sample.phase} rollout of commit {sample.commit} to {_safe_url(url)}")
+    answers = send(sample, url=url, key=key, function_key=function_key)
     print("\n".join(describe(answers)))
     accepted = len(answers) == len(_ROLLOUTS[sample.phase]) and all(
         200 <= a.status < 300 for a in answers
     )
-    return 0 if accepted else 3
+    if not accepted:
+        return _refused(answers[-1].status, url)
+    return _follow(follow, base, function_key, sample, gated=args.gate, trial=settings.azdo_dry_run)
+
+
+def _follow(
+    follow: Any, base: str, key: str | None, sample: Sample, *, gated: bool, trial: bool
+) -> int:
+    """Show what the app made of the rollout. Informational (the events were accepted) unless
+    a gate was asked for: then it fails when the gate did not complete."""
+    end_phase = {"progressing": "pending"}.get(sample.phase, sample.phase)
+    print(f"following GET /api/deployments/{sample.commit} until it settles")
+    status, view = follow.follow(
+        base, key, sample.commit, lambda v: follow.settled(v, end_phase, gated)
+    )
+    if status != 200:
+        print(f"  the deployments view answered {status or 'nothing'}: {json.dumps(view)}")
+        return FAILED if gated else 0
+    print("\n".join(follow.describe(view)))
+    if trial:
+        print(TRIAL_NOTE)
+    if not follow.settled(view, end_phase, gated):
+        print(f"not settled after {follow.FOLLOW_TIMEOUT_SECONDS:.0f} s: see the app's log")
+        return FAILED if gated else 0
+    return 0
+
+
+def _target(args: argparse.Namespace) -> tuple[str, str | None]:
+    """The URL and function key: as given, else those of a local host that these settings
+    started (`python -m connector serve` writes them), else Core Tools' default URL."""
+    from connector.app import local_serve
+
+    function_key = args.code or getattr(args, "environ", {}).get(FUNCTION_KEY_SETTING) or None
+    if args.url:
+        return args.url, function_key
+    running = local_serve.running_host(getattr(args, "settings", None))
+    if running is None:
+        return DEFAULT_URL, function_key
+    return running["url"] + "/api/flux", function_key or running["function_key"]
+
+
+def _refused(status: int, url: str) -> int:
+    if status == 0:
+        print(
+            f"no app answers at {_safe_url(url)}. Start one: `make run` (or "
+            "`.venv/bin/python -m connector serve --settings local.settings.json`), "
+            "then send again."
+        )
+    return FAILED
 
 
 def _safe_url(url: str) -> str:

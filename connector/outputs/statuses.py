@@ -31,6 +31,9 @@ logger = logging.getLogger(__name__)
 
 DESCRIPTION_LIMIT = 250
 MAX_ROUNDS = 5  # posts of one context by one holder while others keep changing the roll-up
+# Refusals that granting access cures (403: TF401027 "You need the Git 'GenericContribute'
+# permission"). A 404 (commit not in the repository) is recorded as before, never retried.
+ACCESS_REFUSALS = frozenset({401, 403})
 StateMap = Mapping[Phase, str]
 # GitStatusState values (REST spec 7.1, git.json definitions GitStatus.state).
 DEVOPS_STATES: StateMap = {
@@ -133,7 +136,8 @@ class StatusPublisher:
         be a function (an environment roll-up): while we hold the context, another instance's
         newer state makes us compute it again and post that too. False only when trial mode
         kept it from being sent (nothing is recorded as posted). `new`: the context has likely
-        never been posted on this commit."""
+        never been posted on this commit. Also False when Azure DevOps refused access: kept as
+        refused, the sweep posts it again."""
         compute = desired if callable(desired) else (lambda: desired)
         status = compute()
         context, state, description = status.context, status.state, status.description
@@ -189,6 +193,9 @@ class StatusPublisher:
                     "error": exc.message,
                 },
             )
+            if exc.status_code in ACCESS_REFUSALS:  # the sweep posts it again: app/refused.py
+                self._ledger.release_status(commit, desired.context, refused=True)
+                return False
             return True
         except Exception:
             self._ledger.release_status(commit, desired.context)

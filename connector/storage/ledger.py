@@ -35,6 +35,8 @@ if TYPE_CHECKING:
 
 # A status claimed but never confirmed (the writer crashed) may be claimed again after this.
 CLAIM_TIMEOUT = timedelta(minutes=2)
+# The partition of the refused statuses' index (one small partition: the sweep reads it whole).
+REFUSED = "refused-statuses"
 
 
 @dataclass(frozen=True)
@@ -54,7 +56,9 @@ class StatusLedger(Protocol):
     def hold_status(
         self, subject: str, context: str, state: str, description: str
     ) -> str | None: ...
-    def release_status(self, subject: str, context: str, *, trial: bool = False) -> None: ...
+    def release_status(
+        self, subject: str, context: str, *, trial: bool = False, refused: bool = False
+    ) -> None: ...
 
 
 def pull_request_subject(repository: str, pull_request_id: int) -> str:
@@ -84,7 +88,7 @@ class StatusLedgerTable:
         for us if it differs). `new`: the context has likely never been posted (saves a read)."""
 
         def change(entity: dict[str, Any] | None) -> tuple[dict[str, Any] | None, bool]:
-            if entity is not None and not entity.get("trial"):
+            if entity is not None and not entity.get("trial") and not entity.get("refused"):
                 same = (entity["state"], entity["description"]) == (state, description)
                 age = datetime.now(UTC) - datetime.fromisoformat(entity["claimed_at"])
                 held = not entity["confirmed"] and age < CLAIM_TIMEOUT
@@ -93,7 +97,8 @@ class StatusLedgerTable:
                 if same and entity["confirmed"]:
                     return None, False
             claim = {"state": state, "description": description, "claimed_at": now()}
-            return {**claim, "confirmed": False, "dirty": False, "trial": False}, True
+            flags = {"confirmed": False, "dirty": False, "trial": False, "refused": False}
+            return {**claim, **flags}, True
 
         table, row = self._table(), self._key(context)
         claimed, version = update_row_tagged(table, subject, row, change, absent=new)
@@ -126,20 +131,33 @@ class StatusLedgerTable:
         _, version = update_row_tagged(self._table(), subject, self._key(context), change)
         return version
 
-    def release_status(self, subject: str, context: str, *, trial: bool = False) -> None:
+    def release_status(
+        self, subject: str, context: str, *, trial: bool = False, refused: bool = False
+    ) -> None:
         """Give up a claim whose post failed, so that the redelivery posts again; in trial mode,
-        keep what would have been posted (for the views) without counting it as posted."""
-        if not trial:
+        keep what would have been posted (for the views) without counting it as posted. A
+        refused post (no permission yet) is kept as refused and listed for the sweep, which
+        posts it again (`refused_statuses`) without waiting for the object to change."""
+        if not (trial or refused):
             with contextlib.suppress(ResourceNotFoundError):
                 self._table().delete_entity(subject, self._key(context))
             return
+        flags = {"confirmed": False, "dirty": False, "trial": trial, "refused": refused}
+        kept: list[dict[str, Any]] = []
 
         def change(entity: dict[str, Any] | None) -> tuple[dict[str, Any] | None, None]:
             if entity is None:
                 return None, None
-            return {**fields_of(entity), "confirmed": False, "dirty": False, "trial": True}, None
+            kept.append(entity)
+            return {**fields_of(entity), **flags}, None
 
         update_row(self._table(), subject, self._key(context), change)
+        if refused and kept:
+            row = {"sink": self._sink, "subject": subject, "context": context}
+            entity = {"state": kept[0]["state"], "description": kept[0]["description"], **row}
+            self._table().upsert_entity(
+                {"PartitionKey": REFUSED, "RowKey": key(self._sink, subject, context), **entity}
+            )
 
 
 def status_records(table: TableClient, subject: str) -> dict[tuple[str, str], StatusRecord]:
@@ -156,3 +174,29 @@ def status_records(table: TableClient, subject: str) -> dict[tuple[str, str], St
             bool(entity.get("trial", False)),
         )
     return records
+
+
+@dataclass(frozen=True)
+class RefusedStatus:
+    sink: str
+    subject: str
+    context: str
+    state: str
+    description: str
+    row_key: str
+
+
+def refused_statuses(table: TableClient) -> list[RefusedStatus]:
+    """The statuses Azure DevOps refused (listed by `release_status(refused=True)`)."""
+    rows = table.query_entities("PartitionKey eq @pk", parameters={"pk": REFUSED})
+    return [
+        RefusedStatus(
+            r["sink"], r["subject"], r["context"], r["state"], r["description"], r["RowKey"]
+        )
+        for r in rows
+    ]
+
+
+def forget_refused(table: TableClient, refused: RefusedStatus) -> None:
+    with contextlib.suppress(ResourceNotFoundError):
+        table.delete_entity(REFUSED, refused.row_key)
