@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 
 import azure.functions as func
 import pytest
+from azure.functions.timer import TimerRequest
 
 import function_app
 from connector.app.deployments import deployment_view, render_html
@@ -240,3 +241,15 @@ def test_link_reads_per_manifests_commit(three):
     world.azdo.clear_calls()
     world.send(kustomization(M1, time="2026-05-14T09:03:00Z"))
     assert not [c for c in world.azdo.calls("GET") if "/commits/" in c.path]
+
+
+def test_a_refused_status_on_the_hld_commit_is_posted_once_access_is_granted(three):
+    """The connector may post on the manifests repository before it may on the HLD one."""
+    world = three
+    world.azdo.add_commit(REPO, M1, f"Render dev\n\nHLD-Commit: {H1}", parents=[M0])
+    world.azdo.inject(f"/repositories/{HLD}/commits/{H1}/statuses", 403, count=1, method="POST")
+    world.send(kustomization(M1))
+    assert world.azdo.commit_statuses(HLD, H1) == []
+    function_app.sweep(TimerRequest(past_due=False))  # the timer: gates, then refused statuses
+    on_hld = [(s["context"]["name"], s["state"]) for s in world.azdo.commit_statuses(HLD, H1)]
+    assert on_hld == [("env/dev", "succeeded")]

@@ -47,12 +47,13 @@ def repost(container: Container) -> int:
 
 
 def _publisher(container: Container, refused: RefusedStatus) -> StatusPublisher | None:
-    from connector.app.bootstrap import PR_STATUS_SINK
+    from connector.app.bootstrap import HLD_STATUS_SINK, PR_STATUS_SINK
 
     s = container.settings
-    if refused.sink == COMMIT_STATUS_SINK:
-        target = CommitStatuses(container.devops, s.azdo_gitops_repo)
-        ledger = container.store.ledger(COMMIT_STATUS_SINK)
+    repositories = {COMMIT_STATUS_SINK: s.azdo_gitops_repo, HLD_STATUS_SINK: s.pr_repo}
+    if refused.sink in repositories:
+        target = CommitStatuses(container.devops, repositories[refused.sink])
+        ledger = container.store.ledger(refused.sink)
         return StatusPublisher(target, ledger, genre=s.status_genre, target_url=s.status_target_url)
     parts = unkey(refused.subject)
     if refused.sink == PR_STATUS_SINK and len(parts) == 3 and parts[2].isdigit():
