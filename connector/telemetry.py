@@ -76,7 +76,7 @@ def configure(environ: Mapping[str, str] | None = None) -> str:
         if _provider_is_set():
             return "existing"
         if env.get("APPLICATIONINSIGHTS_CONNECTION_STRING"):
-            if env.get("PYTHON_APPLICATIONINSIGHTS_ENABLE_TELEMETRY", "").lower() == "true":
+            if _worker_exports(env):
                 return "worker"  # the Functions worker configures Azure Monitor itself
             return _azure_monitor(env)
         if env.get("OTEL_EXPORTER_OTLP_ENDPOINT"):
@@ -103,6 +103,17 @@ def quiet_azure_sdk(environ: Mapping[str, str]) -> str:
     return level
 
 
+def _worker_exports(env: Mapping[str, str]) -> bool:
+    """The worker exports for the app only when asked to and when Azure Monitor's distro is
+    installed, which it imports; the app does not deploy the distro (requirements.in), so without
+    it the connector sets up the exporter itself rather than export nothing."""
+    if env.get("PYTHON_APPLICATIONINSIGHTS_ENABLE_TELEMETRY", "").lower() != "true":
+        return False
+    from importlib.util import find_spec
+
+    return find_spec("azure.monitor.opentelemetry._configure") is not None
+
+
 def _provider_is_set() -> bool:
     # The API's default is a proxy; anything else was installed by someone on purpose.
     return not isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider)
@@ -116,7 +127,25 @@ def _enable_azure_sdk_tracing() -> None:
 
 
 def _azure_monitor(env: Mapping[str, str]) -> str:
-    from azure.monitor.opentelemetry import configure_azure_monitor
+    """Traces, metrics and the `connector` logs to Application Insights, with Azure Monitor's
+    exporter and the OpenTelemetry SDK only. Its distro (azure-monitor-opentelemetry) would add a
+    dozen instrumentations (Django, Flask, requests, ...) the app never runs, a beta azure-core
+    tracing plugin (azure-core traces natively) and live metrics; what is kept is what the distro
+    configures by default: 5 traces per second unless `OTEL_TRACES_SAMPLER` says otherwise, and
+    the `connector` loggers' records as traces."""
+    from azure.monitor.opentelemetry.exporter import (
+        AzureMonitorLogExporter,
+        AzureMonitorMetricExporter,
+        AzureMonitorTraceExporter,
+        RateLimitedSampler,
+    )
+    from opentelemetry._logs import set_logger_provider
+    from opentelemetry.sdk._logs import LoggerProvider, LoggingHandler
+    from opentelemetry.sdk._logs.export import BatchLogRecordProcessor
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
     options: dict[str, Any] = {"connection_string": env["APPLICATIONINSIGHTS_CONNECTION_STRING"]}
     if env.get("AZURE_CLIENT_ID"):
@@ -124,8 +153,34 @@ def _azure_monitor(env: Mapping[str, str]) -> str:
         from azure.identity import ManagedIdentityCredential
 
         options["credential"] = ManagedIdentityCredential(client_id=env["AZURE_CLIENT_ID"])
-    configure_azure_monitor(logger_name="connector", **options)
+    resource = _resource(env)
+    # No sampler argument: the SDK reads OTEL_TRACES_SAMPLER (and _ARG) itself.
+    sampler = None if env.get("OTEL_TRACES_SAMPLER") else RateLimitedSampler(5.0)
+    tracer_provider = TracerProvider(resource=resource, sampler=sampler)
+    tracer_provider.add_span_processor(BatchSpanProcessor(AzureMonitorTraceExporter(**options)))
+    trace.set_tracer_provider(tracer_provider)
+    reader = PeriodicExportingMetricReader(AzureMonitorMetricExporter(**options))
+    metrics.set_meter_provider(MeterProvider(resource=resource, metric_readers=[reader]))
+    logger_provider = LoggerProvider(resource=resource)
+    logger_provider.add_log_record_processor(
+        BatchLogRecordProcessor(AzureMonitorLogExporter(**options))
+    )
+    set_logger_provider(logger_provider)
+    logging.getLogger("connector").addHandler(LoggingHandler(logger_provider=logger_provider))
     return "azure-monitor"
+
+
+def _resource(env: Mapping[str, str]) -> Any:
+    """Service name (Application Insights' cloud role): `OTEL_SERVICE_NAME`, else the app's name
+    in Azure (`WEBSITE_SITE_NAME`, as the distro's App Service detector gives it), else ours."""
+    from opentelemetry.sdk.resources import Resource
+
+    from connector import __version__
+
+    attributes = {"service.version": __version__}
+    if not env.get("OTEL_SERVICE_NAME"):
+        attributes["service.name"] = env.get("WEBSITE_SITE_NAME") or "flux-azdo-connector"
+    return Resource.create(attributes)
 
 
 def _otlp() -> str:

@@ -41,6 +41,7 @@ from azure.core.pipeline.policies import HeadersPolicy, UserAgentPolicy
 from azure.core.pipeline.transport import HttpTransport
 from azure.core.rest import HttpRequest, HttpResponse
 
+from connector import USER_AGENT
 from connector.core.processing import Change
 from connector.core.tracking import EnvironmentResult, ObjectState, Observation, Verdict
 from connector.outputs.spektate_rows import change_id
@@ -50,7 +51,6 @@ from connector.sources.flux.signature import sign
 logger = logging.getLogger(__name__)
 
 SCHEMA: Final = "flux-azdo-connector/state-change/v1"
-_USER_AGENT: Final = "flux-azdo-connector/0.1.0"
 
 
 class SubscriberDeliveryError(Exception):
@@ -148,7 +148,7 @@ class WebhookClient:
         retry = retry_policy(retry_total, retry_backoff_factor, retry_backoff_max)
         policies = [
             HeadersPolicy({"Content-Type": "application/json"}),
-            UserAgentPolicy(base_user_agent=_USER_AGENT),
+            UserAgentPolicy(base_user_agent=USER_AGENT),
             retry,
         ]
         self._client: PipelineClient[HttpRequest, HttpResponse] = PipelineClient(

@@ -33,10 +33,11 @@ param deploymentContainerName string
 @description('Application Insights component name.')
 param appInsightsName string
 
+// The package (`make package`) and its lock are built for 3.11 only: its compiled wheels load
+// on no other version.
 @description('Python version of the Flex runtime.')
 @allowed([
   '3.11'
-  '3.12'
 ])
 param pythonVersion string = '3.11'
 
