@@ -132,7 +132,8 @@ def _azure_monitor(env: Mapping[str, str]) -> str:
     dozen instrumentations (Django, Flask, requests, ...) the app never runs, a beta azure-core
     tracing plugin (azure-core traces natively) and live metrics; what is kept is what the distro
     configures by default: 5 traces per second unless `OTEL_TRACES_SAMPLER` says otherwise, and
-    the `connector` loggers' records as traces."""
+    every logger's records as traces (the root logger, as the worker configured the distro: with
+    PYTHON_ENABLE_OPENTELEMETRY the host forwards no worker logs)."""
     from azure.monitor.opentelemetry.exporter import (
         AzureMonitorLogExporter,
         AzureMonitorMetricExporter,
@@ -166,7 +167,7 @@ def _azure_monitor(env: Mapping[str, str]) -> str:
         BatchLogRecordProcessor(AzureMonitorLogExporter(**options))
     )
     set_logger_provider(logger_provider)
-    logging.getLogger("connector").addHandler(LoggingHandler(logger_provider=logger_provider))
+    logging.getLogger().addHandler(LoggingHandler(logger_provider=logger_provider))
     return "azure-monitor"
 
 

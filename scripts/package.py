@@ -32,6 +32,7 @@ NAME = "flux-azdo-connector"
 APP_FILES = ("function_app.py", "host.json", "requirements.txt")
 APP_PACKAGES = ("connector",)
 SITE_PACKAGES = ".python_packages/lib/site-packages"
+BUILD_DIR = ROOT / "build" / "package"  # staged tree; azure.yaml deploys it (`dist`)
 PYTHON = (3, 11)  # the runtime of infra/main.bicep; bytecode is per minor version
 # pip expands only the legacy manylinux names to older ones: list every glibc up to 2.28
 # (the lock's target, `make lock`), which Flex Consumption's Linux images satisfy.
@@ -171,7 +172,7 @@ def _mib(size: int) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--out", type=Path, help="the zip (default dist/<name>-<version>.zip)")
-    parser.add_argument("--build-dir", type=Path, default=ROOT / "build" / "package")
+    parser.add_argument("--build-dir", type=Path, default=BUILD_DIR)
     parser.add_argument("--no-bytecode", action="store_true", help="leave out the .pyc files")
     args = parser.parse_args()
     out = args.out or ROOT / "dist" / f"{NAME}-{version()}.zip"

@@ -349,3 +349,13 @@ def test_a_changed_file_changes_the_digest(tmp_path):
     before = script.digest(script.write_zip(tree, tmp_path / "a.zip"))
     (tree / "connector/__init__.py").write_text('__version__ = "9.9.10"\n', encoding="utf-8")
     assert script.digest(script.write_zip(tree, tmp_path / "b.zip")) != before
+
+
+def test_azd_deploys_the_package_built_here():
+    """azure.yaml: no remote build; `make package` first, then the folder it stages."""
+    text = (ROOT / "azure.yaml").read_text(encoding="utf-8")
+    for line in ("dist: build/package", "remoteBuild: false", "prepackage:", "run: make package"):
+        assert re.search(rf"^\s+{re.escape(line)}$", text, re.MULTILINE), line
+    assert package_script().BUILD_DIR == ROOT / "build" / "package"
+    makefile = (ROOT / "Makefile").read_text(encoding="utf-8")
+    assert "$(BIN)/python scripts/package.py\n" in makefile

@@ -261,7 +261,7 @@ from opentelemetry import _logs, metrics, trace
 from connector import __version__, telemetry
 chosen = telemetry.configure(json.loads(sys.argv[1]))
 provider = trace.get_tracer_provider()
-handlers = [type(h).__name__ for h in logging.getLogger("connector").handlers]
+handlers = [type(h).__name__ for h in logging.getLogger().handlers]
 print(json.dumps({
     "chosen": chosen,
     "tracer": type(provider).__name__,
@@ -286,8 +286,9 @@ print(json.dumps({
 )
 def test_azure_monitor_exports_traces_metrics_and_connector_logs(extra, sampler):
     """Azure Monitor's exporter without its distro: the three signals, the distro's default
-    sampling (5 traces/s) unless OTEL_TRACES_SAMPLER names another, the app's name and our
-    version on every record, and no instrumentation or tracing plugin imported."""
+    sampling (5 traces/s) unless OTEL_TRACES_SAMPLER names another, every logger's records, the
+    app's name and our version on every record, and no instrumentation or tracing plugin
+    imported."""
     import os
     import subprocess
     import sys
