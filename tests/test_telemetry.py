@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import logging
+from pathlib import Path
 
 import azure.functions as func
 import pytest
@@ -25,6 +26,7 @@ pytestmark = pytest.mark.azurite
 
 C1 = "c8925188500a55dad9563388e537a03dcdded446"
 ZERO_KEY = "00000000-0000-0000-0000-000000000000"
+ROOT_DIR = Path(__file__).resolve().parent.parent
 EXPORTER = InMemorySpanExporter()
 READER = InMemoryMetricReader()
 
@@ -332,12 +334,18 @@ def test_the_worker_exports_only_when_asked_and_its_distro_is_there(monkeypatch)
     import importlib.util
 
     asked = {"PYTHON_APPLICATIONINSIGHTS_ENABLE_TELEMETRY": "true"}
-    assert telemetry._worker_exports(asked) is False, "the distro is not installed (trimmed)"
     real = importlib.util.find_spec
-    monkeypatch.setattr(
-        importlib.util,
-        "find_spec",
-        lambda name, *a: object() if name.startswith("azure.monitor.opentelemetry") else real(name),
-    )
-    assert telemetry._worker_exports(asked) is True
-    assert telemetry._worker_exports({}) is False
+    for installed in (False, True):
+        monkeypatch.setattr(
+            importlib.util,
+            "find_spec",
+            lambda name, *a, installed=installed: (
+                (object() if installed else None)
+                if name.startswith("azure.monitor.opentelemetry")
+                else real(name)
+            ),
+        )
+        assert telemetry._worker_exports(asked) is installed
+        assert telemetry._worker_exports({}) is False
+    # The distro is not deployed (requirements.in), so the lock holds none.
+    assert "\nazure-monitor-opentelemetry==" not in (ROOT_DIR / "requirements.txt").read_text()
