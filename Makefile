@@ -4,18 +4,37 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: help install test lint typecheck unit infra bench run clean mutate
+.PHONY: help install lock package test lint typecheck unit infra bench run clean mutate
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":[^#]*## "} /^[a-z][a-z_-]*:.*## / {printf "make %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 install: $(VENV)/.installed node_modules/.installed ## create .venv and install the Python and npm dev dependencies
 
-$(VENV)/.installed: requirements.txt requirements-dev.txt
+# Exactly the lock: every package pinned and checked against its hash (pip refuses anything else).
+$(VENV)/.installed: requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
+	$(BIN)/python -m pip install --quiet --require-hashes -r requirements-dev.txt
+	$(BIN)/python -m pip check
 	touch $@
+
+# The locks (exact versions and hashes) from the declared ranges, for CPython 3.11 on Linux
+# x86_64, which Flex Consumption runs (and CI): requirements.in -> requirements.txt (deployed),
+# requirements-dev.in -> requirements-dev.txt (with the same runtime pins), requirements-checkov.in
+# -> requirements-checkov.txt. Pins already in a lock are kept; move one package with
+# `make lock UPGRADE="--upgrade-package NAME"`, all with `make lock UPGRADE=--upgrade`.
+LOCK := $(BIN)/uv pip compile --quiet --generate-hashes --python-version 3.11 \
+	--python-platform x86_64-manylinux_2_28 --custom-compile-command "make lock" $(UPGRADE)
+
+lock: $(VENV)/.installed ## resolve requirements*.in into the hashed locks requirements*.txt
+	$(LOCK) requirements.in -o requirements.txt
+	$(LOCK) requirements-dev.in -c requirements.txt -o requirements-dev.txt
+	$(LOCK) requirements-checkov.in -o requirements-checkov.txt
+
+# The zip that Flex Consumption deploys: the app and, from requirements.txt, its dependencies in
+# .python_packages/lib/site-packages; same inputs, same bytes (scripts/package.py).
+package: $(VENV)/.installed ## build dist/flux-azdo-connector-<version>.zip (no remote build) and print its size
+	$(BIN)/python scripts/package.py
 
 node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error

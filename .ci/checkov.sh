@@ -2,8 +2,9 @@
 # Static analysis of the Bicep templates in infra/ with checkov.
 #
 # checkov pins many packages (pycep-parser, boto3, ...), so it lives in its own venv,
-# .venv-checkov, created only when missing (delete it to reinstall). Runs offline
-# (--skip-download: no calls to the guidelines API).
+# .venv-checkov, installed from its lock requirements-checkov.txt (exact versions, hashes
+# checked; `make lock` writes it from requirements-checkov.in) and installed again whenever that
+# lock changes. Runs offline (--skip-download: no calls to the guidelines API).
 #
 # Fails (exit 1) when a check fails, when a file cannot be parsed (checkov itself still exits 0
 # on parse errors) or when nothing was scanned. Checks we deliberately do not satisfy are skipped
@@ -16,21 +17,24 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 VENV=${CHECKOV_VENV:-.venv-checkov}
 PYTHON=${PYTHON:-python3}
 INFRA_DIR=${INFRA_DIR:-infra}
+LOCK=requirements-checkov.txt
 
-if [ ! -f "$VENV/.installed" ]; then
-  echo "checkov.sh: installing checkov into $VENV (first run only)" >&2
+# The marker holds the hash of the lock it was installed from.
+wanted=$(sha256sum "$LOCK" | cut -d' ' -f1)
+if [ "$(cat "$VENV/.installed" 2>/dev/null)" != "$wanted" ]; then
+  echo "checkov.sh: installing checkov into $VENV from $LOCK" >&2
   rm -rf "$VENV"
   "$PYTHON" -m venv "$VENV"
   install_log=$(mktemp)
-  if ! "$VENV/bin/python" -m pip install --disable-pip-version-check 'checkov>=3.2,<4' \
-    >"$install_log" 2>&1; then
+  if ! "$VENV/bin/python" -m pip install --disable-pip-version-check --require-hashes \
+    -r "$LOCK" >"$install_log" 2>&1; then
     tail -n 40 "$install_log" >&2
     rm -f "$install_log"
     echo "checkov.sh: FAILED: could not install checkov into $VENV" >&2
     exit 1
   fi
   rm -f "$install_log"
-  touch "$VENV/.installed"
+  echo "$wanted" >"$VENV/.installed"
 fi
 
 report=$(mktemp)

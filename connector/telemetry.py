@@ -97,13 +97,13 @@ def _export(env: Mapping[str, str], otlp: bool) -> str:
         added = otlp and _add_otlp(trace.get_tracer_provider())
         return "existing+otlp" if added else "existing"
     if env.get("APPLICATIONINSIGHTS_CONNECTION_STRING"):
-        if env.get("PYTHON_APPLICATIONINSIGHTS_ENABLE_TELEMETRY", "").lower() == "true":
+        if _worker_exports(env):
             # The Functions worker configures Azure Monitor itself, later: OTLP joins its
             # provider at the first span (`span`).
             _otlp_pending = otlp
             return "worker+otlp" if otlp else "worker"
         return _azure_monitor(env, otlp)
-    return _otlp() if otlp else "none"
+    return _otlp(env) if otlp else "none"
 
 
 _otlp_pending = False
@@ -112,20 +112,6 @@ _otlp_pending = False
 def _wants_otlp(env: Mapping[str, str]) -> bool:
     names = ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
     return any(env.get(n, "").strip() for n in names)
-
-
-def _resource() -> Any:
-    """The SDK's resource from the environment (`OTEL_SERVICE_NAME`, `OTEL_RESOURCE_ATTRIBUTES`),
-    named flux-azdo-connector when neither names the service."""
-    from opentelemetry.sdk.resources import SERVICE_NAME, Resource
-
-    resource = Resource.create()
-    if str(resource.attributes.get(SERVICE_NAME, "")).startswith("unknown_service"):
-        resource = resource.merge(Resource({SERVICE_NAME: DEFAULT_SERVICE_NAME}))
-    return resource
-
-
-DEFAULT_SERVICE_NAME = "flux-azdo-connector"
 
 
 def _otlp_span_processor() -> Any:
@@ -171,6 +157,17 @@ def quiet_azure_sdk(environ: Mapping[str, str]) -> str:
     return level
 
 
+def _worker_exports(env: Mapping[str, str]) -> bool:
+    """The worker exports for the app only when asked to and when Azure Monitor's distro is
+    installed, which it imports; the app does not deploy the distro (requirements.in), so without
+    it the connector sets up the exporter itself rather than export nothing."""
+    if env.get("PYTHON_APPLICATIONINSIGHTS_ENABLE_TELEMETRY", "").lower() != "true":
+        return False
+    from importlib.util import find_spec
+
+    return find_spec("azure.monitor.opentelemetry._configure") is not None
+
+
 def _provider_is_set() -> bool:
     # The API's default is a proxy; anything else was installed by someone on purpose.
     return not isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider)
@@ -184,29 +181,71 @@ def _enable_azure_sdk_tracing() -> None:
 
 
 def _azure_monitor(env: Mapping[str, str], otlp: bool) -> str:
-    from azure.monitor.opentelemetry import configure_azure_monitor
+    """Traces, metrics and the `connector` logs to Application Insights, with Azure Monitor's
+    exporter and the OpenTelemetry SDK only. Its distro (azure-monitor-opentelemetry) would add a
+    dozen instrumentations (Django, Flask, requests, ...) the app never runs, a beta azure-core
+    tracing plugin (azure-core traces natively) and live metrics; what is kept is what the distro
+    configures by default: 5 traces per second unless `OTEL_TRACES_SAMPLER` says otherwise, and
+    every logger's records as traces (the root logger, as the worker configured the distro: with
+    PYTHON_ENABLE_OPENTELEMETRY the host forwards no worker logs)."""
+    from azure.monitor.opentelemetry.exporter import (
+        AzureMonitorLogExporter,
+        AzureMonitorMetricExporter,
+        AzureMonitorTraceExporter,
+        RateLimitedSampler,
+    )
+    from opentelemetry._logs import set_logger_provider
+    from opentelemetry.sdk._logs import LoggerProvider, LoggingHandler
+    from opentelemetry.sdk._logs.export import BatchLogRecordProcessor
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
-    options: dict[str, Any] = {
-        "connection_string": env["APPLICATIONINSIGHTS_CONNECTION_STRING"],
-        "resource": _resource(),
-    }
+    options: dict[str, Any] = {"connection_string": env["APPLICATIONINSIGHTS_CONNECTION_STRING"]}
     if env.get("AZURE_CLIENT_ID"):
         # Application Insights with local auth disabled accepts Entra tokens only.
         from azure.identity import ManagedIdentityCredential
 
         options["credential"] = ManagedIdentityCredential(client_id=env["AZURE_CLIENT_ID"])
+    resource = _resource(env)
+    # No sampler argument: the SDK reads OTEL_TRACES_SAMPLER (and _ARG) itself.
+    sampler = None if env.get("OTEL_TRACES_SAMPLER") else RateLimitedSampler(5.0)
+    tracer_provider = TracerProvider(resource=resource, sampler=sampler)
+    tracer_provider.add_span_processor(BatchSpanProcessor(AzureMonitorTraceExporter(**options)))
+    readers = [PeriodicExportingMetricReader(AzureMonitorMetricExporter(**options))]
     if otlp:  # the same spans and metrics to the extra OTLP endpoint too
-        options["span_processors"] = [_otlp_span_processor()]
-        options["metric_readers"] = [_otlp_metric_reader()]
-    configure_azure_monitor(logger_name="connector", **options)
+        tracer_provider.add_span_processor(_otlp_span_processor())
+        readers.append(_otlp_metric_reader())
+    trace.set_tracer_provider(tracer_provider)
+    metrics.set_meter_provider(MeterProvider(resource=resource, metric_readers=readers))
+    logger_provider = LoggerProvider(resource=resource)
+    logger_provider.add_log_record_processor(
+        BatchLogRecordProcessor(AzureMonitorLogExporter(**options))
+    )
+    set_logger_provider(logger_provider)
+    logging.getLogger().addHandler(LoggingHandler(logger_provider=logger_provider))
     return "azure-monitor+otlp" if otlp else "azure-monitor"
 
 
-def _otlp() -> str:
+def _resource(env: Mapping[str, str]) -> Any:
+    """Service name (Application Insights' cloud role): `OTEL_SERVICE_NAME`, else the app's name
+    in Azure (`WEBSITE_SITE_NAME`, as the distro's App Service detector gives it), else ours."""
+    from opentelemetry.sdk.resources import Resource
+
+    from connector import __version__
+
+    attributes = {"service.version": __version__}
+    if not env.get("OTEL_SERVICE_NAME"):
+        attributes["service.name"] = env.get("WEBSITE_SITE_NAME") or "flux-azdo-connector"
+    return Resource.create(attributes)
+
+
+def _otlp(env: Mapping[str, str]) -> str:
     from opentelemetry.sdk.metrics import MeterProvider
     from opentelemetry.sdk.trace import TracerProvider
 
-    resource = _resource()
+    resource = _resource(env)
     tracer_provider = TracerProvider(resource=resource)
     tracer_provider.add_span_processor(_otlp_span_processor())
     trace.set_tracer_provider(tracer_provider)

@@ -31,10 +31,11 @@ param tags object = {}
 @description('Function app name (its host name <name>.azurewebsites.net); empty: derived from baseName.')
 param functionAppName string = ''
 
+// The package (`make package`) and its lock are built for 3.11 only: its compiled wheels load
+// on no other version.
 @description('Python version of the Flex Consumption runtime.')
 @allowed([
   '3.11'
-  '3.12'
 ])
 param pythonVersion string = '3.11'
 

@@ -52,7 +52,7 @@ HOST_READ = {
     "AzureWebJobsStorage__clientId": "host: which user-assigned identity",
     "ServiceBusConnection__credential": "host: identity-based Service Bus trigger connection",
     "APPLICATIONINSIGHTS_AUTHENTICATION_STRING": "host/worker: Entra auth of the exporter",
-    "PYTHON_APPLICATIONINSIGHTS_ENABLE_TELEMETRY": "worker: configures Azure Monitor OTel itself",
+    "PYTHON_ENABLE_OPENTELEMETRY": "worker: the host's trace context per invocation, OTel logs",
 }
 
 # Settings set only when the matching parameter is given.
@@ -425,7 +425,9 @@ def test_telemetry_settings() -> None:
     assert s["APPLICATIONINSIGHTS_AUTHENTICATION_STRING"] == (
         "Authorization=AAD;ClientId=${identityClientId}"
     )
-    assert s["PYTHON_APPLICATIONINSIGHTS_ENABLE_TELEMETRY"] == "true"
+    assert s["PYTHON_ENABLE_OPENTELEMETRY"] == "true"
+    # The worker's own export needs Azure Monitor's distro, which is not deployed (requirements.in).
+    assert "PYTHON_APPLICATIONINSIGHTS_ENABLE_TELEMETRY" not in s
     assert "ConnectionString" in json.dumps(s["APPLICATIONINSIGHTS_CONNECTION_STRING"])
     appi = the_resource("modules/monitoring.bicep", "Microsoft.Insights/components")
     assert appi["properties"]["DisableLocalAuth"] is True

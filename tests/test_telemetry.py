@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import logging
+from pathlib import Path
 
 import azure.functions as func
 import pytest
@@ -25,6 +26,7 @@ pytestmark = pytest.mark.azurite
 
 C1 = "c8925188500a55dad9563388e537a03dcdded446"
 ZERO_KEY = "00000000-0000-0000-0000-000000000000"
+ROOT_DIR = Path(__file__).resolve().parent.parent
 EXPORTER = InMemorySpanExporter()
 READER = InMemoryMetricReader()
 
@@ -216,11 +218,13 @@ def test_no_secret_reaches_any_log_line(world, caplog):
         ({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:9"}, "otlp", "TracerProvider"),
         (
             {
-                "APPLICATIONINSIGHTS_CONNECTION_STRING": "InstrumentationKey=x;IngestionEndpoint=a",
+                # The worker would need Azure Monitor's distro, which is not deployed: ours then.
+                "APPLICATIONINSIGHTS_CONNECTION_STRING": f"InstrumentationKey={ZERO_KEY};"
+                "IngestionEndpoint=http://127.0.0.1:9/",
                 "PYTHON_APPLICATIONINSIGHTS_ENABLE_TELEMETRY": "true",
             },
-            "worker",
-            "ProxyTracerProvider",
+            "azure-monitor",
+            "TracerProvider",
         ),
         (
             {
@@ -247,6 +251,8 @@ def test_configure_chooses_the_exporter_in_a_fresh_process(environ, chosen, prov
     env = {
         k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "APPLICATIONINSIGHTS"))
     }
+    # The exporter's own usage telemetry (statsbeat) goes to a Microsoft host: loopback only here.
+    env["APPLICATIONINSIGHTS_STATSBEAT_DISABLED_ALL"] = "true"
     out = subprocess.run(  # noqa: S603 - our own interpreter and code
         [sys.executable, "-c", code, json.dumps(environ)],
         capture_output=True,
@@ -279,3 +285,97 @@ def test_a_gate_s_completion_span_links_to_its_registration(world, spans):
     assert completed.context.trace_id != registered.context.trace_id  # the event's trace
     assert [link.context.span_id for link in completed.links] == [registered.context.span_id]
     assert completed.links[0].context.trace_id == registered.context.trace_id
+
+
+AZURE_MONITOR_PROBE = """
+import json, logging, sys
+from opentelemetry import _logs, metrics, trace
+from connector import __version__, telemetry
+chosen = telemetry.configure(json.loads(sys.argv[1]))
+provider = trace.get_tracer_provider()
+handlers = [type(h).__name__ for h in logging.getLogger().handlers]
+print(json.dumps({
+    "chosen": chosen,
+    "tracer": type(provider).__name__,
+    "sampler": type(provider.sampler).__name__,
+    "exporters": sorted(
+        type(p.span_exporter).__name__ for p in provider._active_span_processor._span_processors
+    ),
+    "meter": type(metrics.get_meter_provider()).__name__,
+    "logger": type(_logs.get_logger_provider()).__name__,
+    "handlers": handlers,
+    "resource": dict(provider.resource.attributes),
+    "version": __version__,
+    "distro": sorted(m for m in sys.modules if m.startswith(("azure.monitor.opentelemetry._",
+        "opentelemetry.instrumentation", "azure.core.tracing.ext"))),
+}))
+"""
+
+
+@pytest.mark.parametrize(
+    ("extra", "sampler"),
+    [({}, "RateLimitedSampler"), ({"OTEL_TRACES_SAMPLER": "always_on"}, "StaticSampler")],
+)
+def test_azure_monitor_exports_traces_metrics_and_connector_logs(extra, sampler):
+    """Azure Monitor's exporter without its distro: the three signals, the distro's default
+    sampling (5 traces/s) unless OTEL_TRACES_SAMPLER names another, every logger's records, the
+    app's name and our version on every record, and no instrumentation or tracing plugin
+    imported."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    environ = {
+        "APPLICATIONINSIGHTS_CONNECTION_STRING": f"InstrumentationKey={ZERO_KEY};"
+        "IngestionEndpoint=http://127.0.0.1:9/",
+        "WEBSITE_SITE_NAME": "fa-x",
+        **extra,
+    }
+    env = {
+        k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "APPLICATIONINSIGHTS"))
+    }
+    env.update(extra, APPLICATIONINSIGHTS_STATSBEAT_DISABLED_ALL="true")
+    out = subprocess.run(  # noqa: S603 - our own interpreter and code
+        [sys.executable, "-c", AZURE_MONITOR_PROBE, json.dumps(environ)],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=Path(__file__).resolve().parent.parent,
+        env=env,
+        timeout=120,
+    )
+    seen = json.loads(out.stdout.strip().splitlines()[-1])
+    assert seen["chosen"] == "azure-monitor"
+    assert (seen["tracer"], seen["meter"], seen["logger"]) == (
+        "TracerProvider",
+        "MeterProvider",
+        "LoggerProvider",
+    )
+    assert seen["exporters"] == ["AzureMonitorTraceExporter"]
+    assert seen["sampler"] == sampler
+    assert "LoggingHandler" in seen["handlers"]
+    assert seen["resource"]["service.name"] == "fa-x"
+    assert seen["resource"]["service.version"] == seen["version"]
+    assert seen["distro"] == []
+
+
+def test_the_worker_exports_only_when_asked_and_its_distro_is_there(monkeypatch):
+    import importlib.util
+
+    asked = {"PYTHON_APPLICATIONINSIGHTS_ENABLE_TELEMETRY": "true"}
+    real = importlib.util.find_spec
+    for installed in (False, True):
+        monkeypatch.setattr(
+            importlib.util,
+            "find_spec",
+            lambda name, *a, installed=installed: (
+                (object() if installed else None)
+                if name.startswith("azure.monitor.opentelemetry")
+                else real(name)
+            ),
+        )
+        assert telemetry._worker_exports(asked) is installed
+        assert telemetry._worker_exports({}) is False
+    # The distro is not deployed (requirements.in), so the lock holds none.
+    assert "\nazure-monitor-opentelemetry==" not in (ROOT_DIR / "requirements.txt").read_text()

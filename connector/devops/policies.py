@@ -22,12 +22,12 @@ from azure.core.pipeline.policies import (
 )
 from azure.core.rest import HttpRequest, HttpResponse
 
+from connector import USER_AGENT
 from connector.devops.organization import is_loopback
 from connector.retries import retry_policy
 
 ORG_SCOPE = "499b84ac-1321-427f-aa17-267ca6975798/.default"
 
-_USER_AGENT = "flux-azdo-connector/0.1.0"
 # Azure DevOps-specific response headers that are safe and useful in logs (throttling, tracing).
 _LOGGABLE_HEADERS: Final = (
     "X-TFS-FedAuthRedirect",
@@ -96,7 +96,7 @@ def policies(
     logging_policy.allowed_header_names.update(_LOGGABLE_HEADERS)
     return [
         HeadersPolicy({"X-TFS-FedAuthRedirect": "Suppress", "Accept": "application/json"}),
-        UserAgentPolicy(base_user_agent=_USER_AGENT),
+        UserAgentPolicy(base_user_agent=USER_AGENT),
         retry_policy(retry_total, retry_backoff_factor, retry_backoff_max),
         auth,
         DistributedTracingPolicy(instrumentation_config={"library_name": "flux-azdo-connector"}),

@@ -42,6 +42,7 @@ from azure.core.pipeline.policies import HeadersPolicy, UserAgentPolicy
 from azure.core.pipeline.transport import HttpTransport
 from azure.core.rest import HttpRequest, HttpResponse
 
+from connector import USER_AGENT
 from connector.core.processing import Change
 from connector.core.tracking import EnvironmentResult, ObjectState, Observation, Verdict
 from connector.outputs import deadline
@@ -55,7 +56,6 @@ SCHEMA: Final = "flux-azdo-connector/state-change/v1"
 # One deadline for a whole delivery (connect, send, response, retries): a slow receiver can hold
 # an invocation this long at most (`connector.outputs.deadline`).
 DELIVERY_TIMEOUT_SECONDS: Final = 15.0
-_USER_AGENT: Final = "flux-azdo-connector/0.1.0"
 
 
 class SubscriberDeliveryError(Exception):
@@ -154,7 +154,7 @@ class WebhookClient:
         retry = retry_policy(retry_total, retry_backoff_factor, retry_backoff_max)
         policies = [
             HeadersPolicy({"Content-Type": "application/json"}),
-            UserAgentPolicy(base_user_agent=_USER_AGENT),
+            UserAgentPolicy(base_user_agent=USER_AGENT),
             retry,
         ]
         if transport is None:

@@ -33,10 +33,11 @@ param deploymentContainerName string
 @description('Application Insights component name.')
 param appInsightsName string
 
+// The package (`make package`) and its lock are built for 3.11 only: its compiled wheels load
+// on no other version.
 @description('Python version of the Flex runtime.')
 @allowed([
   '3.11'
-  '3.12'
 ])
 param pythonVersion string = '3.11'
 
@@ -78,8 +79,10 @@ var hostSettings = [
     name: 'AzureWebJobsStorage__clientId'
     value: identityClientId
   }
-  // OpenTelemetry export to Application Insights (host.json telemetryMode: OpenTelemetry); the
-  // worker configures the Azure Monitor distro itself and authenticates with the identity.
+  // OpenTelemetry to Application Insights (host.json telemetryMode: OpenTelemetry): the app exports
+  // with Azure Monitor's exporter and the identity (connector/telemetry.py). Learn, "Use
+  // OpenTelemetry with Azure Functions", Python with the exporter in code: the worker then passes
+  // each invocation the host's trace context (not the distro: PYTHON_APPLICATIONINSIGHTS_...).
   {
     name: 'APPLICATIONINSIGHTS_CONNECTION_STRING'
     value: appInsights.properties.ConnectionString
@@ -89,7 +92,7 @@ var hostSettings = [
     value: 'Authorization=AAD;ClientId=${identityClientId}'
   }
   {
-    name: 'PYTHON_APPLICATIONINSIGHTS_ENABLE_TELEMETRY'
+    name: 'PYTHON_ENABLE_OPENTELEMETRY'
     value: 'true'
   }
   // Read by the connector (connector/telemetry.py), set next to the export it keeps quiet: the
