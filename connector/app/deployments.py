@@ -66,12 +66,16 @@ def parse_commit(text: str) -> str:
 # --- the view ------------------------------------------------------------------------------------
 
 
-def deployment_view(store: TableStore, environments: EnvironmentSpecs, commit: str) -> View:
-    """The JSON-ready view of a commit; UnknownCommitError when nothing concerns it."""
+def deployment_view(
+    store: TableStore, environments: EnvironmentSpecs, commit: str, gates: list[Gate] | None = None
+) -> View:
+    """The JSON-ready view of a commit; UnknownCommitError when nothing concerns it. `gates`:
+    the commit's gates when the caller has read them already."""
     commit = parse_commit(commit)
     states = store.commit_states(commit)
     statuses = store.status_records(commit)
-    gates = [g for g in GateStore(store).all_gates() if (g.commit or "").lower() == commit]
+    if gates is None:
+        gates = commit_gates(store, commit)
     if not (states or statuses or gates):
         raise UnknownCommitError(commit)
     rollup = Rollup(environments, store)
@@ -84,6 +88,10 @@ def deployment_view(store: TableStore, environments: EnvironmentSpecs, commit: s
         "statuses": {name: status_summary(r) for name, r in sorted(statuses.items())},
         "gates": [gate_summary(g) for g in sorted(gates, key=_gate_order)],
     }
+
+
+def commit_gates(store: TableStore, commit: str) -> list[Gate]:
+    return [g for g in GateStore(store).all_gates() if (g.commit or "").lower() == commit]
 
 
 def _environment(result: EnvironmentResult, states: ObjectStates) -> View:
