@@ -80,6 +80,9 @@ def test_a_new_event_shows_in_the_next_poll(rolled) -> None:
     assert first["digest"] != second["digest"]
     assert "prod-us: progressing on 9f8e7d6" in second["main"]
     assert "prod-us: progressing" not in first["main"]
+    same = body(get("/api/ui", format="fragment", digest=second["digest"]))
+    assert same["digest"] == second["digest"]
+    assert "main" not in same  # unchanged: the poll costs a few bytes
 
 
 def test_the_commit_page_by_short_sha_has_each_gate_with_what_it_waits_for(rolled) -> None:

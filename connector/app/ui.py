@@ -158,7 +158,10 @@ def _reply(ask: _Ask, view: dict[str, Any], title: str, main: str) -> Reply:
     updated = datetime.fromisoformat(view["generated_at"]).strftime("%Y-%m-%d %H:%M:%S UTC")
     digest = hashlib.sha256(main.encode()).hexdigest()[:16]
     if ask.fmt == "fragment":
-        fragment = {"digest": digest, "updated": updated, "main": main}
+        # The page sends the digest it shows: unchanged, the answer is a few bytes.
+        fragment = {"digest": digest, "updated": updated}
+        if ask.request.params.get("digest") != digest:
+            fragment["main"] = main
         return Reply(200, fragment, {"Cache-Control": "no-store"})
     body = ui_pages.page(
         title,

@@ -1,9 +1,10 @@
 """The on-call pages' one style sheet and one script, and the Content-Security-Policy that
 admits exactly these two (by their SHA-256 hashes: CSP Level 3, "hash-source"), nothing else.
 
-The script polls the page's own URL with `format=fragment` (a small JSON answer: a digest, the
-time, the escaped HTML of `<main>`), swaps `<main>` only when the digest changed (no reload, no
-flicker; the focused link keeps its focus) and says when it last updated. No `eval`, no inline
+The script polls the page's own URL with `format=fragment&digest=<what it shows>` (a small JSON
+answer: the digest, the time, and the escaped HTML of `<main>` only when it changed), swaps
+`<main>` only then (no reload, no flicker; the focused link keeps its focus) and says when it last
+updated. No `eval`, no inline
 event handlers, no style attributes: the policy needs no `unsafe-*`.
 """
 
@@ -52,7 +53,7 @@ caption{text-align:left;font-weight:600;padding:.25rem 0}
 .msg{max-width:40rem}time,td b,.tile b{white-space:nowrap}
 @media (max-width:40rem){
 header form{margin-left:0;width:100%}input{flex:1;max-width:none}
-table,thead,tbody,tr,th,td{display:block}thead{position:absolute;left:-999px}
+table,caption,thead,tbody,tr,th,td{display:block}thead{position:absolute;left:-999px}
 tr{border:1px solid var(--line);border-radius:.3rem;margin:.4rem 0;padding:.2rem .4rem}
 td{border:0;padding:.15rem 0}td::before{content:attr(data-label) ": ";color:var(--muted)}
 .tile{min-width:0;flex:1 1 45%}}
@@ -67,11 +68,12 @@ SCRIPT = """
   url.searchParams.set("format", "fragment");
   async function tick() {
     try {
+      url.searchParams.set("digest", main.dataset.digest || "");
       const answer = await fetch(url, {headers: {Accept: "application/json"}, cache: "no-store",
                                        credentials: "same-origin"});
       if (!answer.ok) throw new Error("HTTP " + answer.status);
       const data = await answer.json();
-      if (data.digest !== main.dataset.digest) {
+      if (data.digest !== main.dataset.digest && typeof data.main === "string") {
         const focused = document.activeElement && document.activeElement.id;
         main.innerHTML = data.main;
         main.dataset.digest = data.digest;

@@ -66,9 +66,11 @@ def when(iso: str) -> str:
 
 
 def duration(seconds: int) -> str:
-    hours, rest = divmod(max(0, seconds), 3600)
-    minutes, secs = divmod(rest, 60)
-    return f"{hours} h {minutes:02d} min" if hours else f"{minutes} min {secs:02d} s"
+    """Whole minutes (rounded up): the page, and so its digest, changes once a minute."""
+    if seconds <= 0:
+        return "0 min"
+    hours, minutes = divmod(-(-seconds // 60), 60)
+    return f"{hours} h {minutes:02d} min" if hours else f"{minutes} min"
 
 
 def page(
@@ -213,7 +215,10 @@ def commit_main(view: Mapping[str, Any], href: Href) -> str:
         "".join(_gate_detail(g, href) for g in view["gates"]) or "<p>No gate waits on it.</p>",
         "</section>",
     ]
-    for name, env in view["environments"].items():
+    order = {"failed": 0, "progressing": 1}  # what needs attention first
+    for name, env in sorted(
+        view["environments"].items(), key=lambda i: order.get(i[1]["phase"], 2)
+    ):
         parts.append(_commit_environment(name, env, href))
     statuses = [
         [
