@@ -17,13 +17,22 @@ not take it back.
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from connector.core.tracking import ClusterResult, Phase
-from connector.storage.rows import gathered_text, iso, key, spread_text, unkey, update_row
+from connector.storage.rows import (
+    Version,
+    gathered_text,
+    iso,
+    key,
+    spread_text,
+    unkey,
+    update_row_tagged,
+)
 
 if TYPE_CHECKING:
     from azure.data.tables import TableClient
@@ -34,6 +43,7 @@ TEXT_CHARS = 200  # reason, message and object names, as the tally bounds them
 # The row's JSON stays under this many characters (UTF-16: 2 bytes each, within 1 MiB with the
 # commits list): past it, pending names go first, then failure messages (the reason stays).
 BOARD_CHARS = 400_000
+KNOWN_ROWS = 1_000  # board versions kept in memory (one per environment)
 _Entries = dict[str, dict[str, Any]]
 
 
@@ -67,12 +77,17 @@ class Board:
 class BoardTable:
     def __init__(self, table: Callable[[], TableClient]) -> None:
         self._table = table
+        # Each board row as this process last wrote it, with its ETag: the next write is tried
+        # on that version without reading first (a row changed meanwhile is read as usual).
+        self._versions: dict[str, Version] = {}
+        self._lock = threading.Lock()
 
     def note(
         self, env: str, commit: str, result: ClusterResult, env_phase: Phase, time: datetime
     ) -> bool:
         """Record a cluster's result on a commit and the environment's; whether it wrote."""
         moment = iso(time)
+        tried: list[dict[str, Any]] = []  # the data of each write tried (the last one stands)
 
         def change(entity: dict[str, Any] | None) -> tuple[dict[str, Any] | None, bool]:
             clusters: _Entries = json.loads(gathered_text(entity, "clusters")) if entity else {}
@@ -81,11 +96,19 @@ class BoardTable:
             listed = _note_commit(commits, commit, env_phase.value, moment)
             if not (moved or listed):
                 return None, False
-            text = _bounded(clusters)
-            return {**spread_text("clusters", text), "commits": json.dumps(commits)}, True
+            data = {**spread_text("clusters", _bounded(clusters)), "commits": json.dumps(commits)}
+            tried.append(data)
+            return data, True
 
-        written: bool = update_row(self._table(), PARTITION, key(env), change)
-        return written
+        with self._lock:
+            known = self._versions.pop(env, None)
+        written, etag = update_row_tagged(self._table(), PARTITION, key(env), change, known=known)
+        if written and etag:
+            with self._lock:
+                if len(self._versions) >= KNOWN_ROWS:
+                    self._versions.clear()
+                self._versions[env] = (tried[-1], etag)
+        return bool(written)
 
     def boards(self) -> list[Board]:
         """Every environment's board: one query (a page per 1,000 environments)."""
