@@ -8,6 +8,8 @@ import base64
 import hashlib
 import json
 import re
+import uuid
+from datetime import UTC, datetime
 
 import azure.functions as func
 import pytest
@@ -205,3 +207,36 @@ def test_keyless_without_a_ui_client_id_admits_no_person(rolled, monkeypatch) ->
         body=b"",
     )
     assert function_app.deployments(req).status_code == 401
+
+
+# --- the index's Table requests do not grow with the fleet ------------------------------------
+
+
+def test_the_index_costs_two_table_requests_however_many_clusters(azurite_connection) -> None:
+    from azure.data.tables import TableServiceClient
+
+    from bench.fleet import CountingTransport
+    from connector.app.ui import UiPages
+    from connector.core.tracking import ClusterResult, Phase
+    from connector.settings import Settings
+    from connector.storage.board import BoardTable
+    from connector.storage.tables import TableStore
+    from connector.web import Request
+
+    counter = CountingTransport()
+    service = TableServiceClient.from_connection_string(azurite_connection, transport=counter)
+    store = TableStore(service, prefix="uicount" + uuid.uuid4().hex[:8])
+    board = BoardTable(lambda: store.table("board"))
+    pages = UiPages(lambda: store, Settings.from_env({}))
+    request = Request("GET", b"", {}, {"format": "json"})
+    costs = []
+    for clusters in (3, 300):
+        for c in range(clusters):
+            result = ClusterResult(f"c{c:04d}", Phase.SUCCEEDED)
+            board.note("prod", NEW, result, Phase.SUCCEEDED, datetime.now(UTC))
+        store.table("gates")  # the gates table exists, as after the first registration
+        counter.reset()
+        reply = pages.handle(request)
+        assert len(reply.body["environments"][0]["clusters"]) == clusters
+        costs.append(counter.reset()[0])
+    assert costs == [2, 2]  # one query of the boards, one of the open gates
