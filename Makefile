@@ -62,6 +62,7 @@ bench: install node_modules/.installed ## print the benchmarks' figures (no thre
 	$(BIN)/python bench/storm.py
 	$(BIN)/python bench/fleet.py
 	$(BIN)/python bench/sessions.py
+	$(BIN)/python bench/ui.py --clusters 200
 
 # Mutation testing of the pure core (modules and tests: [tool.mutmut] in pyproject.toml); not
 # part of `test`. Fails below 95 % of the mutants not listed in tests/mutants-equivalent.txt.

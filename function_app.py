@@ -61,6 +61,13 @@ def deployments(req: func.HttpRequest) -> func.HttpResponse:
     return entrypoints.deployments(req)
 
 
+@app.function_name("ui")
+@app.route(route="ui/{commit?}", methods=["GET"], auth_level=entrypoints.pipeline_auth_level())
+def ui(req: func.HttpRequest) -> func.HttpResponse:
+    """On-call pages: every environment (/api/ui), one commit (/api/ui/{commit})."""
+    return entrypoints.ui(req)
+
+
 @app.function_name("doctor")
 @app.route(route="doctor", methods=["GET"], auth_level=func.AuthLevel.ADMIN)
 def doctor(req: func.HttpRequest) -> func.HttpResponse:

@@ -122,6 +122,8 @@ class Settings(BaseModel):
     gate_use_job_token: bool = Field(default=False, alias="GATE_USE_JOB_TOKEN")
     # Keyless pipelines: the only caller of the pipeline routes; empty: function keys.
     pipeline_client_id: str = Field(default="", alias="PIPELINE_CLIENT_ID")
+    # Keyless mode: the app registration people sign in to for the on-call pages (/api/ui).
+    ui_client_id: str = Field(default="", alias="UI_CLIENT_ID")
 
     # --- Spektate and subscribers -------------------------------------------------------
     spektate_storage: SecretStr | None = Field(default=None, alias="SPEKTATE_STORAGE")

@@ -223,6 +223,9 @@ param pipelineClientId string = ''
 @description('Keyless pipelines: the token audience the service connection requests (Application ID URI of the app registration).')
 param pipelineAuthAudience string = ''
 
+@description('Keyless pipelines: client id of the app registration people sign in to (Entra) for the on-call pages /api/ui (UI_CLIENT_ID). Empty: only the service connection passes App Service Authentication.')
+param uiClientId string = ''
+
 // ---------------------------------------------------------------------------------------------
 // Names
 // ---------------------------------------------------------------------------------------------
@@ -450,6 +453,11 @@ var connectorSettings = concat([
     name: 'PIPELINE_CLIENT_ID'
     value: pipelineClientId
   }
+  // Keyless mode: people sign in to the on-call pages (/api/ui) through this app registration.
+  {
+    name: 'UI_CLIENT_ID'
+    value: uiClientId
+  }
   // Spektate and subscribers
   {
     name: 'SPEKTATE_TABLE'
@@ -547,6 +555,7 @@ module pipelineAuth 'modules/pipeline-auth.bicep' = if (!empty(pipelineClientId)
     appName: functionApp.outputs.name
     pipelineClientId: pipelineClientId
     audience: pipelineAuthAudience
+    uiClientId: uiClientId
   }
 }
 

@@ -87,3 +87,6 @@ param spektateTable = 'flux'
 // routes; '' keeps function keys.
 param pipelineClientId = ''
 param pipelineAuthAudience = ''
+// People's Entra sign-in to the on-call pages (/api/ui) in keyless mode: the pages' app
+// registration; '' = only the service connection.
+param uiClientId = ''

@@ -47,16 +47,17 @@ def test_requests_per_message_class_today(report: Report) -> None:
     assert counts == {
         # State read and write, pointer read and write, object status (claim created without a
         # read, confirm), the cluster's two queries, the environment tally, environment status,
-        # gates query, settle; the first message of a process also creates the tables. No PR
-        # lookups for legacy PR-property callbacks unless LEGACY_CALLBACK_ENVIRONMENT opts in.
-        FIRST: (11, 21),
+        # gates query, settle; the first message of a process also creates the tables. A
+        # message that moves its cluster also writes the on-call board (one write on the version
+        # this process wrote last; the first also creates its table and reads the row).
+        FIRST: (11, 30),
         REDELIVERY: (1, 1),  # the state row says it is settled
         RESEND: (1, 1),  # the steady state: one point read, no write
         STALE: (1, 1),
         # Without a cluster moving, the gate is not judged again; with one, by the tally (its
         # progress only) until it may complete; the first for a commit also learns its facts.
         # Gate writes use the version the gates query read (no second read).
-        GATED: (10, 22),
+        GATED: (10, 23),  # + the board write of a message that moves its cluster
         GATE_CHECK: (7, 7),
     }
 

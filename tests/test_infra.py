@@ -691,8 +691,16 @@ def test_pipeline_auth_is_off_by_default_and_admits_only_the_service_connection(
     assert auth["globalValidation"]["unauthenticatedClientAction"] == "Return401"
     aad = auth["identityProviders"]["azureActiveDirectory"]
     policy = aad["validation"]["defaultAuthorizationPolicy"]
-    assert policy["allowedApplications"] == ["pipelineClientId"]
-    assert aad["validation"]["allowedAudiences"] == ["audience"]
+    # The service connection, plus (only with uiClientId) people signed in to the pages.
+    people = {"function": {"type": "concat", "parameters": {"arg_2": "people"}}}
+    assert policy["allowedApplications"]["function"]["parameters"] == {
+        "arg_1": ["pipelineClientId"],
+        **people["function"]["parameters"],
+    }
+    assert aad["validation"]["allowedAudiences"]["function"]["parameters"] == {
+        "arg_1": ["audience"],
+        **people["function"]["parameters"],
+    }
     # The webhooks (HMAC, Argo CD's shared secret), the health probe, the service hook (basic
     # auth) and doctor (master key) keep their own auth.
     assert set(param_default("modules/pipeline-auth.bicep", "excludedPaths")) == {
@@ -704,3 +712,18 @@ def test_pipeline_auth_is_off_by_default_and_admits_only_the_service_connection(
     }
     # The app's own check of the caller reads the same client id (connector/easyauth.py).
     assert app_settings()["PIPELINE_CLIENT_ID"] == ("pipelineClientId", False)
+
+
+def test_people_sign_in_to_the_pages_only_when_a_ui_client_id_is_given() -> None:
+    """Keyless mode: App Service signs people in with the pages' app registration (no client
+    secret: an ID token); the app checks the token's audience again (connector/easyauth.py)."""
+    assert param_default("main.bicep", "uiClientId") == ""
+    params, _ = module("main.bicep", "pipelineAuth")
+    assert params["params"]["uiClientId"] == "uiClientId"
+    text = (INFRA / "modules" / "pipeline-auth.bicep").read_text()
+    assert re.search(r"var people = empty\(uiClientId\) \? \[\] : \[\s+uiClientId\s+\]", text)
+    auth = the_resource("modules/pipeline-auth.bicep", "Microsoft.Web/sites/config")["properties"]
+    registration = auth["identityProviders"]["azureActiveDirectory"]["registration"]
+    operands = registration["clientId"]["operator"]["operands"]
+    assert (operands["true_value"], operands["false_value"]) == (None, "uiClientId")
+    assert app_settings()["UI_CLIENT_ID"] == ("uiClientId", False)

@@ -349,11 +349,12 @@ class Container:
 
     @built
     def listeners(self) -> list[ChangeListener]:
-        """The outputs, told of every live observation in this order: each runs even when an
-        earlier one failed (the first failure is raised after all of them)."""
+        """The outputs, told in this order; each runs even if one failed (raised after all)."""
+        from connector.outputs.board import BoardKeeper  # keeps the on-call pages' index
+
         optional: list[ChangeListener | None] = [self.spektate, self.subscribers]
         required: list[ChangeListener] = [self.commit_statuses, self.gatekeeper]
-        return [*required, *(item for item in optional if item is not None)]
+        return [*required, BoardKeeper.of(self.store), *(i for i in optional if i is not None)]
 
 
 class _LazySender:

@@ -46,6 +46,11 @@ def resolve(store: TableStore, text: str) -> str:
     return found[0]
 
 
+def matches(store: TableStore, text: str) -> list[str]:
+    """Every stored commit starting with the prefix `text` (for a page offering the choice)."""
+    return sorted(_stored(store, parse(text)))
+
+
 def _stored(store: TableStore, prefix: str) -> set[str]:
     rows = store.table("deployments").query_entities(
         "PartitionKey ge @low and PartitionKey lt @high",

@@ -67,13 +67,17 @@ def parse_commit(text: str) -> str:
 # --- the view ------------------------------------------------------------------------------------
 
 
-def deployment_view(store: TableStore, environments: EnvironmentSpecs, commit: str) -> View:
-    """The JSON-ready view of a commit; UnknownCommitError when nothing concerns it."""
+def deployment_view(
+    store: TableStore, environments: EnvironmentSpecs, commit: str, gates: list[Gate] | None = None
+) -> View:
+    """The JSON-ready view of a commit; UnknownCommitError when nothing concerns it. `gates`:
+    the commit's gates when the caller has read them already."""
     commit = parse_commit(commit)
     states = store.commit_states(commit)
     statuses = store.status_records(commit)
     gate_store = GateStore(store)
-    gates = [g for g in gate_store.all_gates() if commit in {g.commit, g.hld_commit}]
+    if gates is None:
+        gates = commit_gates(store, commit)
     if not (states or statuses or gates):
         raise UnknownCommitError(commit)
     rollup = Rollup(environments, store)
@@ -96,6 +100,11 @@ def _link(known: Any) -> View | None:
         return None
     link = Link.from_json(known)
     return {"hld_commits": list(link.hld_commits), "via": link.via, "problem": link.problem}
+
+
+def commit_gates(store: TableStore, commit: str) -> list[Gate]:
+    """The gates waiting for the commit: as its manifests commit, or as their HLD commit."""
+    return [g for g in GateStore(store).all_gates() if commit in {g.commit, g.hld_commit}]
 
 
 def _environment(result: EnvironmentResult, states: ObjectStates) -> View:

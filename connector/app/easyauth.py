@@ -60,6 +60,25 @@ def check(headers: Mapping[str, str], allowed: Iterable[str]) -> str:
     return matched.pop()
 
 
+def check_person(headers: Mapping[str, str], client_id: str) -> str:
+    """A person signed in through the pages' app registration (`UI_CLIENT_ID`): the platform
+    validated their ID token, whose audience (`aud`) is that registration; another
+    application's token (`appid`/`azp` naming someone else) is not a person's sign-in."""
+    wanted = client_id.strip().lower()
+    principal = _principal(headers.get(PRINCIPAL_HEADER) or headers.get(PRINCIPAL_HEADER.lower()))
+    claims = {(c.get("typ"), str(c.get("val", "")).lower()) for c in principal}
+    callers = {v for t, v in claims if t in CALLER_CLAIMS}
+    if not wanted or ("aud", wanted) not in claims or callers - {wanted}:
+        raise PrincipalError("the caller did not sign in to the on-call pages")
+    return next((v for t, v in claims if t == "oid"), "person")
+
+
+def _principal(header: str | None) -> list[dict[str, object]]:
+    caller_ids(header)  # the same checks: present, base64 JSON with claims
+    claims = json.loads(base64.b64decode(header or "", validate=True))["claims"]
+    return [c for c in claims if isinstance(c, dict)]
+
+
 def require_platform(environ: Mapping[str, str]) -> None:
     """PrincipalError unless App Service Authentication is on: only then is the header real."""
     if environ.get(PLATFORM_FLAG, "").strip().lower() != "true":

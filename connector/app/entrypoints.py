@@ -45,6 +45,17 @@ def deployments(req: func.HttpRequest) -> func.HttpResponse:
     return _serve(req, lambda c: c.deployments_view, pipeline=True)
 
 
+def ui(req: func.HttpRequest) -> func.HttpResponse:
+    """The on-call pages; keyless: the service connection or a person signed in (UI_CLIENT_ID)."""
+    return _serve(req, _ui_pages, pipeline=True, people=True)
+
+
+def _ui_pages(c: Container) -> Handler:
+    from connector.app.ui import UiPages
+
+    return UiPages(lambda: c.store, c.settings)
+
+
 def doctor(req: func.HttpRequest) -> func.HttpResponse:
     from connector import web
     from connector.app import bootstrap, doctor
@@ -84,11 +95,15 @@ def pipeline_auth_level(environ: Mapping[str, str] | None = None) -> func.AuthLe
 
 
 def _serve(
-    req: func.HttpRequest, build: Callable[[Container], Handler], *, pipeline: bool = False
+    req: func.HttpRequest,
+    build: Callable[[Container], Handler],
+    *,
+    pipeline: bool = False,
+    people: bool = False,
 ) -> func.HttpResponse:
     from connector.app import serving  # per request: the package form is the cheap import
 
-    return serving.serve(req, build, pipeline=pipeline)
+    return serving.serve(req, build, pipeline=pipeline, people=people)
 
 
 def health(req: func.HttpRequest) -> func.HttpResponse:

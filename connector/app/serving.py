@@ -31,12 +31,16 @@ class Handler(Protocol):
 
 
 def serve(
-    req: func.HttpRequest, build: Callable[[Container], Handler], *, pipeline: bool = False
+    req: func.HttpRequest,
+    build: Callable[[Container], Handler],
+    *,
+    pipeline: bool = False,
+    people: bool = False,
 ) -> func.HttpResponse:
     """The handler's reply; `pipeline`: a route only the pipelines' service connection may call
-    when keyless pipelines are on."""
+    when keyless pipelines are on; `people`: also people signed in to `UI_CLIENT_ID`."""
     if pipeline:
-        refused = _pipeline_refusal(req)
+        refused = _pipeline_refusal(req, people=people)
         if refused is not None:
             return refused
     try:
@@ -62,19 +66,26 @@ def serve(
     return to_response(reply)
 
 
-def _pipeline_refusal(req: func.HttpRequest) -> func.HttpResponse | None:
-    """A 401 when keyless pipelines are on and the caller is not the service connection."""
+def _pipeline_refusal(req: func.HttpRequest, *, people: bool) -> func.HttpResponse | None:
+    """A 401 when keyless pipelines are on and the caller is not the service connection (nor,
+    on `people` routes, a person signed in to the pages' app registration)."""
     from connector.app import easyauth
 
     try:
-        allowed = bootstrap.container().settings.pipeline_client_id
+        settings = bootstrap.container().settings
     except SettingsError:
         return None  # the handler answers 503 naming the setting
+    allowed, person = settings.pipeline_client_id, settings.ui_client_id if people else ""
     if not allowed:
         return None  # function keys: the host checked the key
     try:
         easyauth.require_platform(os.environ)
-        easyauth.check(req.headers, [allowed])
+        try:
+            easyauth.check(req.headers, [allowed])
+        except easyauth.PrincipalError:
+            if not person:
+                raise
+            easyauth.check_person(req.headers, person)
     except easyauth.PrincipalError as exc:
         logger.warning("http.caller_refused", extra={"error": str(exc)})
         return to_response(Reply(401, {"error": str(exc)}, {"WWW-Authenticate": "Bearer"}))

@@ -19,6 +19,9 @@ param pipelineClientId string
 @description('Audience of the tokens (the Application ID URI or client id of the app registration the service connection requests a token for).')
 param audience string
 
+@description('App registration people sign in to for the on-call pages (/api/ui); empty: no sign-in for people. Without a client secret App Service signs people in with an ID token (implicit flow: enable ID tokens on the registration), Learn configure-authentication-provider-aad.')
+param uiClientId string = ''
+
 @description('Paths that keep their own authentication.')
 param excludedPaths array = [
   '/api/flux'
@@ -26,6 +29,12 @@ param excludedPaths array = [
   '/api/health'
   '/api/devops/events'
   '/api/doctor'
+]
+
+// People signing in to the on-call pages: their ID tokens have the registration as audience and
+// as application.
+var people = empty(uiClientId) ? [] : [
+  uiClientId
 ]
 
 resource app 'Microsoft.Web/sites@2023-12-01' existing = {
@@ -56,15 +65,16 @@ resource auth 'Microsoft.Web/sites/config@2023-12-01' = {
         enabled: true
         registration: {
           openIdIssuer: '${environment().authentication.loginEndpoint}${tenant().tenantId}/v2.0'
+          clientId: empty(uiClientId) ? null : uiClientId
         }
         validation: {
-          allowedAudiences: [
+          allowedAudiences: concat([
             audience
-          ]
+          ], people)
           defaultAuthorizationPolicy: {
-            allowedApplications: [
+            allowedApplications: concat([
               pipelineClientId
-            ]
+            ], people)
           }
         }
       }
