@@ -253,3 +253,14 @@ def test_a_refused_status_on_the_hld_commit_is_posted_once_access_is_granted(thr
     function_app.sweep(TimerRequest(past_due=False))  # the timer: gates, then refused statuses
     on_hld = [(s["context"]["name"], s["state"]) for s in world.azdo.commit_statuses(HLD, H1)]
     assert on_hld == [("env/dev", "succeeded")]
+
+
+def test_the_commit_page_names_the_hld_commit_it_was_rendered_from(three):
+    from tests.test_ui_pages import get
+
+    world = three
+    world.azdo.add_commit(REPO, M1, f"Render dev\n\nHLD-Commit: {H1}", parents=[M0])
+    world.send(kustomization(M1))
+    page = get(f"/api/ui/{M1}", format="json")
+    assert page.status_code == 200
+    assert json.loads(page.get_body())["hld_commit"] == H1
