@@ -75,13 +75,13 @@ def settle_first(world: World) -> None:
     assert row(world)["settled"] is True
 
 
-# --- the rule, held together with the processor's ------------------------------------------------
+# --- the rule, held together with the processor's ---
 
 PHASES = (None, Phase.PROGRESSING, Phase.SUCCEEDED, Phase.FAILED)
 
 
 @pytest.mark.parametrize(("recorded", "arriving"), list(itertools.product(PHASES[1:], PHASES)))
-@pytest.mark.parametrize("offset", (-1, 0, 1))
+@pytest.mark.parametrize("offset", [-1, 0, 1])
 def test_the_door_answers_exactly_what_the_processor_would_leave_alone(
     recorded: Phase, arriving: Phase | None, offset: int
 ) -> None:
@@ -116,7 +116,7 @@ def test_the_door_rows_use_the_state_stores_own_key(world: World) -> None:
     assert (seen.phase, seen.time, seen.settled) == (Phase.SUCCEEDED, T0, True)
 
 
-# --- the steady state ---------------------------------------------------------------------------
+# --- the steady state ---
 
 
 def test_a_settled_state_re_sent_is_answered_at_the_door(world: World) -> None:
@@ -148,7 +148,7 @@ def test_the_door_answer_says_settled(world: World) -> None:
     assert b'"settled":true' in reply.get_body()
 
 
-# --- the interleaving of the issue ----------------------------------------------------------------
+# --- the interleaving of the issue ---
 
 
 def test_a_recovery_behind_a_queued_failure_is_not_shadowed(world: World) -> None:
@@ -182,7 +182,8 @@ def test_while_a_failure_is_queued_every_re_send_is_queued(world: World) -> None
 def test_a_first_event_is_marked_on_a_row_of_marks_only(world: World) -> None:
     assert post(world, succeeded(0)) == 202
     marked = row(world)
-    assert "phase" not in marked and len(marks_of(marked)) == 1
+    assert "phase" not in marked
+    assert len(marks_of(marked)) == 1
     assert world.store.commit_states(COMMIT) == {}  # marks alone are no state
     assert post(world, succeeded(1)) == 202  # not settled yet: queued too
     assert world.deliver_queued() == 2
@@ -191,7 +192,7 @@ def test_a_first_event_is_marked_on_a_row_of_marks_only(world: World) -> None:
     assert row(world)["settled"] is True
 
 
-# --- redelivery ----------------------------------------------------------------------------------
+# --- redelivery ---
 
 
 def test_a_redelivered_change_is_processed_once_and_releases_its_mark(world: World) -> None:
@@ -216,7 +217,7 @@ def test_a_sender_retry_of_a_marked_message_is_not_marked_twice(world: World) ->
     assert marks_of(row(world)) == {}
 
 
-# --- two door instances racing ---------------------------------------------------------------------
+# --- two door instances racing ---
 
 
 class Interleaved:
@@ -256,9 +257,7 @@ def test_a_door_that_reads_after_another_marked_does_not_answer(world: World) ->
     settle_first(world)
     rows = TableStateRows(lambda: world.store.table("deployments"))
     fail = Arrival(ENV, CLUSTER, OBJ.kind, OBJ.namespace, OBJ.name, COMMIT, Phase.FAILED, T0)
-    resend = Arrival(
-        ENV, CLUSTER, OBJ.kind, OBJ.namespace, OBJ.name, COMMIT, Phase.SUCCEEDED, T0
-    )
+    resend = Arrival(ENV, CLUSTER, OBJ.kind, OBJ.namespace, OBJ.name, COMMIT, Phase.SUCCEEDED, T0)
     assert Door(rows).admit(fail, "b") is True
     assert Door(rows).admit(resend, "a") is True  # marked too: the failure is in flight
     assert set(marks_of(row(world))) == {"a", "b"}
@@ -268,9 +267,7 @@ def test_marks_expire_with_the_queues_message_time_to_live(world: World) -> None
     settle_first(world)
     rows = TableStateRows(lambda: world.store.table("deployments"))
     lost = Arrival(ENV, CLUSTER, OBJ.kind, OBJ.namespace, OBJ.name, COMMIT, Phase.FAILED, T0)
-    resend = Arrival(
-        ENV, CLUSTER, OBJ.kind, OBJ.namespace, OBJ.name, COMMIT, Phase.SUCCEEDED, T0
-    )
+    resend = Arrival(ENV, CLUSTER, OBJ.kind, OBJ.namespace, OBJ.name, COMMIT, Phase.SUCCEEDED, T0)
     now = datetime.now(UTC)
     assert Door(rows, clock=lambda: now).admit(lost, "never-delivered") is True
     assert Door(rows, clock=lambda: now + timedelta(hours=1)).admit(resend, "r1") is True
@@ -280,7 +277,7 @@ def test_marks_expire_with_the_queues_message_time_to_live(world: World) -> None
     assert Door(rows, clock=lambda: much_later).admit(resend, "r3") is False
 
 
-# --- trial mode, a failing processor, outages ------------------------------------------------------
+# --- trial mode, a failing processor, outages ---
 
 
 def test_trial_mode_never_answers_at_the_door(world: World) -> None:
@@ -341,12 +338,12 @@ def test_a_table_outage_at_the_door_is_a_503(world: World) -> None:
             raise ServiceRequestError("connection refused")
 
     assert world.container is not None
-    world.container.door._rows._table = lambda: Down()  # type: ignore[union-attr]
+    world.container.door._rows._table = Down  # type: ignore[union-attr]
     assert post(world, succeeded(10)) == 503
     assert world.sender.drain() == []
 
 
-# --- what the door reads of an event is what the processor will ------------------------------------
+# --- what the door reads of an event is what the processor will ---
 
 
 class Recording:
