@@ -338,7 +338,7 @@ def test_a_table_outage_at_the_door_is_a_503(world: World) -> None:
             raise ServiceRequestError("connection refused")
 
     assert world.container is not None
-    world.container.door._rows._table = Down  # type: ignore[union-attr]
+    world.container.__dict__["door"]._rows._table = Down
     assert post(world, succeeded(10)) == 503
     assert world.sender.drain() == []
 

@@ -11,13 +11,13 @@ import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 
+from connector.app.doors import door_of
 from connector.settings import Settings, SettingsError
 
 if TYPE_CHECKING:
     from azure.core.credentials import TokenCredential
 
     from connector.app.deployments import DeploymentsView
-    from connector.core.door import Door
     from connector.core.processing import ChangeListener, Processor
     from connector.devops.client import AzureDevOpsClient
     from connector.devops.dryrun import DryRunAzureDevOps
@@ -116,28 +116,13 @@ class Container:
     def ingest(self) -> Ingest:
         from connector.sources.flux.ingest import Ingest
 
-        return Ingest(self.settings, self.sender, door=self.door)
+        return Ingest(self.settings, self.sender, door=door_of(self))
 
     @built
     def argocd_ingest(self) -> ArgoIngest:
         from connector.sources.argocd.ingest import ArgoIngest
 
-        return ArgoIngest(self.settings, self.sender, door=self.door)
-
-    @built
-    def door(self) -> Door | None:
-        """The ingest door on the state table; None without a state store (every event is
-        queued, as before the door: the queue function will say what is missing)."""
-        from connector.core.door import Door
-        from connector.storage.door_rows import TableStateRows
-
-        if "store" not in self.__dict__:
-            try:
-                self._state_service()
-            except SettingsError:
-                return None
-        store = self.store
-        return Door(TableStateRows(lambda: store.table("deployments")))
+        return ArgoIngest(self.settings, self.sender, door=door_of(self))
 
     @built
     def store(self) -> TableStore:
