@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from azure.core import MatchConditions
 from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
@@ -27,17 +27,35 @@ if TYPE_CHECKING:
     from azure.data.tables import TableClient
 
 
+class Reader(Protocol):
+    def read(self, partition: str, row: str) -> tuple[dict[str, Any], str]: ...
+
+
 class TableStateRows:
-    def __init__(self, table: Callable[[], TableClient]) -> None:
+    """`read`: the hot point read (`storage.point_read`), else the SDK's `get_entity`."""
+
+    def __init__(
+        self, table: Callable[[], TableClient], read: Callable[[], Reader] | None = None
+    ) -> None:
         self._table = table  # `TableStore.table("deployments")`, created on first use
+        self._read = read
+        self._reader: Reader | None = None
 
     def look(self, arrival: Arrival) -> StateRow:
         partition, row = _keys(arrival)
         try:
-            entity = self._table().get_entity(partition, row)
+            entity, etag = self._fetch(partition, row)
         except ResourceNotFoundError:
             return StateRow(None, None, False, {}, None)
-        return state_row(entity, str(entity.metadata["etag"]))
+        return state_row(entity, etag)
+
+    def _fetch(self, partition: str, row: str) -> tuple[Mapping[str, Any], str]:
+        if self._read is None:
+            found = self._table().get_entity(partition, row)
+            return found, str(found.metadata["etag"])
+        if self._reader is None:
+            self._reader = self._read()
+        return self._reader.read(partition, row)
 
     def mark(self, arrival: Arrival, row: StateRow, marks: Mapping[str, datetime]) -> bool:
         from azure.data.tables import UpdateMode
