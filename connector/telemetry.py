@@ -72,6 +72,7 @@ def configure(environ: Mapping[str, str] | None = None) -> str:
             return "already"
         _done = True
         quiet_azure_sdk(env)
+        connector_log_level(env)
         _enable_azure_sdk_tracing()
         if _provider_is_set():
             return "existing"
@@ -100,6 +101,21 @@ def quiet_azure_sdk(environ: Mapping[str, str]) -> str:
     level = wanted if wanted in AZURE_SDK_LOG_LEVELS else DEFAULT_AZURE_SDK_LOG_LEVEL
     for name in AZURE_SDK_LOGGERS:
         logging.getLogger(name).setLevel(level)
+    return level
+
+
+# The connector's own per-event records (`ingest.accepted`, `process.recorded`, ...) are INFO:
+# at fleet rates each is a billed trace per event (docs/cost.md). WARNING keeps every refusal,
+# failure and give-up; the host's request records, sampled (host.json), stand for the successes.
+DEFAULT_CONNECTOR_LOG_LEVEL = "WARNING"
+
+
+def connector_log_level(environ: Mapping[str, str]) -> str:
+    """Set the `connector` logger to `CONNECTOR_LOG_LEVEL` (default WARNING); returns it. An
+    invalid value keeps the default here and is named by `Settings` validation."""
+    wanted = environ.get("CONNECTOR_LOG_LEVEL", "").strip().upper()
+    level = wanted if wanted in AZURE_SDK_LOG_LEVELS else DEFAULT_CONNECTOR_LOG_LEVEL
+    logging.getLogger("connector").setLevel(level)
     return level
 
 

@@ -78,8 +78,9 @@ var hostSettings = [
     name: 'AzureWebJobsStorage__clientId'
     value: identityClientId
   }
-  // OpenTelemetry export to Application Insights (host.json telemetryMode: OpenTelemetry); the
-  // worker configures the Azure Monitor distro itself and authenticates with the identity.
+  // Export to Application Insights: the host with its own SDK (host.json samples it; in
+  // telemetryMode OpenTelemetry the host's traces cannot be sampled, azure-functions-host#11496);
+  // the worker configures the Azure Monitor distro itself and authenticates with the identity.
   {
     name: 'APPLICATIONINSIGHTS_CONNECTION_STRING'
     value: appInsights.properties.ConnectionString
@@ -96,6 +97,12 @@ var hostSettings = [
   // Azure SDK logs every storage request at INFO, each a billed trace. Raise it to debug only.
   {
     name: 'AZURE_SDK_LOG_LEVEL'
+    value: 'WARNING'
+  }
+  // The connector's per-event records (INFO) are a billed trace per event at fleet rates
+  // (docs/cost.md); WARNING keeps every refusal and failure. INFO to debug.
+  {
+    name: 'CONNECTOR_LOG_LEVEL'
     value: 'WARNING'
   }
 ]
