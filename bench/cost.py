@@ -57,9 +57,12 @@ class Shape:
     queue_instructions: float
     records: float  # telemetry records per re-send (worker and host)
     record_bytes: float = 700.0  # billed size of one record (unverified: Log Analytics' own)
+    # Sampling: at most this many records per second and HTTP instance (host and worker
+    # together, host.json and OTEL_TRACES_SAMPLER_ARG); None: every record is kept.
+    sampled_per_second: float | None = None
     http_instance_mb: int = 2048
     queue_instance_mb: int = 2048
-    host_instructions: float = 3e6  # the Functions host's own per execution (unverified)
+    host_instructions: float = 1.5e6  # the Functions host's own per execution (unverified)
     instructions_per_vcpu_second: float = 2.5e9  # (unverified)
     # Changes: a rollout per object and day, two events each (Progressing, Succeeded).
     changes_per_object_day: float = 2.0
@@ -82,7 +85,11 @@ def monthly(clusters: int, shape: Shape) -> dict[str, float]:
     executions = events * (1 + shape.queue_executions) + changes * 2
     sb_operations = (events * shape.sends + changes) * OPERATIONS_PER_MESSAGE
     table = events * shape.table_requests + changes * shape.change_table_requests
-    log_gb = events * shape.records * shape.record_bytes / 1e9
+    records = events * shape.records
+    if shape.sampled_per_second is not None:  # rate-limited sampling, per HTTP instance
+        cap = shape.sampled_per_second * _http_instances(rate, shape) * SECONDS_PER_MONTH
+        records = min(records, cap)
+    log_gb = records * shape.record_bytes / 1e9
     return {
         "Functions time": max(0.0, gb_seconds - FLEX_FREE_GB_SECONDS) * FLEX_GB_SECOND,
         "Functions executions": max(0.0, executions - FLEX_FREE_EXECUTIONS)
@@ -103,11 +110,15 @@ OPERATIONS_PER_MESSAGE = 5
 def _http_gb_seconds(rate: float, shape: Shape) -> float:
     """Every second has an execution at fleet rates (P = 1 - e^-rate per second): each HTTP
     instance is billed all month. Instances: what the CPU needs, at most 70 % busy."""
-    cpu = rate * (shape.http_instructions + shape.host_instructions)
-    vcpus = cpu / shape.instructions_per_vcpu_second
-    instances = max(1, math.ceil(vcpus / (0.7 * VCPU[shape.http_instance_mb])))
+    instances = _http_instances(rate, shape)
     busy = 1 - math.exp(-rate / instances)
     return instances * busy * SECONDS_PER_MONTH * shape.http_instance_mb / 1024
+
+
+def _http_instances(rate: float, shape: Shape) -> int:
+    cpu = rate * (shape.http_instructions + shape.host_instructions)
+    vcpus = cpu / shape.instructions_per_vcpu_second
+    return max(1, math.ceil(vcpus / (0.7 * VCPU[shape.http_instance_mb])))
 
 
 def _queue_gb_seconds(clusters: int, rate: float, changes: float, shape: Shape) -> float:
@@ -158,15 +169,17 @@ def shapes(counts: dict[str, float], records: dict[str, float]) -> tuple[Shape, 
         table_requests=counts["requests"],
         http_instructions=MEASURED["door"]["http"],
         queue_instructions=MEASURED["door"]["queue"],
-        records=records["after"] + HOST_RECORDS_SAMPLED,
+        records=records["after"] + 2,  # + the host's request and its per-execution trace
+        sampled_per_second=SAMPLED_PER_SECOND,
         http_instance_mb=512,
         queue_instance_mb=512,
     )
     return before, after
 
 
-# host.json: per-execution host records at Warning, the request record sampled (docs/cost.md).
-HOST_RECORDS_SAMPLED = 0.01
+# host.json `maxTelemetryItemsPerSecond` 0.5 and the worker's `microsoft.rate_limited` sampler at
+# 0.5 per second (OTEL_TRACES_SAMPLER_ARG): 1 record per second and instance (docs/cost.md).
+SAMPLED_PER_SECOND = 1.0
 
 
 def measured_counts() -> dict[str, float]:
@@ -197,20 +210,46 @@ def worker_records() -> dict[str, float]:
 
 
 def _records(door: bool, level: int | str) -> float:
+    """Log records at `level` and spans (each exported span is a record too: a request or a
+    dependency), per re-send."""
     from child import settled_world
 
+    spans = _spans()
     logger = logging.getLogger("connector")
     with settled_world(door=door) as (_, resend):
         handler, kept = _Counting(level), logger.level
         logger.addHandler(handler)
         logger.setLevel(level)
+        spans.clear()
         try:
             for i in range(10):
                 resend(i)
         finally:
             logger.removeHandler(handler)
             logger.setLevel(kept)
-    return handler.count / 10
+    return (handler.count + len(spans.get_finished_spans())) / 10
+
+
+_EXPORTER: Any = None
+
+
+def _spans() -> Any:
+    """An in-memory exporter behind the global tracer provider (set once per process)."""
+    global _EXPORTER  # noqa: PLW0603 - once per process
+    if _EXPORTER is None:
+        from opentelemetry import trace
+        from opentelemetry.sdk.trace import TracerProvider
+        from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+        from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+        from connector import telemetry
+
+        _EXPORTER = InMemorySpanExporter()
+        provider = TracerProvider()
+        provider.add_span_processor(SimpleSpanProcessor(_EXPORTER))
+        trace.set_tracer_provider(provider)
+        telemetry._enable_azure_sdk_tracing()  # as in Azure: the SDKs' own spans too
+    return _EXPORTER
 
 
 class _Counting(logging.Handler):
@@ -234,13 +273,14 @@ def instructions(variant: str, reads: int) -> int:
     return int(found.group(1))
 
 
-def measure_instructions(n: int = 40) -> dict[str, dict[str, float]]:
-    """Per re-send, less a floor measured in the same way (the same setup, no re-sends)."""
-    per = {v: (instructions(v, n) - instructions(v, 0)) / n for v in ("door", "http", "both")}
-    return {
-        "door": {"http": per["door"], "queue": 0.0},
-        "before": {"http": per["http"], "queue": per["both"] - per["http"]},
-    }
+def measure_instructions(n: int = 20) -> dict[str, dict[str, float]]:
+    """Per re-send, less a floor measured in the same way (the same setup, no re-sends): at the
+    door (the HTTP function answering), and without the door (the HTTP function queueing it and
+    the queue function reading it)."""
+    door = (instructions("door", n) - instructions("door", 0)) / n
+    both = (instructions("both", n) - instructions("both", 0)) / n
+    http = (instructions("http", n) - instructions("http", 0)) / n
+    return {"door": {"http": door, "queue": 0.0}, "before": {"http": http, "queue": both - http}}
 
 
 def table(title: str, shape: Shape) -> list[str]:
@@ -263,6 +303,9 @@ def main() -> None:
         MEASURED.update(measure_instructions())
     counts = measured_counts()
     records = worker_records()
+    import resource
+
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     before, after = shapes(counts, records)
     print("per re-send (measured):")
     print(f"  Service Bus sends {counts['sends']:.2f}, queue executions {counts['executions']:.2f}")
@@ -275,6 +318,7 @@ def main() -> None:
     print(
         f"  worker log records: {records['before']:.1f} before (INFO), {records['after']:.1f} now"
     )
+    print(f"peak RSS {peak:.0f} MB (this process: both functions, fleets, the fake Azure DevOps)")
     for line in table("\nbefore ($/month, 2 GB instances, every re-send queued)", before):
         print(line)
     for line in table("\nnow ($/month, 512 MB instances, re-sends answered at the door)", after):

@@ -51,6 +51,8 @@ HOST_READ = {
     "ServiceBusConnection__credential": "host: identity-based Service Bus trigger connection",
     "APPLICATIONINSIGHTS_AUTHENTICATION_STRING": "host/worker: Entra auth of the exporter",
     "PYTHON_APPLICATIONINSIGHTS_ENABLE_TELEMETRY": "worker: configures Azure Monitor OTel itself",
+    "OTEL_TRACES_SAMPLER": "worker: the Azure Monitor distro's trace sampler (rate limited)",
+    "OTEL_TRACES_SAMPLER_ARG": "worker: traces per second the sampler keeps",
 }
 
 # Settings set only when the matching parameter is given.

@@ -46,7 +46,7 @@ param pythonVersion string = '3.11'
   2048
   4096
 ])
-param instanceMemoryMB int = 2048
+param instanceMemoryMB int = 512
 
 @description('Maximum number of instances the app scales out to.')
 @minValue(40)
@@ -92,6 +92,17 @@ var hostSettings = [
   {
     name: 'PYTHON_APPLICATIONINSIGHTS_ENABLE_TELEMETRY'
     value: 'true'
+  }
+  // The worker's traces, sampled by the Azure Monitor distro (azure-monitor-opentelemetry,
+  // _utils/configurations.py: `microsoft.rate_limited`, OTEL_TRACES_SAMPLER_ARG traces per
+  // second): with host.json's 0.5 items/s, one record per second and instance (docs/cost.md).
+  {
+    name: 'OTEL_TRACES_SAMPLER'
+    value: 'microsoft.rate_limited'
+  }
+  {
+    name: 'OTEL_TRACES_SAMPLER_ARG'
+    value: '0.5'
   }
   // Read by the connector (connector/telemetry.py), set next to the export it keeps quiet: the
   // Azure SDK logs every storage request at INFO, each a billed trace. Raise it to debug only.
