@@ -73,7 +73,9 @@ def test_an_absent_row_or_table_is_not_found(azurite_connection: str, table) -> 
     reader = point_reader(table.table_name, connection_string=azurite_connection)
     with pytest.raises(ResourceNotFoundError):
         reader.read("nobody", "nothing")
-    missing = point_reader("nosuchtable" + uuid.uuid4().hex[:8], connection_string=azurite_connection)
+    missing = point_reader(
+        "nosuchtable" + uuid.uuid4().hex[:8], connection_string=azurite_connection
+    )
     with pytest.raises(ResourceNotFoundError):
         missing.read("nobody", "nothing")
 
