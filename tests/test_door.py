@@ -52,8 +52,19 @@ def failed(minutes: int) -> dict[str, Any]:
 
 
 @pytest.fixture(autouse=True)
-def _commit(azdo: Any) -> None:
+def _commit(azdo: Any, world: World, azurite_connection: str) -> None:
     azdo.add_commit(REPO, COMMIT, "Merged PR 7: apps")
+    # The state store's account as a setting: the door reads with its own point read.
+    world.configure(STATE_STORAGE=azurite_connection)
+
+
+def test_the_door_reads_with_its_point_read(world: World) -> None:
+    from connector.storage.point_read import PointReader
+
+    settle_first(world)
+    assert post(world, succeeded(10)) == 202
+    assert world.container is not None
+    assert isinstance(world.container.__dict__["door"]._rows._reader, PointReader)
 
 
 def row(world: World) -> dict[str, Any]:
@@ -334,11 +345,11 @@ def test_a_table_outage_at_the_door_is_a_503(world: World) -> None:
     settle_first(world)
 
     class Down:
-        def get_entity(self, *args: Any, **kwargs: Any) -> Any:
+        def read(self, *args: Any) -> Any:
             raise ServiceRequestError("connection refused")
 
     assert world.container is not None
-    world.container.__dict__["door"]._rows._table = Down
+    world.container.__dict__["door"]._rows._reader = Down()
     assert post(world, succeeded(10)) == 503
     assert world.sender.drain() == []
 
