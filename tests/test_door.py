@@ -414,3 +414,26 @@ def test_the_door_reads_an_argocd_event_as_the_processor_does(
     observation = sources.read(message.body, message.message_id)
     assert isinstance(observation, Observation)
     assert rows.arrivals == [Arrival.of(observation)]
+
+
+def test_a_mark_landing_between_record_and_settle_still_settles(world: World) -> None:
+    """Another event marked while the outputs run changes the row's version: the settle reads
+    it again and settles the same state, so the next re-send is free once both are processed."""
+    settle_first(world)
+    assert post(world, failed(5)) == 202
+    (message,) = world.sender.drain()
+    assert world.container is not None
+    door = world.container.__dict__["door"]
+    recovery = Arrival(ENV, CLUSTER, OBJ.kind, OBJ.namespace, OBJ.name, COMMIT, Phase.SUCCEEDED, T0)
+
+    class MarkMeanwhile:
+        def on_change(self, change: Any) -> None:
+            assert door.admit(recovery, "meanwhile") is True
+
+    processor = world.container.processor
+    processor._listeners = (*processor._listeners, MarkMeanwhile())
+    world.process(message)
+
+    assert row(world)["settled"] is True
+    assert row(world)["phase"] == "failed"
+    assert set(marks_of(row(world))) == {"meanwhile"}
