@@ -152,6 +152,7 @@ MEASURED = {
     "before": {"http": 0.49e6, "queue": 6.53e6},
 }
 
+
 def shapes(counts: dict[str, float], records: dict[str, float]) -> tuple[Shape, Shape]:
     before = Shape(
         sends=1,
