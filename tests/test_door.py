@@ -33,6 +33,8 @@ from connector.storage.marks import MARKS, marks_of
 from connector.storage.tables import observation_keys
 from tests.world import REPO, World, kustomization
 
+pytestmark = pytest.mark.azurite
+
 COMMIT = "c" * 40
 ENV, CLUSTER, NAME = "dev", "dev-1", "apps"
 OBJ = ObjectRef("Kustomization", "flux-system", NAME)

@@ -28,7 +28,8 @@ from connector.settings import Settings
 from connector.sources import http
 from connector.sources.argocd.application import Application, IncumbentBody, Queued, Wrapped
 from connector.sources.argocd.auth import CHALLENGE, authorized
-from connector.sources.argocd.translate import KIND, Report, arrival_of, report_of
+from connector.sources.argocd.translate import KIND, Report, report_of
+from connector.sources.arrivals import argocd_arrival
 from connector.sources.http import NOT_CONFIGURED_RETRY_AFTER, RejectedError
 from connector.storage.rows import property_problem
 from connector.web import Reply, Request
@@ -165,7 +166,7 @@ class ArgoIngest:
     def _enqueue(self, queued: bytes, report: Report, cluster: str, env: str) -> Reply:
         received = self._clock()
         message = build_message(queued, report, cluster, env, received)
-        arrival = lambda: arrival_of(report, cluster, env, received)  # noqa: E731
+        arrival = lambda: argocd_arrival(report, cluster, env, received)  # noqa: E731
         failed = http.enqueue(self._sender, message, self._door, arrival)
         if failed is not None:
             return failed

@@ -14,7 +14,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from connector.core.door import Arrival
 from connector.core.tracking import ObjectRef, Observation, Phase
 from connector.queue.envelope import Envelope
 from connector.sources.argocd.application import (
@@ -188,19 +187,4 @@ def observe(envelope: Envelope, message_id: str) -> Observation:
         message_id=message_id,
         is_source=False,
         metadata=report.metadata,
-    )
-
-
-def arrival_of(report: Report, cluster: str, env: str, received_at: datetime) -> Arrival:
-    """What the ingest door needs of a notification: the same row, phase and time as
-    `observe` (which reads `received_at` back from the envelope)."""
-    return Arrival(
-        env,
-        cluster,
-        KIND,
-        report.namespace,
-        report.name,
-        report.commit,
-        phase_of(report.operation, report.health),
-        report.time or received_at,
     )

@@ -20,9 +20,9 @@ from connector.queue import envelope
 from connector.queue.sender import MessageSender, OutgoingMessage
 from connector.settings import Settings
 from connector.sources import http
+from connector.sources.arrivals import flux_arrival
 from connector.sources.flux.events import FluxEvent
 from connector.sources.flux.signature import SignatureError, Verified, verify
-from connector.sources.flux.translate import arrival_of
 from connector.sources.http import NOT_CONFIGURED_RETRY_AFTER, RejectedError
 from connector.storage.rows import property_problem
 from connector.web import Reply, Request
@@ -115,7 +115,7 @@ class Ingest:
     ) -> Reply:
         message = build_message(body, event, cluster, env, self._clock(), signature=signature)
         failed = http.enqueue(
-            self._sender, message, self._door, lambda: arrival_of(event, cluster, env)
+            self._sender, message, self._door, lambda: flux_arrival(event, cluster, env)
         )
         if failed is not None:
             return failed

@@ -4,7 +4,6 @@ tracks. The reason tables are Flux's vocabulary; nothing outside this package kn
 
 from __future__ import annotations
 
-from connector.core.door import Arrival
 from connector.core.tracking import ObjectRef, Observation, Phase
 from connector.queue.envelope import Envelope
 from connector.sources.flux.events import FluxEvent, first_line
@@ -82,19 +81,4 @@ def observe(envelope: Envelope, message_id: str) -> Observation:
         message_id=message_id,
         is_source=event.is_source,
         metadata=dict(event.metadata),
-    )
-
-
-def arrival_of(event: FluxEvent, cluster: str, env: str) -> Arrival:
-    """What the ingest door needs of an event: the same row, phase and time as `observe`."""
-    obj = event.involved_object
-    return Arrival(
-        env,
-        cluster,
-        obj.kind,
-        obj.namespace,
-        obj.name,
-        event.commit,
-        classify(event),
-        event.timestamp,
     )
