@@ -77,10 +77,32 @@ class Sample:
 
 
 @dataclass
+class Posted:
+    """One event at the ingest door: its Table requests there and the messages it queued."""
+
+    requests: int
+    sends: int
+    executions: int  # queue function runs it caused (a redelivery is a second)
+
+
+@dataclass
 class Report:
     samples: dict[str, list[Sample]] = field(default_factory=lambda: defaultdict(list))
+    posted: dict[str, list[Posted]] = field(default_factory=lambda: defaultdict(list))
     events: int = 0
     seconds: float = 0.0
+
+    def per_post(self, cls: str) -> tuple[float, float, float]:
+        """(Service Bus sends, queue executions, door Table requests) per event of a class."""
+        posts = self.posted.get(cls, [])
+        if not posts:
+            return 0.0, 0.0, 0.0
+        n = len(posts)
+        return (
+            sum(p.sends for p in posts) / n,
+            sum(p.executions for p in posts) / n,
+            sum(p.requests for p in posts) / n,
+        )
 
     def requests(self, cls: str) -> list[int]:
         return [s.requests for s in self.samples[cls]]
@@ -100,6 +122,18 @@ class Report:
                 f" {statistics.mean(s.bytes for s in got):10.0f}"
                 f" {statistics.mean(s.azdo_calls for s in got):15.2f}"
             )
+        yield (
+            f"{'event class (at the door)':30s} {'events':>6s} {'SB sends/ev':>12s}"
+            f" {'queue execs/ev':>15s} {'door Table req/ev':>18s}"
+        )
+        for cls in (FIRST, GATED, RESEND, STALE):
+            if cls not in self.posted:
+                continue
+            sends, executions, requests = self.per_post(cls)
+            yield (
+                f"{cls:30s} {len(self.posted[cls]):6d} {sends:12.2f} {executions:15.2f}"
+                f" {requests:18.2f}"
+            )
         rate = self.events / self.seconds if self.seconds else 0.0
         yield f"{self.events} Flux events in {self.seconds:.1f} s: {rate:.1f} events/s end to end"
 
@@ -115,9 +149,13 @@ class Fleet:
     def post(
         self, event: dict[str, Any], cluster: str, cls: str, *, redeliver: bool = False
     ) -> None:
+        self.counter.reset()
         assert self.world.post(event, cluster=cluster, env=ENV) == 202
         self.report.events += 1
-        for message in self.world.sender.drain():
+        messages = self.world.sender.drain()
+        runs = len(messages) * (2 if redeliver else 1)
+        self.report.posted[cls].append(Posted(self.counter.reset()[0], len(messages), runs))
+        for message in messages:
             self.process(message, cls)
             if redeliver:
                 self.process(message, REDELIVERY, delivery_count=2)

@@ -145,6 +145,9 @@ class Settings(BaseModel):
     azure_sdk_log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = Field(
         default="WARNING", alias="AZURE_SDK_LOG_LEVEL"
     )
+    connector_log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = Field(
+        default="WARNING", alias="CONNECTOR_LOG_LEVEL"
+    )
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:

@@ -85,6 +85,7 @@ def configure(environ: Mapping[str, str] | None = None) -> str:
             return "already"
         _done = True
         quiet_azure_sdk(env)
+        connector_log_level(env)
         if env.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
             return "disabled"
         _enable_azure_sdk_tracing()
@@ -168,6 +169,21 @@ def _worker_exports(env: Mapping[str, str]) -> bool:
     return find_spec("azure.monitor.opentelemetry._configure") is not None
 
 
+# The connector's own per-event records (`ingest.accepted`, `process.recorded`, ...) are INFO:
+# at fleet rates each is a billed trace per event (docs/cost.md). WARNING keeps every refusal,
+# failure and give-up; the host's request records, sampled (host.json), stand for the successes.
+DEFAULT_CONNECTOR_LOG_LEVEL = "WARNING"
+
+
+def connector_log_level(environ: Mapping[str, str]) -> str:
+    """Set the `connector` logger to `CONNECTOR_LOG_LEVEL` (default WARNING); returns it. An
+    invalid value keeps the default here and is named by `Settings` validation."""
+    wanted = environ.get("CONNECTOR_LOG_LEVEL", "").strip().upper()
+    level = wanted if wanted in AZURE_SDK_LOG_LEVELS else DEFAULT_CONNECTOR_LOG_LEVEL
+    logging.getLogger("connector").setLevel(level)
+    return level
+
+
 def _provider_is_set() -> bool:
     # The API's default is a proxy; anything else was installed by someone on purpose.
     return not isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider)
@@ -209,8 +225,7 @@ def _azure_monitor(env: Mapping[str, str], otlp: bool) -> str:
 
         options["credential"] = ManagedIdentityCredential(client_id=env["AZURE_CLIENT_ID"])
     resource = _resource(env)
-    # No sampler argument: the SDK reads OTEL_TRACES_SAMPLER (and _ARG) itself.
-    sampler = None if env.get("OTEL_TRACES_SAMPLER") else RateLimitedSampler(5.0)
+    sampler = _sampler(env, RateLimitedSampler)
     tracer_provider = TracerProvider(resource=resource, sampler=sampler)
     tracer_provider.add_span_processor(BatchSpanProcessor(AzureMonitorTraceExporter(**options)))
     readers = [PeriodicExportingMetricReader(AzureMonitorMetricExporter(**options))]
@@ -226,6 +241,23 @@ def _azure_monitor(env: Mapping[str, str], otlp: bool) -> str:
     set_logger_provider(logger_provider)
     logging.getLogger().addHandler(LoggingHandler(logger_provider=logger_provider))
     return "azure-monitor+otlp" if otlp else "azure-monitor"
+
+
+RATE_LIMITED = "microsoft.rate_limited"  # the Azure Monitor distro's name for its sampler
+DEFAULT_TRACES_PER_SECOND = 5.0  # what the distro samples by default
+
+
+def _sampler(env: Mapping[str, str], rate_limited: Any) -> Any:
+    """Traces per second (`microsoft.rate_limited`, `OTEL_TRACES_SAMPLER_ARG`; the default
+    when unset), else None: the SDK reads any other `OTEL_TRACES_SAMPLER` itself."""
+    name = env.get("OTEL_TRACES_SAMPLER", "").strip()
+    if name and name != RATE_LIMITED:
+        return None
+    try:
+        rate = float(env.get("OTEL_TRACES_SAMPLER_ARG", "") or DEFAULT_TRACES_PER_SECOND)
+    except ValueError:
+        rate = DEFAULT_TRACES_PER_SECOND
+    return rate_limited(rate if name else DEFAULT_TRACES_PER_SECOND)
 
 
 def _resource(env: Mapping[str, str]) -> Any:

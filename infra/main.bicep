@@ -39,13 +39,13 @@ param functionAppName string = ''
 ])
 param pythonVersion string = '3.11'
 
-@description('Memory per instance in MB (Flex Consumption sizes).')
+@description('Memory per instance in MB (Flex Consumption sizes). 512: the smallest, and enough: the worker peaks at ~70 MB (bench/cost.py), the host beside it; billed per GB-s of instance memory, so 512 costs a quarter of 2048 (docs/cost.md).')
 @allowed([
   512
   2048
   4096
 ])
-param instanceMemoryMB int = 2048
+param instanceMemoryMB int = 512
 
 @description('Maximum number of instances the app scales out to.')
 @minValue(40)

@@ -17,8 +17,9 @@ param baseName = 'gitops'
 // Function app name, i.e. host name <name>.azurewebsites.net; '' derives one from baseName.
 param functionAppName = ''
 param pythonVersion = '3.11'
-// Flex Consumption instance size (512, 2048 or 4096 MB) and scale-out ceiling (40-1000).
-param instanceMemoryMB = 2048
+// Flex Consumption instance size (512, 2048 or 4096 MB) and scale-out ceiling (40-1000). 512
+// holds the measured peak with margin and bills a quarter of 2048 (docs/cost.md).
+param instanceMemoryMB = 512
 param maximumInstanceCount = 40
 param tags = {
   app: 'flux-azdo-connector'

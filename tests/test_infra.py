@@ -53,6 +53,8 @@ HOST_READ = {
     "ServiceBusConnection__credential": "host: identity-based Service Bus trigger connection",
     "APPLICATIONINSIGHTS_AUTHENTICATION_STRING": "host/worker: Entra auth of the exporter",
     "PYTHON_ENABLE_OPENTELEMETRY": "worker: the host's trace context per invocation, OTel logs",
+    "OTEL_TRACES_SAMPLER": "the app's trace sampler (connector/telemetry.py)",
+    "OTEL_TRACES_SAMPLER_ARG": "traces per second the sampler keeps",
 }
 
 # Settings set only when the matching parameter is given.

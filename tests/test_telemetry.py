@@ -110,10 +110,12 @@ def test_metrics_for_a_small_storm(world):
     def delta(name, **attrs):
         return total(after, name, **attrs) - total(before, name, **attrs)
 
-    assert delta("connector.events.received", cluster="dev-1") == 4
+    assert delta("connector.events.received", cluster="dev-1") == 2  # queued
     assert delta("connector.events.rejected", cause="invalid") == 1
-    assert delta("connector.events.dropped", why="unchanged") == 1
-    assert delta("connector.events.dropped", why="stale") == 1
+    # The unchanged re-send and the stale event are answered at the ingest door.
+    assert delta("connector.events.dropped", why="settled_at_door") == 2
+    assert delta("connector.events.dropped", why="unchanged") == 0
+    assert delta("connector.events.dropped", why="stale") == 0
     assert delta("connector.statuses.written") == len(world.azdo.status_writes()) - 1 == 4
     assert delta("connector.azdo.throttled") == 1
     assert delta("connector.azdo.requests") == len(world.azdo.calls())

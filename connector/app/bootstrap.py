@@ -11,6 +11,7 @@ import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 
+from connector.app.doors import door_of
 from connector.settings import Settings, SettingsError
 
 if TYPE_CHECKING:
@@ -127,13 +128,13 @@ class Container:
     def ingest(self) -> Ingest:
         from connector.sources.flux.ingest import Ingest
 
-        return Ingest(self.settings, self.sender)
+        return Ingest(self.settings, self.sender, door=door_of(self))
 
     @built
     def argocd_ingest(self) -> ArgoIngest:
         from connector.sources.argocd.ingest import ArgoIngest
 
-        return ArgoIngest(self.settings, self.sender)
+        return ArgoIngest(self.settings, self.sender, door=door_of(self))
 
     @built
     def store(self) -> TableStore:

@@ -42,6 +42,8 @@ MODULES = (
     "connector.core.processing",
     "connector.storage.tables",
     "azure.data.tables",
+    "connector.storage.door_rows",  # the ingest door, on the first /api/flux
+    "connector.storage.point_read",
     "connector.gates.keeper",
     "connector.outputs.statuses",
     "connector.devops.client",

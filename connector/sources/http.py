@@ -13,6 +13,7 @@ from typing import Any, Protocol
 from pydantic import BaseModel, ValidationError
 
 from connector import telemetry
+from connector.core.door import Arrival, Door, DoorUnavailableError
 from connector.core.names import ORIGIN_NAME
 from connector.core.tracking import ObjectRef
 from connector.queue.sender import MessageSender, OutgoingMessage, QueueUnavailableError
@@ -180,8 +181,18 @@ def too_large(fields: list[dict[str, str]]) -> None:
         )
 
 
-def enqueue(sender: MessageSender, message: OutgoingMessage) -> Reply | None:
-    """Send; None once Service Bus acknowledged, else the 503 to answer (the caller retries)."""
+def enqueue(
+    sender: MessageSender,
+    message: OutgoingMessage,
+    door: Door | None = None,
+    arrival: Callable[[], Arrival] | None = None,
+) -> Reply | None:
+    """Send; None once Service Bus acknowledged, else the reply to answer: the 503 (the caller
+    retries), or the door's 202 for a settled state re-sent (`connector.core.door`)."""
+    if door is not None and arrival is not None:
+        answered = _at_door(door, arrival(), message)
+        if answered is not None:
+            return answered
     try:
         sender.send(message)
     except QueueUnavailableError as exc:
@@ -194,3 +205,24 @@ def enqueue(sender: MessageSender, message: OutgoingMessage) -> Reply | None:
             503, {"error": "queue unavailable, retry later"}, {"Retry-After": RETRY_AFTER_SECONDS}
         )
     return None
+
+
+def _at_door(door: Door, arrival: Arrival, message: OutgoingMessage) -> Reply | None:
+    """None when the message is marked and must be sent; else the reply (202, or 503 when the
+    state rows cannot be read: an unmarked send could be shadowed by a later re-send)."""
+    try:
+        if door.admit(arrival, message.message_id):
+            return None
+    except DoorUnavailableError as exc:
+        telemetry.events_rejected.add(1, {"cause": "store_unavailable"})
+        logger.error(  # noqa: TRY400 - the cause is named; SDK tracebacks add noise
+            "ingest.store_unavailable",
+            extra={"message_id": message.message_id, "cause": str(exc)},
+        )
+        return Reply(
+            503,
+            {"error": "state store unavailable, retry later"},
+            {"Retry-After": RETRY_AFTER_SECONDS},
+        )
+    telemetry.events_dropped.add(1, {"why": "settled_at_door"})
+    return Reply(202, f'{{"id":"{message.message_id}","settled":true}}')

@@ -31,6 +31,7 @@ from connector.core.tracking import (
 from connector.storage import tally_rows
 from connector.storage.clusters import DEFAULT_WINDOW_DAYS, ClusterRoster
 from connector.storage.ledger import StatusLedgerTable, StatusRecord, status_records
+from connector.storage.marks import released
 from connector.storage.rows import (
     iso,
     key,
@@ -49,6 +50,7 @@ logger = logging.getLogger(__name__)
 
 NO_COMMIT = "-"
 COMMIT_STATUS_SINK = "azdo"  # the ledger name of Azure DevOps commit statuses
+MAX_SETTLE_ATTEMPTS = 5  # each retry follows a door mark landing between record and settle
 
 
 class TableStore:
@@ -104,7 +106,18 @@ class TableStore:
             return
         table = self.table("deployments")
         partition, row = obs.commit or NO_COMMIT, _state_key(obs)
-        merge_if_unchanged(table, partition, row, recorded.version, {"settled": True})
+        version = recorded.version
+        for _ in range(MAX_SETTLE_ATTEMPTS):
+            if merge_if_unchanged(table, partition, row, version, {"settled": True}):
+                return
+            # Changed since: a newer state owns what follows, but a door's mark (another event
+            # let in meanwhile) changes only the marks, and this state is still the one to settle.
+            entity = _get_tagged(table, partition, row)
+            if entity is None or "phase" not in entity[0] or entity[0].get("settled"):
+                return
+            if _state(entity[0]) != recorded.state:
+                return
+            version = entity[1]
 
     def _point(self, obs: Observation, commit: str) -> None:
         """Move the object's pointer to this commit (if it is newer than the one recorded)."""
@@ -132,6 +145,8 @@ class TableStore:
         low, high = (key("obj", env) + "|", key("obj", env) + "}") if env else ("obj|", "obj}")
         result: dict[tuple[str, str], dict[ObjectRef, ObjectState]] = {}
         for entity in query_range(self.table("deployments"), commit, low, high):
+            if "phase" not in entity:
+                continue  # only the door's marks: no state yet
             _, e, cluster, kind, ns, name = unkey(entity["RowKey"])
             result.setdefault((e, cluster), {})[ObjectRef(kind, ns, name)] = _state(entity)
         return result
@@ -140,7 +155,8 @@ class TableStore:
         """One cluster's object states on a commit and its pointers: two queries bounded by the
         cluster's own objects."""
         prefix = key("obj", env, cluster) + "|"
-        rows = list(query_range(self.table("deployments"), commit, prefix, prefix[:-1] + "}"))
+        found_rows = query_range(self.table("deployments"), commit, prefix, prefix[:-1] + "}")
+        rows = [e for e in found_rows if "phase" in e]  # a row of marks only has no state
         states = {ObjectRef(*unkey(e["RowKey"])[3:]): _state(e) for e in rows}
         basis = max((_written(e) for e in rows), default="")
         query = "PartitionKey eq @pk"
@@ -219,13 +235,20 @@ def _apply(
     """Only a change is written: re-sends cost no write (a state's recorded time is the time of
     its last change, so an older event of another phase that arrives after a newer re-send is
     applied, and corrected by the next re-send; Flux delivers within its 15 s deadline)."""
+    marked = entity
+    if entity is not None and "phase" not in entity:
+        entity = None  # only the door's marks (`storage.door_rows`): no state yet; merged, kept
     current = _state(entity) if entity is not None else None
     settled = entity is not None and bool(entity.get("settled", False))
     verdict, new = transition(current, obs)
+    # Recorded: the door's mark for this message goes (the row is unsettled until the outputs
+    # are done, or already settled with this message changing nothing).
+    release = released(marked, obs.message_id, obs.noticed_at or obs.time)
     if verdict != Verdict.CHANGED or new is None:
         done = settled or entity is None
-        return None, Recorded(verdict, current, settled=done, new_on_commit=not settled)
-    row = {**_row(new), "settled": False}
+        result = Recorded(verdict, current, settled=done, new_on_commit=not settled)
+        return release or None, result
+    row = {**_row(new), "settled": False, **release}
     # Recorded as skewed: the time the event claimed (cleared by the next change; rows merge).
     row["claimed_time"] = iso(obs.claimed_time) if obs.claimed_time else ""
     return row, Recorded(verdict, new, new_on_commit=not settled)
@@ -296,3 +319,11 @@ def observation_keys(env: str, cluster: str, obj: ObjectRef) -> dict[str, str]:
         "object status row": key("status", COMMIT_STATUS_SINK, f"{cluster}/{obj}"),
         "environment status row": key("status", COMMIT_STATUS_SINK, f"env/{env}"),
     }
+
+
+def _get_tagged(table: TableClient, partition: str, row: str) -> tuple[dict[str, Any], str] | None:
+    try:
+        found = table.get_entity(partition, row)
+    except ResourceNotFoundError:
+        return None
+    return dict(found), str(found.metadata["etag"])

@@ -47,7 +47,7 @@ param pythonVersion string = '3.11'
   2048
   4096
 ])
-param instanceMemoryMB int = 2048
+param instanceMemoryMB int = 512
 
 @description('Maximum number of instances the app scales out to.')
 @minValue(40)
@@ -79,10 +79,9 @@ var hostSettings = [
     name: 'AzureWebJobsStorage__clientId'
     value: identityClientId
   }
-  // OpenTelemetry to Application Insights (host.json telemetryMode: OpenTelemetry): the app exports
-  // with Azure Monitor's exporter and the identity (connector/telemetry.py). Learn, "Use
-  // OpenTelemetry with Azure Functions", Python with the exporter in code: the worker then passes
-  // each invocation the host's trace context (not the distro: PYTHON_APPLICATIONINSIGHTS_...).
+  // Export to Application Insights: the host with its own SDK (host.json samples it; in
+  // telemetryMode OpenTelemetry the host's traces cannot be sampled, azure-functions-host#11496);
+  // the app with Azure Monitor's exporter and the identity (connector/telemetry.py; no distro).
   {
     name: 'APPLICATIONINSIGHTS_CONNECTION_STRING'
     value: appInsights.properties.ConnectionString
@@ -95,10 +94,27 @@ var hostSettings = [
     name: 'PYTHON_ENABLE_OPENTELEMETRY'
     value: 'true'
   }
+  // The app's traces, rate limited (`microsoft.rate_limited`, the Azure Monitor distro's name for
+  // it, read by connector/telemetry.py; OTEL_TRACES_SAMPLER_ARG traces per second): with
+  // host.json's 0.5 items/s, one record per second and instance (docs/cost.md).
+  {
+    name: 'OTEL_TRACES_SAMPLER'
+    value: 'microsoft.rate_limited'
+  }
+  {
+    name: 'OTEL_TRACES_SAMPLER_ARG'
+    value: '0.5'
+  }
   // Read by the connector (connector/telemetry.py), set next to the export it keeps quiet: the
   // Azure SDK logs every storage request at INFO, each a billed trace. Raise it to debug only.
   {
     name: 'AZURE_SDK_LOG_LEVEL'
+    value: 'WARNING'
+  }
+  // The connector's per-event records (INFO) are a billed trace per event at fleet rates
+  // (docs/cost.md); WARNING keeps every refusal and failure. INFO to debug.
+  {
+    name: 'CONNECTOR_LOG_LEVEL'
     value: 'WARNING'
   }
 ]

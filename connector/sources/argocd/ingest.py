@@ -19,6 +19,7 @@ from opentelemetry import propagate, trace
 from pydantic import TypeAdapter, ValidationError
 
 from connector import telemetry
+from connector.core.door import Door
 from connector.core.names import parse_object_reference
 from connector.core.tracking import ObjectRef
 from connector.queue import envelope
@@ -28,6 +29,7 @@ from connector.sources import http, origins
 from connector.sources.argocd.application import Application, IncumbentBody, Queued, Wrapped
 from connector.sources.argocd.auth import CHALLENGE, SHARED, owner
 from connector.sources.argocd.translate import KIND, Report, report_of
+from connector.sources.arrivals import argocd_arrival
 from connector.sources.http import NOT_CONFIGURED_RETRY_AFTER, RejectedError
 from connector.storage.rows import property_problem
 from connector.web import Reply, Request
@@ -57,7 +59,9 @@ class ArgoIngest:
         settings: Settings,
         sender: MessageSender,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        door: Door | None = None,
     ) -> None:
+        self._door = door
         self._settings = settings
         self._sender = sender
         self._clock = clock
@@ -179,11 +183,13 @@ class ArgoIngest:
         return Queued(manifests=manifests, name=name, namespace=namespace, body=data)
 
     def _enqueue(self, queued: bytes, report: Report, cluster: str, env: str) -> Reply:
-        message = build_message(queued, report, cluster, env, self._clock())
+        received = self._clock()
+        message = build_message(queued, report, cluster, env, received)
         too_large = queue_size_problem(message)
         if too_large is not None:  # never 202, and never a 503 Argo CD would retry forever
             return http.refused(RejectedError(413, too_large, limit=QUEUE_MESSAGE_LIMIT))
-        failed = http.enqueue(self._sender, message)
+        arrival = lambda: argocd_arrival(report, cluster, env, received)  # noqa: E731
+        failed = http.enqueue(self._sender, message, self._door, arrival)
         if failed is not None:
             return failed
         telemetry.events_received.add(

@@ -16,10 +16,12 @@ from datetime import UTC, datetime
 from opentelemetry import propagate, trace
 
 from connector import telemetry
+from connector.core.door import Door
 from connector.queue import envelope
 from connector.queue.sender import MessageSender, OutgoingMessage
 from connector.settings import Settings
 from connector.sources import http, origins
+from connector.sources.arrivals import flux_arrival
 from connector.sources.flux.events import FluxEvent
 from connector.sources.flux.signature import SignatureError, Verified, identify
 from connector.sources.http import NOT_CONFIGURED_RETRY_AFTER, RejectedError
@@ -51,7 +53,9 @@ class Ingest:
         settings: Settings,
         sender: MessageSender,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        door: Door | None = None,
     ) -> None:
+        self._door = door
         self._settings = settings
         self._sender = sender
         self._clock = clock
@@ -143,7 +147,9 @@ class Ingest:
         self, body: bytes, signature: Verified | None, event: FluxEvent, cluster: str, env: str
     ) -> Reply:
         message = build_message(body, event, cluster, env, self._clock(), signature=signature)
-        failed = http.enqueue(self._sender, message)
+        failed = http.enqueue(
+            self._sender, message, self._door, lambda: flux_arrival(event, cluster, env)
+        )
         if failed is not None:
             return failed
         obj = event.involved_object

@@ -1,0 +1,29 @@
+"""What the ingest door (`connector.core.door`) needs of each source's event: the same state
+row, phase and time as the source's translator gives the processor (`tests/test_door.py` holds
+them together for every recorded event). Kept out of the translators, which are mutation-tested
+with the core's own tests."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from connector.core.door import Arrival
+from connector.sources.argocd.translate import KIND, Report, phase_of
+from connector.sources.flux.events import FluxEvent
+from connector.sources.flux.translate import classify
+
+
+def flux_arrival(event: FluxEvent, cluster: str, env: str) -> Arrival:
+    """As `flux.translate.observe`."""
+    obj = event.involved_object
+    phase = classify(event)
+    return Arrival(
+        env, cluster, obj.kind, obj.namespace, obj.name, event.commit, phase, event.timestamp
+    )
+
+
+def argocd_arrival(report: Report, cluster: str, env: str, received_at: datetime) -> Arrival:
+    """As `argocd.translate.observe`, which reads `received_at` back from the envelope."""
+    phase = phase_of(report.operation, report.health)
+    time = report.time or received_at
+    return Arrival(env, cluster, KIND, report.namespace, report.name, report.commit, phase, time)
