@@ -261,16 +261,18 @@ def _sampler(env: Mapping[str, str], rate_limited: Any) -> Any:
 
 
 def _resource(env: Mapping[str, str]) -> Any:
-    """Service name (Application Insights' cloud role): `OTEL_SERVICE_NAME`, else the app's name
-    in Azure (`WEBSITE_SITE_NAME`, as the distro's App Service detector gives it), else ours."""
-    from opentelemetry.sdk.resources import Resource
+    """The SDK's resource from the environment (`OTEL_SERVICE_NAME`, `OTEL_RESOURCE_ATTRIBUTES`)
+    with our version; when neither names the service: the app's name in Azure
+    (`WEBSITE_SITE_NAME`, as the distro's App Service detector gives it), else ours."""
+    from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 
     from connector import __version__
 
-    attributes = {"service.version": __version__}
-    if not env.get("OTEL_SERVICE_NAME"):
-        attributes["service.name"] = env.get("WEBSITE_SITE_NAME") or "flux-azdo-connector"
-    return Resource.create(attributes)
+    resource = Resource.create({"service.version": __version__})
+    if str(resource.attributes.get(SERVICE_NAME, "")).startswith("unknown_service"):
+        name = env.get("WEBSITE_SITE_NAME") or "flux-azdo-connector"
+        resource = resource.merge(Resource({SERVICE_NAME: name}))
+    return resource
 
 
 def _otlp(env: Mapping[str, str]) -> str:

@@ -201,9 +201,8 @@ class Container:
         if not s.azdo_gitops_repo:
             raise SettingsError("manifests repository not configured: set AZDO_GITOPS_REPO")
         target = CommitStatuses(self.devops, s.azdo_gitops_repo)
-        links = self.commit_links
-        hld = None
-        if links.repositories.three:
+        links, hld = self.commit_links, None
+        if links.repositories.three:  # env/<env> on the HLD commits too
             on_hld = CommitStatuses(self.devops, links.repositories.change)
             hld = (links, self._publisher(on_hld, HLD_STATUS_SINK))
         return CommitStatusSink(self._publisher(target, COMMIT_STATUS_SINK), hld=hld)
