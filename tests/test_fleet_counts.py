@@ -89,9 +89,10 @@ def test_a_gated_transition_costs_the_same_in_a_larger_environment(
     azurite_connection, azdo
 ) -> None:
     """Four times the clusters: the same Table requests per gated transition, and bytes that grow
-    only with the environment tally's and the on-call board's entries (each ~0.1–0.4 KB per
-    cluster, read and written by a cluster that moves), not with the environment's objects. The last transition, which completes the
-    gate, is confirmed by the full roll-up: once per gate, it reads the environment."""
+    only with the environment tally's and the on-call board's entries (each 0.1 to 0.4 KB per
+    cluster, read and written by a cluster that moves), not with the environment's objects. The
+    last transition, which completes the gate, is confirmed by the full roll-up: once per gate,
+    it reads the environment."""
     reports = {}
     for clusters in (2, 8):
         world, counter = counting_world(azurite_connection, azdo, clusters=clusters)
