@@ -6,7 +6,6 @@ and without a sweep between the HLD merge and the generated commit."""
 from __future__ import annotations
 
 import json
-import uuid
 from datetime import UTC, datetime
 
 import azure.functions as func
@@ -16,6 +15,7 @@ from azure.functions.timer import TimerRequest
 import function_app
 from connector.app.deployments import deployment_view, render_html
 from connector.gates.store import GateStore
+from tests.test_gates import plan
 from tests.world import REPO, kustomization
 
 pytestmark = pytest.mark.azurite
@@ -47,20 +47,6 @@ def three(world):
     world.azdo.add_pull_request(42, HLD, status="active")
     world.configure(AZDO_PR_REPO=HLD, GATE_FAILURE_GRACE_SECONDS="0")
     return world
-
-
-def plan(world) -> dict[str, str]:
-    plan_id, job_id, timeline_id = (str(uuid.uuid4()) for _ in range(3))
-    world.azdo.add_plan(plan_id, timeline_id=timeline_id, records={job_id: "inProgress"})
-    return {
-        "PlanUrl": world.azdo.org_url,
-        "ProjectId": str(uuid.uuid4()),
-        "HubName": "build",
-        "PlanId": plan_id,
-        "JobId": job_id,
-        "TimelineId": timeline_id,
-        "TaskInstanceId": str(uuid.uuid4()),
-    }
 
 
 def register(world, **body) -> dict[str, str]:
