@@ -132,7 +132,7 @@ def main() -> int:
     tests = core_tests()
     with tempfile.TemporaryDirectory() as tmp:
         copy = Path(tmp)
-        for part in ("connector", "tests", "pyproject.toml"):
+        for part in ("connector", "tests", "pyproject.toml", "function_app.py", "host.json"):
             source = ROOT / part
             if source.is_dir():
                 shutil.copytree(source, copy / part, ignore=shutil.ignore_patterns("__pycache__"))

@@ -20,6 +20,7 @@ from connector.core.tracking import (
     Observation,
     Phase,
     Verdict,
+    believable,
     bounded_by_receipt,
 )
 from connector.queue import envelope
@@ -228,3 +229,17 @@ def test_a_queued_message_carries_its_receive_time() -> None:
     assert isinstance(found, Observation)
     assert found.received_at == T0
     assert bounded_by_receipt(found).time == T0
+
+
+def test_a_recorded_time_is_believed_up_to_the_tolerance_past_the_receipt() -> None:
+    received = datetime(2026, 5, 14, 9, 0, tzinfo=UTC)
+    seen = obs(received, timedelta(0), Phase.SUCCEEDED)
+    edge = received + CLOCK_SKEW_TOLERANCE
+    assert believable(edge, seen)
+    assert believable(received, seen)
+    assert not believable(edge + timedelta(seconds=1), seen)
+    # Without `received_at` (messages queued before it), the processing time bounds it.
+    noticed = replace(seen, received_at=None, noticed_at=received)
+    assert believable(edge, noticed)
+    assert not believable(edge + timedelta(seconds=1), noticed)
+    assert believable(received + timedelta(days=365), replace(seen, received_at=None))

@@ -16,6 +16,7 @@ from connector.core.links import (
     hydrator_dry_sha,
     trailer_commit,
     trailers,
+    unlinked_problem,
 )
 
 SHA = "ab" * 20
@@ -104,3 +105,20 @@ def test_a_link_survives_its_json_round_trip(hld, prs, via, problem) -> None:
         problem,
     )
     assert again.linked == bool(hld)
+
+
+def test_a_block_cannot_start_with_a_continuation_and_a_tab_continues() -> None:
+    assert trailers("subject\n\n  indented first line\nHLD-Commit: x") == {}
+    assert trailers("subject\n\nReviewed-by: A\n\tand B") == {"reviewed-by": "A and B"}
+
+
+def test_the_unlinked_problem_names_the_commit_the_claims_tried_and_the_fix() -> None:
+    commit = "0123456789" + "a" * 30
+    tried = ["pull request 42 is active, not completed", "pull request 43 was not found"]
+    assert unlinked_problem(commit, tried) == (
+        "manifests commit 01234567 is not linked to an HLD commit (pull request 42 is active, "
+        "not completed; pull request 43 was not found): have the generation pipeline add the "
+        "trailer 'HLD-Commit: <HLD commit SHA>' to its commit message "
+        "(docs/three-repositories.md)"
+    )
+    assert "(its message names no HLD commit or pull request)" in unlinked_problem(commit, [])

@@ -119,6 +119,37 @@ def test_error_severity_in_any_case_fails(severity):
 # --- Observations ------------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("claimed", [None, SHA, "d" * 40])
+def test_a_commit_annotation_never_beats_the_revision_and_a_contradiction_is_logged(
+    claimed, caplog
+):
+    metadata = {"revision": f"main@sha1:{SHA}"}
+    if claimed is not None:
+        metadata["commit"] = claimed
+    event = {
+        "involvedObject": {"kind": "Kustomization", "namespace": "flux-system", "name": "a"},
+        "severity": "info",
+        "timestamp": "2026-05-14T09:13:05Z",
+        "message": "Reconciliation finished",
+        "reason": "ReconciliationSucceeded",
+        "metadata": metadata,
+    }
+    envelope = Envelope(cluster="c1", env="dev", received_at=at(99), event=event)
+    with caplog.at_level("WARNING", logger="connector.sources.flux.translate"):
+        assert observe(envelope, "msg-1").commit == SHA
+    records = [r for r in caplog.records if r.getMessage() == "flux.commit_metadata_ignored"]
+    if claimed in (None, SHA):
+        assert records == []
+        return
+    [record] = records
+    assert (record.object, record.commit, record.claimed_commit, record.cluster) == (
+        "Kustomization/flux-system/a",
+        SHA,
+        claimed,
+        "c1",
+    )
+
+
 def test_observe_copies_every_field_and_cuts_the_summary():
     ev = FluxEvent.model_validate(
         {
