@@ -12,6 +12,7 @@ from connector.queue.envelope import Envelope
 from connector.sources.argocd.application import Application, Source
 from connector.sources.argocd.auth import SHARED, authorized, owner, presented_secret
 from connector.sources.argocd.translate import (
+    assessed_after_sync,
     commit_of,
     event_time,
     first_line,
@@ -120,6 +121,38 @@ def test_event_time_is_the_latest_of_the_operation_comparison_and_health_times()
     assert event_time(Application.model_validate(doc)) == at(op["startedAt"])
     del status["operationState"]
     assert event_time(Application.model_validate(doc)) is None
+
+
+@pytest.mark.parametrize(
+    ("phase", "finished", "reconciled", "expected"),
+    [
+        (None, None, None, True),  # never synced: nothing to be after
+        ("Running", None, "2026-05-14T09:13:00Z", True),  # not finished
+        ("Failed", "2026-05-14T09:13:00Z", "2026-05-14T09:12:00Z", True),  # no success to follow
+        ("Succeeded", None, "2026-05-14T09:12:00Z", True),  # no finish time known
+        ("Succeeded", "2026-05-14T09:13:00Z", "2026-05-14T09:12:00Z", False),  # stale health
+        ("Succeeded", "2026-05-14T09:13:00Z", "2026-05-14T09:13:00Z", False),  # the same second
+        ("Succeeded", "2026-05-14T09:13:00Z", "2026-05-14T09:13:01Z", True),
+        ("Succeeded", "2026-05-14T09:13:00Z", None, False),  # never compared since
+    ],
+)
+def test_health_counts_only_once_assessed_after_a_successful_sync(
+    phase, finished, reconciled, expected
+):
+    doc = application("deployed-kustomize")
+    status = doc["status"]
+    status.pop("reconciledAt", None)
+    if reconciled is not None:
+        status["reconciledAt"] = reconciled
+    if phase is None:
+        status.pop("operationState", None)
+    else:
+        op = status["operationState"]
+        op["phase"] = phase
+        op.pop("finishedAt", None)
+        if finished is not None:
+            op["finishedAt"] = finished
+    assert assessed_after_sync(Application.model_validate(doc)) is expected
 
 
 def _basic(user_password: bytes) -> str:
