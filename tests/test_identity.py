@@ -4,7 +4,6 @@ attacker would on the loopback Azure DevOps and Azurite, and the legitimate path
 from __future__ import annotations
 
 import json
-import uuid
 from datetime import UTC, datetime
 
 import azure.functions as func
@@ -17,6 +16,7 @@ from tests.argocd import application, argocd_request, bearer
 from tests.conftest import flux_request
 from tests.flux_encoding import go_json
 from tests.recording_sender import RecordingSender
+from tests.test_gates import plan
 from tests.world import REPO, kustomization
 
 pytestmark = pytest.mark.azurite
@@ -84,21 +84,6 @@ def post(event: dict, key: bytes, **params: str) -> tuple[int, dict]:
 def prod_event(applied: str = A, *, name: str = "apps", **metadata: str) -> dict:
     meta = {"cluster": "prod-eu", "env": "prod", **metadata}
     return kustomization(applied, name=name, metadata=meta)
-
-
-def plan(world) -> dict[str, str]:
-    plan_id, job_id, timeline_id = (str(uuid.uuid4()) for _ in range(3))
-    world.azdo.add_plan(plan_id, timeline_id=timeline_id, records={job_id: "inProgress"})
-    return {
-        "PlanUrl": world.azdo.org_url,
-        "ProjectId": str(uuid.uuid4()),
-        "HubName": "build",
-        "PlanId": plan_id,
-        "JobId": job_id,
-        "TimelineId": timeline_id,
-        "TaskInstanceId": str(uuid.uuid4()),
-        "AuthToken": "job-access-token-secret",
-    }
 
 
 def register(headers: dict[str, str], body: dict | bytes) -> tuple[int, dict]:
