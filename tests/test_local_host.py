@@ -23,6 +23,7 @@ import pytest
 
 from connector.app import sample
 from connector.app.cli import main
+from connector.app.local_azurite import listening
 
 ROOT = Path(__file__).resolve().parent.parent
 HMAC = "local-host-test-key"
@@ -32,14 +33,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-def listening(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-            return True
-    except OSError:
-        return False
 
 
 @pytest.fixture

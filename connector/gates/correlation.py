@@ -143,8 +143,13 @@ class Correlation:
 
     def _note(self, gate: Gate, problem: str) -> None:
         """An unlinked manifests commit completes nothing: the gate records why it waits."""
-        if problem and gate.link_problem != problem:
-            self._gates.update(gate, lambda g: replace(g, link_problem=problem))
+        if not problem or gate.link_problem == problem:
+            return
+        # Against the stored gate: a scan over several unlinked commits writes each problem once.
+        written = self._gates.update(
+            gate, lambda g: None if g.link_problem == problem else replace(g, link_problem=problem)
+        )
+        if written is not None:
             logger.warning("gate.unlinked_commit", extra={"gate": gate.id, "problem": problem})
 
     # --- pull requests ------------------------------------------------------------------------
