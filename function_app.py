@@ -2,7 +2,7 @@
 
 import azure.functions as func
 
-from connector.app import entrypoints, warmup
+from connector.app.functions import entrypoints, warmup
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
 
@@ -90,5 +90,5 @@ def cleanup(timer: func.TimerRequest) -> None:
 
 
 # Imports only (no settings read, nothing connected): takes the deferred imports off the first
-# `/api/flux` and queue message; see connector/app/warmup.py.
+# `/api/flux` and queue message; see connector/app/functions/warmup.py.
 warm_up = warmup.start()

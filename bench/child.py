@@ -26,7 +26,7 @@ def settled_world(
 ) -> Iterator[tuple[object, Callable[[int], None]]]:
     import uuid
 
-    from connector.app import bootstrap
+    from connector.app.root import bootstrap
     from connector.storage.rows import connect
     from connector.storage.tables import TableStore
     from tests.azurite import azurite_tables

@@ -26,8 +26,8 @@ import azure.functions as func  # noqa: E402
 import function_app  # noqa: E402
 from bench.events import KEY, BuildingSender, event  # noqa: E402
 from bench.ingest import cpu_us, floor  # noqa: E402
-from connector.app import bootstrap  # noqa: E402
-from connector.app.bootstrap import Container  # noqa: E402
+from connector.app.root import bootstrap  # noqa: E402
+from connector.app.root.bootstrap import Container  # noqa: E402
 from connector.settings import Settings  # noqa: E402
 from connector.sources.flux.signature import sign  # noqa: E402
 

@@ -31,7 +31,7 @@ def main() -> None:
         function_app.warm_up.join()
         flux, process = function_app.flux, function_app.process
     else:
-        from connector.app import entrypoints
+        from connector.app.functions import entrypoints
 
         imported = time.perf_counter()
         flux, process = entrypoints.flux, entrypoints.process
@@ -79,8 +79,8 @@ def main() -> None:
 
 def _install(sender: object) -> None:
     from bench.events import KEY
-    from connector.app import bootstrap
-    from connector.app.bootstrap import Container
+    from connector.app.root import bootstrap
+    from connector.app.root.bootstrap import Container
     from connector.settings import Settings
 
     settings = Settings.from_env(

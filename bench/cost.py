@@ -186,7 +186,7 @@ def measured_counts() -> dict[str, float]:
     """Per re-send: sends, executions and Table requests, from a small fleet on Azurite."""
     from fleet import RESEND, Fleet, counting_world, loopback
 
-    from connector.app import bootstrap
+    from connector.app.root import bootstrap
 
     with loopback() as (connection, azdo):
         world, counter = counting_world(connection, azdo, clusters=2)

@@ -267,7 +267,7 @@ def main() -> None:
     parser.add_argument("--objects", type=int, default=6, help="Kustomizations per cluster")
     parser.add_argument("--resends", type=int, default=2, help="unchanged re-sends per object")
     args = parser.parse_args()
-    from connector.app import bootstrap
+    from connector.app.root import bootstrap
 
     with loopback() as (connection, azdo):
         world, counter = counting_world(connection, azdo, args.clusters)

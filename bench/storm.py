@@ -19,7 +19,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from connector.app import bootstrap  # noqa: E402
+from connector.app.root import bootstrap  # noqa: E402
 from connector.storage.rows import connect  # noqa: E402
 from connector.storage.tables import TableStore  # noqa: E402
 from tests.azurite import azurite_tables  # noqa: E402

@@ -2,7 +2,7 @@
 
 1,000 clusters x 50 objects have reported the rollout commit; one cluster is still deploying, so
 every gate stays open and each sweep evaluates all of them (the worst case: nothing completes).
-Runs `GateKeeper.sweep` on the memory twin of the state tables (`connector/storage/memory.py`:
+Runs `GateKeeper.sweep` on the memory twin of the state tables (`tests/fakes/memory_tables.py`:
 the service's limits and semantics, no network), with trial-mode Azure DevOps (writes logged,
 not sent; no reader), so what is measured is the connector's own Table reads and CPU.
 
@@ -34,12 +34,12 @@ from connector.core.gates import Gate, PlanRef  # noqa: E402
 from connector.core.rollup import Rollup  # noqa: E402
 from connector.core.tracking import ObjectRef, Observation, Phase  # noqa: E402
 from connector.devops.dryrun import DryRunAzureDevOps  # noqa: E402
+from connector.gates.config import GatePolicy  # noqa: E402
 from connector.gates.keeper import GateKeeper  # noqa: E402
-from connector.gates.policy import GatePolicy  # noqa: E402
 from connector.gates.store import GateStore  # noqa: E402
-from connector.storage import memory  # noqa: E402
 from connector.storage.rows import entity_size  # noqa: E402
 from connector.storage.tables import TableStore  # noqa: E402
+from tests.fakes import memory_tables as memory  # noqa: E402
 
 ENV = "prod"
 ORG = "https://dev.azure.com/fabrikam/"

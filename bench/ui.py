@@ -95,7 +95,7 @@ def index(world: Any, counter: TableCounting) -> tuple[int, int, float, int]:
     import azure.functions as func
 
     import function_app
-    from connector.app import bootstrap
+    from connector.app.root import bootstrap
 
     bootstrap.override(world.container)
     req = func.HttpRequest(method="GET", url="/api/ui", headers={}, params={}, body=b"")
@@ -131,7 +131,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--clusters", type=int, default=1000)
     args = parser.parse_args()
-    from connector.app import bootstrap
+    from connector.app.root import bootstrap
 
     with loopback() as (connection, azdo):
         world, counter = world_on(connection, azdo, args.clusters)

@@ -1,5 +1,5 @@
-"""`python -m connector …`: the operations CLI (see `connector.app.cli`)."""
+"""`python -m connector …`: the operations CLI (see `connector.app.cli.main`)."""
 
-from connector.app.cli import main
+from connector.app.cli.main import main
 
 raise SystemExit(main())

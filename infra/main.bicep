@@ -448,7 +448,7 @@ var connectorSettings = concat([
     name: 'GATE_USE_JOB_TOKEN'
     value: gateUseJobToken ? 'true' : 'false'
   }
-  // Keyless pipelines: the app checks the caller again (connector/app/easyauth.py); '' = keys.
+  // Keyless pipelines: the app checks the caller again (connector/app/functions/easyauth.py); '' = keys.
   {
     name: 'PIPELINE_CLIENT_ID'
     value: pipelineClientId

@@ -6,7 +6,7 @@
 #             Bus is usable: the one named in local.settings.json, or the emulator from
 #             docker-compose.yml with Docker running (left running: `docker compose down`).
 #             Azurite (in memory) from node_modules, stopped when this script exits.
-#   embedded  otherwise: `python -m connector serve` (connector/app/local_serve.py) runs
+#   embedded  otherwise: `python -m connector serve` (connector/app/local/serve.py) runs
 #             function_app.py itself with a file-backed queue and its own Azurite, data kept in
 #             .local-run/; nothing but Python and Node.
 #

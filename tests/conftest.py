@@ -6,8 +6,8 @@ from pathlib import Path
 import azure.functions as func
 import pytest
 
-from connector.app import bootstrap
-from connector.app.bootstrap import Container
+from connector.app.root import bootstrap
+from connector.app.root.bootstrap import Container
 from connector.settings import Settings
 from connector.sources.flux.signature import sign
 from tests.recording_sender import RecordingSender

@@ -9,9 +9,9 @@ import azure.functions as func
 import pytest
 
 import function_app
-from connector.app import bootstrap
-from connector.app.bootstrap import Container
-from connector.app.cli import main
+from connector.app.cli.main import main
+from connector.app.root import bootstrap
+from connector.app.root.bootstrap import Container
 
 
 def deployments_view(world, commit: str) -> dict:

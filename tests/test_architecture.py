@@ -142,7 +142,7 @@ def test_no_module_is_over_400_lines() -> None:
             "connector.outputs.statuses",
             "if TYPE_CHECKING:\n    from connector.gates.keeper import GateKeeper",
         ),
-        ("connector.gates.keeper", "import connector.app.bootstrap"),
+        ("connector.gates.keeper", "import connector.app.root.bootstrap"),
         ("connector.core.names", "from connector import telemetry, sources"),
         ("connector.core.names", "from . import tracking"),
     ],
@@ -155,9 +155,9 @@ def test_an_upward_import_is_found(module: str, source: str) -> None:
     ("module", "source"),
     [
         ("connector.core.rollup", "from connector.core.state import DeploymentStore"),
-        ("connector.app.cli", "from connector.storage.tables import TableStore"),
+        ("connector.app.cli.main", "from connector.storage.tables import TableStore"),
         ("connector.core.gates", "from connector import telemetry"),
-        ("connector.__main__", "from connector.app.cli import main"),
+        ("connector.__main__", "from connector.app.cli.main import main"),
     ],
 )
 def test_a_downward_import_passes(module: str, source: str) -> None:

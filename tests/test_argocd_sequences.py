@@ -23,9 +23,9 @@ from connector.core.tracking import ObjectRef, Phase
 from connector.queue.envelope import Envelope
 from connector.sources.argocd.ingest import build_message
 from connector.sources.argocd.translate import observe, report_of
-from connector.storage.memory import MemoryTableService
 from connector.storage.tables import TableStore
 from tests.argocd import A, B, application, fixture_names
+from tests.fakes.memory_tables import MemoryTableService
 
 P, S, F = Phase.PROGRESSING, Phase.SUCCEEDED, Phase.FAILED
 RECEIVED = datetime(2026, 5, 14, 12, 0, tzinfo=UTC)

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from connector.app.bootstrap import Container, built
+from connector.app.root.bootstrap import Container, built
 from connector.settings import Settings, SettingsError
 
 

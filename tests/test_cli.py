@@ -12,9 +12,9 @@ import azure.functions as func
 import pytest
 
 import function_app
-from connector.app import bootstrap
-from connector.app.bootstrap import Container
-from connector.app.cli import LOGIN_HINT, main
+from connector.app.cli.main import LOGIN_HINT, main
+from connector.app.root import bootstrap
+from connector.app.root.bootstrap import Container
 from connector.core.gates import GateState
 from connector.core.tracking import Phase
 from connector.settings import Settings

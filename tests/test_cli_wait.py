@@ -6,8 +6,8 @@ from __future__ import annotations
 import json
 import time
 
-from connector.app import cli_wait
-from connector.app.cli import main
+from connector.app.cli import wait as cli_wait
+from connector.app.cli.main import main
 from connector.settings import Settings
 
 

@@ -25,9 +25,9 @@ from connector.core.tracking import (
 )
 from connector.queue import envelope
 from connector.sources import read
-from connector.storage.memory import MemoryTableService
 from connector.storage.rows import key
 from connector.storage.tables import TableStore
+from tests.fakes.memory_tables import MemoryTableService
 
 T0 = datetime(2026, 5, 14, 9, 0, tzinfo=UTC)
 ENV = "prod"

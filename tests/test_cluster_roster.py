@@ -14,16 +14,16 @@ from typing import Any
 
 import pytest
 
-from connector.app.bootstrap import Container
-from connector.app.cli import main
-from connector.app.clusters import stopped_reporting
+from connector.app.cli.main import main
+from connector.app.root.bootstrap import Container
+from connector.app.views.clusters import stopped_reporting
 from connector.core.processing import Processor
 from connector.core.rollup import Rollup
 from connector.core.tracking import ObjectRef, Observation, Phase
 from connector.storage.clusters import REFRESH, ClusterRoster
-from connector.storage.memory import MemoryTableService
 from connector.storage.rows import key, spread_text
 from connector.storage.tables import TableStore
+from tests.fakes.memory_tables import MemoryTableService
 
 T0 = datetime(2026, 5, 14, 9, 0, tzinfo=UTC)
 ENV = "dev"

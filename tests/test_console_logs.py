@@ -10,7 +10,7 @@ from opentelemetry.sdk._logs import LoggerProvider, LoggingHandler
 
 import function_app
 from connector import console_logs
-from connector.app.cli import main
+from connector.app.cli.main import main
 from connector.console_logs import JsonFormatter, TextFormatter
 from tests.conftest import HMAC_KEY, event_bytes, flux_request
 

@@ -10,8 +10,8 @@ import pytest
 
 from connector.core.processing import Change, Processor
 from connector.core.tracking import ObjectRef, Observation, Phase, Verdict
-from connector.storage.memory import MemoryTableService
 from connector.storage.tables import TableStore
+from tests.fakes.memory_tables import MemoryTableService
 
 T0 = datetime(2026, 5, 14, 9, 0, tzinfo=UTC)
 NOW = datetime(2026, 5, 14, 10, 0, tzinfo=UTC)

@@ -12,8 +12,8 @@ import pytest
 from connector.core.rollup import INVENTORY_TTL, Rollup
 from connector.core.tracking import ObjectRef, Observation, Phase
 from connector.settings import EnvironmentSpec
-from connector.storage.memory import MemoryTableService
 from connector.storage.tables import TableStore
+from tests.fakes.memory_tables import MemoryTableService
 
 ENV = "prod"
 T0 = datetime(2026, 5, 14, 9, 0, tzinfo=UTC)

@@ -7,8 +7,8 @@ from datetime import UTC, datetime
 
 from connector.core.state import CachedReads, ClusterView, CommitStates, Inventory
 from connector.core.tracking import ObjectRef, Observation, Phase
-from connector.storage.memory import MemoryTableService
 from connector.storage.tables import TableStore
+from tests.fakes.memory_tables import MemoryTableService
 
 A = "a" * 40
 T0 = datetime(2026, 5, 14, 9, 0, tzinfo=UTC)

@@ -15,9 +15,9 @@ from connector.core.tally import EnvironmentTally
 from connector.core.tracking import ClusterResult, ObjectRef, ObjectState, Phase
 from connector.settings import EnvironmentSpec
 from connector.storage import tally_rows
-from connector.storage.memory import MemoryTableService
 from connector.storage.rows import gathered_text, key
 from connector.storage.tables import TableStore
+from tests.fakes.memory_tables import MemoryTableService
 from tests.test_core_rollup import CASES, ENV, T0, A, Case, Seen, record
 
 # The full roll-up's cases that use neither the gate's clusters and objects nor `follow`: the

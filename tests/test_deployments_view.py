@@ -11,9 +11,9 @@ import azure.functions as func
 import pytest
 
 import function_app
-from connector.app import bootstrap
-from connector.app.bootstrap import Container
-from connector.app.deployments import deployment_view, render_html
+from connector.app.root import bootstrap
+from connector.app.root.bootstrap import Container
+from connector.app.views.deployments import deployment_view, render_html
 from connector.core.gates import Gate, GateState, PlanRef, gate_id
 from connector.core.tracking import ObjectRef, Observation, Phase
 from connector.gates.store import GateStore

@@ -19,9 +19,9 @@ import pytest
 from azure.core.exceptions import ClientAuthenticationError, ResourceNotFoundError
 
 import function_app
-from connector.app import bootstrap
-from connector.app.bootstrap import Container
-from connector.app.cli import main
+from connector.app.cli.main import main
+from connector.app.root import bootstrap
+from connector.app.root.bootstrap import Container
 from connector.settings import Settings
 from tests.azurite import KEY
 from tests.conftest import BASE_SETTINGS, assert_contract_kept

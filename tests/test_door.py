@@ -294,8 +294,8 @@ def test_marks_expire_with_the_queues_message_time_to_live(world: World) -> None
 
 
 def test_trial_mode_never_answers_at_the_door(world: World) -> None:
-    from connector.app import bootstrap
-    from connector.app.bootstrap import Container
+    from connector.app.root import bootstrap
+    from connector.app.root.bootstrap import Container
 
     base = world.configure(AZDO_DRY_RUN="true")  # no client override: the trial client
     trial = Container(base.settings, sender=world.sender, store=world.store)

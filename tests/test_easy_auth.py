@@ -12,7 +12,7 @@ import json
 import azure.functions as func
 import pytest
 
-from connector.app.easyauth import PRINCIPAL_HEADER, PrincipalError, caller_ids, check
+from connector.app.functions.easyauth import PRINCIPAL_HEADER, PrincipalError, caller_ids, check
 
 CONNECTION = "6f1c3a52-8d7e-4b0a-9c1e-2f4d5e6a7b8c"
 OTHER = "0a1b2c3d-0000-4000-8000-000000000000"

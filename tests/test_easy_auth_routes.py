@@ -15,7 +15,7 @@ import azure.functions as func
 import pytest
 
 import function_app
-from connector.app import entrypoints
+from connector.app.functions import entrypoints
 from connector.gates.store import GateStore
 from tests.test_easy_auth import CONNECTION, OTHER, principal
 from tests.test_gates import A, plan

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from connector.app import bootstrap
+from connector.app.root import bootstrap
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
 

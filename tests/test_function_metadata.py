@@ -86,7 +86,7 @@ def test_host_json_bundle_and_service_bus_ordering():
 
 
 def test_importing_the_app_builds_no_clients():
-    from connector.app import bootstrap
+    from connector.app.root import bootstrap
 
     assert bootstrap._container is None or not {"sender", "store", "devops"} & set(
         vars(bootstrap._container)

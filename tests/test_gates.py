@@ -13,8 +13,8 @@ import pytest
 
 import function_app
 from connector.devops.client import TransientAzureDevOpsError
+from connector.gates.config import GatePolicy
 from connector.gates.keeper import GateKeeper
-from connector.gates.policy import GatePolicy
 from connector.gates.store import GateStore
 from tests.world import REPO, kustomization
 

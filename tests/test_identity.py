@@ -11,7 +11,7 @@ import pytest
 
 import function_app
 from connector.core.gates import Gate, PlanRef
-from connector.gates.checks import GateChecks
+from connector.gates.rechecks import GateChecks
 from tests.argocd import application, argocd_request, bearer
 from tests.conftest import flux_request
 from tests.flux_encoding import go_json

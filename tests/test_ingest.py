@@ -288,8 +288,8 @@ def test_queue_failure_is_503_with_retry_after_and_nothing_accepted(install, sen
 
 
 def test_unconfigured_service_bus_is_503_naming_the_setting(sender):
-    from connector.app import bootstrap
-    from connector.app.bootstrap import Container
+    from connector.app.root import bootstrap
+    from connector.app.root.bootstrap import Container
     from connector.settings import Settings
 
     bootstrap.override(Container(Settings.from_env(BASE_SETTINGS)))
@@ -302,7 +302,7 @@ def test_unconfigured_service_bus_is_503_naming_the_setting(sender):
 
 
 def test_invalid_settings_are_503_naming_the_setting(install):
-    from connector.app import bootstrap
+    from connector.app.root import bootstrap
 
     bootstrap.override(None)
     with pytest.MonkeyPatch.context() as mp:

@@ -11,9 +11,9 @@ from pathlib import Path
 import azure.functions as func
 import pytest
 
-from connector.app.local_functions import Functions, HttpFunction, discover, route_pattern
-from connector.app.local_host import HttpDispatcher, Keys
-from connector.app.local_schedule import Schedule
+from connector.app.local.functions import Functions, HttpFunction, discover, route_pattern
+from connector.app.local.host import HttpDispatcher, Keys
+from connector.app.local.schedule import Schedule
 from tests.test_function_metadata import bindings
 
 ROOT = Path(__file__).resolve().parent.parent

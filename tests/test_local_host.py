@@ -21,9 +21,9 @@ from typing import Any
 
 import pytest
 
-from connector.app import sample
-from connector.app.cli import main
-from connector.app.local_azurite import listening
+from connector.app.cli import sample
+from connector.app.cli.main import main
+from connector.app.local.azurite import listening
 
 ROOT = Path(__file__).resolve().parent.parent
 HMAC = "local-host-test-key"

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from connector.app import bootstrap
+from connector.app.root import bootstrap
 from connector.queue import local
 from connector.queue.local import LocalDeadLetters, LocalQueue, LocalQueueSender
 from connector.queue.sender import OutgoingMessage

@@ -1,5 +1,5 @@
-"""The memory twin (`connector.storage.memory`) against Azurite: the same assertions on both, so the
-twin cannot drift looser than the service the connector really talks to."""
+"""The memory twin (`tests/fakes/memory_tables.py`) against Azurite: the same assertions on both,
+so the twin cannot drift looser than the service the connector really talks to."""
 
 from __future__ import annotations
 
@@ -19,8 +19,8 @@ from azure.core.exceptions import (
 )
 from azure.data.tables import UpdateMode
 
-from connector.storage.memory import MemoryTableService
 from connector.storage.rows import update_row
+from tests.fakes.memory_tables import MemoryTableService
 
 PK = "p1"
 

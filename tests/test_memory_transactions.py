@@ -12,7 +12,7 @@ import pytest
 from azure.core import MatchConditions
 from azure.data.tables import TableTransactionError
 
-from connector.storage.memory import MemoryTableService
+from tests.fakes.memory_tables import MemoryTableService
 
 PK = "p"
 

@@ -15,16 +15,16 @@ from typing import Any
 
 import pytest
 
-from connector.app.bootstrap import Container
-from connector.app.cli import main
+from connector.app.cli.main import main
+from connector.app.root.bootstrap import Container
 from connector.core.gates import Gate, GateState, PlanRef
 from connector.core.tracking import ObjectRef, Observation, Phase
 from connector.gates.store import GateStore
 from connector.storage.ledger import pull_request_subject
-from connector.storage.memory import MemoryTableService
 from connector.storage.retention import Cleanup, CleanupReport
 from connector.storage.rows import connect, key
 from connector.storage.tables import TableStore
+from tests.fakes.memory_tables import MemoryTableService
 
 A, B, C = "a1" * 20, "b2" * 20, "c3" * 20
 APPS = ObjectRef("Kustomization", "flux-system", "apps")

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from connector.storage.memory import MemoryTableService
 from connector.storage.rows import update_row_tagged
+from tests.fakes.memory_tables import MemoryTableService
 from tests.test_status_ledger import CountingTable
 
 PK, RK = "p", "r"

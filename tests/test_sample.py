@@ -20,8 +20,8 @@ import azure.functions as func
 import pytest
 
 import function_app
-from connector.app import sample
-from connector.app.cli import main
+from connector.app.cli import sample
+from connector.app.cli.main import main
 from connector.queue.envelope import Envelope
 from connector.sources.flux.events import FluxEvent
 from tests.conftest import BASE_SETTINGS, HMAC_KEY

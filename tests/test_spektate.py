@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 from azure.core.exceptions import ServiceRequestError
 
-from connector.app import bootstrap
-from connector.app.bootstrap import Container
+from connector.app.root import bootstrap
+from connector.app.root.bootstrap import Container
 from connector.core.processing import Change, ChangeListener, Processor
 from connector.core.state import Recorded
 from connector.core.tracking import (

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from connector.storage.ledger import StatusLedgerTable
-from connector.storage.memory import MemoryTableService
+from tests.fakes.memory_tables import MemoryTableService
 
 COMMIT = "c" * 40
 CONTEXT = "dev-1/Kustomization/flux-system/apps"

@@ -192,8 +192,8 @@ def test_concurrent_processors_lose_nothing(world, commit):
 
 
 def test_trial_mode_logs_what_it_would_send_and_sends_nothing(world, commit, caplog):
-    from connector.app import bootstrap
-    from connector.app.bootstrap import Container
+    from connector.app.root import bootstrap
+    from connector.app.root.bootstrap import Container
     from connector.devops.dryrun import DryRunAzureDevOps
 
     # GIVEN the app built from settings with AZDO_DRY_RUN=true (no client override)

@@ -9,8 +9,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from connector.core.gates import GateState
+from connector.gates.config import GatePolicy
 from connector.gates.keeper import SWEEP_BUDGET_SECONDS, GateKeeper
-from connector.gates.policy import GatePolicy
 from connector.gates.store import GateStore
 from tests.test_gates import A, completions, plan, register, repo  # noqa: F401 - fixture
 from tests.world import kustomization

@@ -15,9 +15,9 @@ from connector.core.processing import Change, Processor
 from connector.core.tally import EnvironmentTally
 from connector.core.tracking import ClusterResult, ObjectRef, ObjectState, Observation, Phase
 from connector.storage import tally_rows
-from connector.storage.memory import MemoryTableService
 from connector.storage.rows import ENTITY_LIMIT_BYTES, entity_problems, entity_size, key
 from connector.storage.tables import TableStore
+from tests.fakes.memory_tables import MemoryTableService
 
 T0 = datetime(2026, 5, 14, 9, 0, tzinfo=UTC)
 ENV = "prod"

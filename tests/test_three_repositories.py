@@ -13,7 +13,7 @@ import pytest
 from azure.functions.timer import TimerRequest
 
 import function_app
-from connector.app.deployments import deployment_view, render_html
+from connector.app.views.deployments import deployment_view, render_html
 from connector.gates.store import GateStore
 from tests.test_gates import plan
 from tests.world import REPO, kustomization

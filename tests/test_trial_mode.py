@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from connector.app.bootstrap import Container
+from connector.app.root.bootstrap import Container
 from connector.core.gates import GateState
 from connector.gates.store import GateStore
 from connector.settings import Settings
@@ -23,7 +23,7 @@ PR = 41
 
 def trial_mode(world) -> Container:
     """The app as bootstrap builds it with AZDO_DRY_RUN=true and a PAT (no client override)."""
-    from connector.app import bootstrap
+    from connector.app.root import bootstrap
 
     settings = Settings.from_env(
         {

@@ -13,9 +13,9 @@ from connector.core.tracking import ClusterResult, ObjectRef, ObjectState, Obser
 from connector.outputs.board import BoardKeeper
 from connector.storage import board as board_module
 from connector.storage.board import BOARD_CHARS, RECENT_COMMITS, BoardTable
-from connector.storage.memory import MemoryTableService
 from connector.storage.rows import gathered_text
 from connector.storage.tables import TableStore
+from tests.fakes.memory_tables import MemoryTableService
 
 T0 = datetime(2026, 5, 14, 9, 0, tzinfo=UTC)
 A, B = "a" * 40, "b" * 40

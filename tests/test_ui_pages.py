@@ -15,7 +15,7 @@ import azure.functions as func
 import pytest
 
 import function_app
-from connector.app.ui_assets import SCRIPT, STYLE
+from connector.app.views.ui_assets import SCRIPT, STYLE
 from connector.core.gates import Gate, GateState, PlanRef
 from connector.gates.store import GateStore
 from tests.test_easy_auth import CONNECTION, OTHER, principal
@@ -216,7 +216,7 @@ def test_the_index_costs_two_table_requests_however_many_clusters(azurite_connec
     from azure.data.tables import TableServiceClient
 
     from bench.fleet import CountingTransport
-    from connector.app.ui import UiPages
+    from connector.app.views.ui import UiPages
     from connector.core.tracking import ClusterResult, Phase
     from connector.settings import Settings
     from connector.storage.board import BoardTable

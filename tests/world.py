@@ -11,8 +11,8 @@ import azure.functions as func
 from azure.functions.servicebus import ServiceBusMessage
 
 import function_app
-from connector.app import bootstrap
-from connector.app.bootstrap import Container
+from connector.app.root import bootstrap
+from connector.app.root.bootstrap import Container
 from connector.devops.client import AzureDevOpsClient
 from connector.queue.sender import OutgoingMessage
 from connector.settings import Settings

@@ -23,9 +23,9 @@ from connector.devops.types import (
     PipelineCallbacks,
     TransientAzureDevOpsError,
 )
-from connector.gates.calls import PERMISSION_CODES, optional
+from connector.gates.optional_calls import PERMISSION_CODES, optional
 from connector.gates.store import GateStore
-from connector.gates.story import TaskStory
+from connector.gates.task_log import TaskStory
 
 logger = logging.getLogger(__name__)
 

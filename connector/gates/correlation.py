@@ -19,7 +19,7 @@ from dataclasses import replace
 from connector.core.gates import Gate
 from connector.devops.links import CommitLinks
 from connector.devops.types import PermanentAzureDevOpsError, PullRequest, RepositoryReader
-from connector.gates.policy import GatePolicy
+from connector.gates.config import GatePolicy
 from connector.gates.store import GateStore
 
 logger = logging.getLogger(__name__)

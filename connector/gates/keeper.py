@@ -32,13 +32,13 @@ from connector.devops.types import (
     StatusWriter,
     TransientAzureDevOpsError,
 )
-from connector.gates.checks import GateChecks
 from connector.gates.completion import Completion, UnconfirmedCompletionError
+from connector.gates.config import GatePolicy
 from connector.gates.correlation import Correlation
 from connector.gates.legacy import LegacyCallbacks
-from connector.gates.policy import GatePolicy
+from connector.gates.rechecks import GateChecks
 from connector.gates.store import GateStore
-from connector.gates.story import PullRequestPublisher, TaskStory
+from connector.gates.task_log import PullRequestPublisher, TaskStory
 from connector.storage.rows import ConcurrencyError
 
 logger = logging.getLogger(__name__)

@@ -20,8 +20,8 @@ from connector.core.gates import Gate, PlanRef, gate_id
 from connector.devops.organization import same_organization
 from connector.devops.types import PermanentAzureDevOpsError, PullRequest, RepositoryReader
 from connector.gates import bindings
+from connector.gates.config import GatePolicy
 from connector.gates.correlation import Correlation
-from connector.gates.policy import GatePolicy
 from connector.gates.store import GateStore
 
 logger = logging.getLogger(__name__)

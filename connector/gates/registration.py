@@ -33,8 +33,8 @@ from connector.core.gates import Gate, PlanRef, gate_id
 from connector.core.names import ORIGIN_NAME, ORIGIN_NAME_LIMIT, parse_object_reference
 from connector.devops.client import same_organization
 from connector.gates import bindings
-from connector.gates.checks import GateChecks
 from connector.gates.keeper import GateKeeper
+from connector.gates.rechecks import GateChecks
 from connector.gates.store import GateStore, entity
 from connector.queue.sender import MessageSender
 from connector.settings import Settings

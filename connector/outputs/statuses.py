@@ -193,7 +193,7 @@ class StatusPublisher:
                     "error": exc.message,
                 },
             )
-            if exc.status_code in ACCESS_REFUSALS:  # the sweep posts it again: app/refused.py
+            if exc.status_code in ACCESS_REFUSALS:  # the sweep posts it again: app/root/refused.py
                 self._ledger.release_status(commit, desired.context, refused=True)
                 return False
             return True

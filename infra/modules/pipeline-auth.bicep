@@ -8,7 +8,7 @@
 // (overview-authentication-authorization), "Configure your App Service or Azure Functions app to
 // use Microsoft Entra sign-in" (configure-authentication-provider-aad: allowedApplications,
 // allowedAudiences), ARM reference Microsoft.Web/sites/config 'authsettingsV2'.
-// The app checks X-MS-CLIENT-PRINCIPAL again (connector/app/easyauth.py).
+// The app checks X-MS-CLIENT-PRINCIPAL again (connector/app/functions/easyauth.py).
 
 @description('Function app name.')
 param appName string

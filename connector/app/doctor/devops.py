@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING, Final
 
 from azure.core.exceptions import ClientAuthenticationError
 
-from connector.app.doctor import Check, skip
-from connector.app.doctor_links import hld_link
+from connector.app.doctor.links import hld_link
+from connector.app.doctor.report import Check, skip
 from connector.core.gates import PlanRef
 from connector.devops.client import (
     AzureDevOpsClient,
@@ -26,7 +26,7 @@ from connector.devops.client import (
 )
 
 if TYPE_CHECKING:
-    from connector.app.bootstrap import Container
+    from connector.app.root.bootstrap import Container
     from connector.settings import Settings
 
 # Resolved in this order by the first read; a failure blames exactly one of them.

@@ -14,8 +14,8 @@ from azure.core.exceptions import (
     ServiceRequestError,
 )
 
-from connector.app.doctor import Check, CheckGroup, skip
-from connector.app.doctor_devops import devops_checks
+from connector.app.doctor.devops import devops_checks
+from connector.app.doctor.report import Check, CheckGroup, skip
 from connector.devops.organization import is_organization_url
 from connector.queue.admin import emulator_management_port
 from connector.settings import Settings, SettingsError
@@ -24,7 +24,7 @@ from connector.sources.origins import credential_warnings
 if TYPE_CHECKING:
     from azure.data.tables import TableClient, TableServiceClient
 
-    from connector.app.bootstrap import Container
+    from connector.app.root.bootstrap import Container
 
 PROBE_PARTITION: Final = "doctor"
 # The state table every event writes; the probe row (partition "doctor", never a commit) lives
@@ -123,7 +123,7 @@ def _inconsistencies(s: Settings) -> list[str]:
 
 
 def storage_checks(container: Container) -> list[Check]:
-    from connector.app.clusters import stopped_reporting
+    from connector.app.views.clusters import stopped_reporting
 
     return [_reachable(container), _writable(container), stopped_reporting(container)]
 

@@ -26,7 +26,7 @@ from connector.settings import Settings, SettingsError
 from connector.sources.flux.signature import sign
 
 if TYPE_CHECKING:
-    from connector.app.bootstrap import Container
+    from connector.app.root.bootstrap import Container
 
 DEFAULT_URL = "http://localhost:7071/api/flux"  # local.settings.sample.json: Host.LocalHttpPort
 PHASES = ("progressing", "succeeded", "failed")
@@ -245,7 +245,7 @@ def _commit(text: str) -> str:
 
 
 def command(container: Container, args: argparse.Namespace) -> int:
-    from connector.app import sample_follow as follow
+    from connector.app.cli import sample_follow as follow
 
     settings = container.settings
     sample = Sample(
@@ -302,7 +302,7 @@ def _follow(
 def _target(args: argparse.Namespace) -> tuple[str, str | None]:
     """The URL and function key: as given, else those of a local host that these settings
     started (`python -m connector serve` writes them), else Core Tools' default URL."""
-    from connector.app import local_serve
+    from connector.app.local import serve as local_serve
 
     function_key = args.code or getattr(args, "environ", {}).get(FUNCTION_KEY_SETTING) or None
     if args.url:

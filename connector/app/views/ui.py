@@ -19,10 +19,10 @@ from urllib.parse import quote, urlencode
 
 from azure.core.exceptions import AzureError
 
-from connector.app import commits, ui_pages
-from connector.app.deployments import UnknownCommitError
-from connector.app.ui_assets import HEADERS
-from connector.app.ui_model import Links, commit_view, index_view
+from connector.app.views import commits, ui_pages
+from connector.app.views.deployments import UnknownCommitError
+from connector.app.views.ui_assets import HEADERS
+from connector.app.views.ui_model import Links, commit_view, index_view
 from connector.gates.store import GateStore
 from connector.settings import Settings, SettingsError
 from connector.storage.board import BoardTable

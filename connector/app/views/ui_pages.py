@@ -1,9 +1,9 @@
-"""HTML of the on-call pages, from the views of `connector.app.ui_model`.
+"""HTML of the on-call pages, from the views of `connector.app.views.ui_model`.
 
 Every value is escaped (`html.escape`, quotes too); links are built from escaped parts and only
 to `http(s)` addresses. A state is shown by colour, a symbol and its word, never colour alone;
 states never wrap (`.st`), long names wrap only between words. The only script and style are
-`connector.app.ui_assets`' (hashed in the CSP).
+`connector.app.views.ui_assets`' (hashed in the CSP).
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ import html
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
-from connector.app.ui_assets import SCRIPT, STYLE
-from connector.app.ui_model import NO_REPORT, hld_commit
+from connector.app.views.ui_assets import SCRIPT, STYLE
+from connector.app.views.ui_model import NO_REPORT, hld_commit
 
 Href = Callable[[str], str]  # an app path ("/api/ui/<sha>") → the link, with the caller's query
 

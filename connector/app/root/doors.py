@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 from connector.settings import SettingsError
 
 if TYPE_CHECKING:
-    from connector.app.bootstrap import Container
+    from connector.app.root.bootstrap import Container
     from connector.core.door import Door
     from connector.storage.door_rows import Reader
 

@@ -1,7 +1,7 @@
 """One function per trigger: adapt the Functions object, make one call into the connector, reply.
 
 `function_app.py` only binds these to triggers; HTTP requests are served by
-`connector.app.serving` (503s naming a setting or an unreachable dependency). This module is
+`serving` (503s naming a setting or an unreachable dependency). This module is
 read when the host indexes the app, so it stays small and imports what a function needs inside
 that function: indexing and `/api/health` stay cheap on a cold start.
 """
@@ -19,8 +19,8 @@ import azure.functions as func
 from connector import __version__
 
 if TYPE_CHECKING:
-    from connector.app.bootstrap import Container
-    from connector.app.serving import Handler
+    from connector.app.functions.serving import Handler
+    from connector.app.root.bootstrap import Container
 
 logger = logging.getLogger(__name__)
 
@@ -51,20 +51,21 @@ def ui(req: func.HttpRequest) -> func.HttpResponse:
 
 
 def _ui_pages(c: Container) -> Handler:
-    from connector.app.ui import UiPages
+    from connector.app.views.ui import UiPages
 
     return UiPages(lambda: c.store, c.settings)
 
 
 def doctor(req: func.HttpRequest) -> func.HttpResponse:
     from connector import web
-    from connector.app import bootstrap, doctor
+    from connector.app.doctor import report as doctor
+    from connector.app.root import bootstrap
 
     return web.to_response(doctor.report(bootstrap.container()))  # settings errors: a failed check
 
 
 def sweep(timer: func.TimerRequest) -> None:
-    from connector.app import bootstrap, refused
+    from connector.app.root import bootstrap, refused
 
     container = bootstrap.container()
     swept = container.gatekeeper.sweep()
@@ -74,7 +75,7 @@ def sweep(timer: func.TimerRequest) -> None:
 
 
 def cleanup(timer: func.TimerRequest) -> None:
-    from connector.app import bootstrap
+    from connector.app.root import bootstrap
     from connector.storage.retention import Cleanup
 
     container = bootstrap.container()
@@ -87,7 +88,7 @@ def pipeline_auth_level(environ: Mapping[str, str] | None = None) -> func.AuthLe
 
     Keyless pipelines (`PIPELINE_CLIENT_ID` set) present an Entra token and no function key, so
     the host must not ask for one (Learn, HTTP trigger, "Secure an HTTP endpoint in production":
-    with App Service Authentication, set the level to anonymous); `connector.app.serving` and
+    with App Service Authentication, set the level to anonymous); `serving` and
     the platform then admit only the service connection. Unset: function keys, as before."""
     source = os.environ if environ is None else environ
     keyless = source.get("PIPELINE_CLIENT_ID", "").strip()
@@ -101,7 +102,7 @@ def _serve(
     pipeline: bool = False,
     people: bool = False,
 ) -> func.HttpResponse:
-    from connector.app import serving  # per request: the package form is the cheap import
+    from connector.app.functions import serving  # per request: the package form is the cheap import
 
     return serving.serve(req, build, pipeline=pipeline, people=people)
 
@@ -116,7 +117,7 @@ def process(msg: func.ServiceBusMessage) -> None:
     """One queued message: a source's event (recorded, outputs told) or a gate check. A
     failure raises, so Service Bus redelivers (and, after `maxDeliveryCount`, dead-letters)."""
     from connector import retries, sources, telemetry
-    from connector.app import bootstrap
+    from connector.app.root import bootstrap
     from connector.queue.envelope import GateCheck
 
     container = bootstrap.container()

@@ -3,7 +3,7 @@
 Configuration problems become a 503 naming the setting (Flux retries, nothing is accepted)
 instead of a stack trace, and so does a dependency that cannot be reached (state store, queue,
 Azure DevOps); every 503 carries Retry-After. Imported by the first request (or the warm-up
-thread), not when the host indexes the app: `connector.app.entrypoints` stays small.
+thread), not when the host indexes the app: `connector.app.functions.entrypoints` stays small.
 """
 
 from __future__ import annotations
@@ -16,12 +16,12 @@ from typing import TYPE_CHECKING, Protocol
 import azure.functions as func
 
 from connector import retries
-from connector.app import bootstrap
+from connector.app.root import bootstrap
 from connector.settings import SettingsError
 from connector.web import Reply, Request, to_request, to_response
 
 if TYPE_CHECKING:
-    from connector.app.bootstrap import Container
+    from connector.app.root.bootstrap import Container
 
 logger = logging.getLogger(__name__)
 
@@ -69,7 +69,7 @@ def serve(
 def _pipeline_refusal(req: func.HttpRequest, *, people: bool) -> func.HttpResponse | None:
     """A 401 when keyless pipelines are on and the caller is not the service connection (nor,
     on `people` routes, a person signed in to the pages' app registration)."""
-    from connector.app import easyauth
+    from connector.app.functions import easyauth
 
     try:
         settings = bootstrap.container().settings

@@ -1,4 +1,4 @@
-"""The OData `$filter` subset the memory twin (`connector.storage.memory`) reads, and the SDK's
+"""The OData `$filter` subset the memory twin (`tests.fakes.memory_tables`) reads, and the SDK's
 parameter substitution: comparisons `eq ne gt ge lt le` of a property with a string, integer,
 boolean or datetime literal, joined by `and`, `or` and parentheses. Anything else is refused
 (`NotImplementedError`) rather than guessed.

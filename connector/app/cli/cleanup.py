@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 from connector.storage.retention import MAX_ROWS_PER_RUN, Cleanup, CleanupReport
 
 if TYPE_CHECKING:
-    from connector.app.bootstrap import Container
+    from connector.app.root.bootstrap import Container
 
 OK = 0
 

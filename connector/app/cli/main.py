@@ -6,9 +6,9 @@
     dlq replay [--max N] [--dry-run]   dead letters back to the queue
     doctor                 check settings, storage, Service Bus, Azure DevOps and Spektate
     send-sample [--url U] [--phase P] [--gate]  a signed sample rollout to a running app
-    serve                  run function_app.py locally, no Core Tools (connector.app.local_serve)
-    cleanup [--dry-run]    delete state older than STATE_RETENTION_DAYS (connector.app.cleanup)
-    clusters --env E [--forget C]   an environment's clusters, last reports (connector.app.clusters)
+    serve                  run function_app.py locally, no Core Tools (connector.app.local.serve)
+    cleanup [--dry-run]    delete state older than STATE_RETENTION_DAYS (connector.app.cli.cleanup)
+    clusters --env E [--forget C]   an environment's clusters, last reports (app/views/clusters)
 
 Settings come from the environment, as in the app; `--settings local.settings.json` loads its
 `Values` on top (the file wins). Tables by default, `--json` for machines.
@@ -35,9 +35,12 @@ from typing import Any
 from azure.core.exceptions import AzureError, ClientAuthenticationError
 
 from connector import console_logs
-from connector.app import cleanup, cli_wait, clusters, commits, deployments, local_serve, sample
-from connector.app.bootstrap import Container
-from connector.app.cleanup import positive
+from connector.app.cli import cleanup, sample
+from connector.app.cli import wait as cli_wait
+from connector.app.cli.cleanup import positive
+from connector.app.local import serve as local_serve
+from connector.app.root.bootstrap import Container
+from connector.app.views import clusters, commits, deployments
 from connector.core.gates import OPEN
 from connector.gates.store import GateStore
 from connector.settings import Settings, SettingsError
@@ -353,7 +356,7 @@ def doctor_command(
     environ: Mapping[str, str] | None,
     make_container: Callable[[Settings], Container],
 ) -> int:
-    from connector.app import doctor
+    from connector.app.doctor import report as doctor
 
     console_logs.install_for_cli(os.environ if environ is None else environ)
 

@@ -35,14 +35,14 @@ from azure.core.exceptions import (
 )
 from azure.data.tables import TableEntity, UpdateMode
 
-from connector.storage.memory_filters import Predicate, parse_filter, substitute
-from connector.storage.memory_transactions import apply_deletes, transaction_deletes
 from connector.storage.rows import (
     ENTITY_LIMIT_BYTES,
     entity_size,
     key_problem,
     property_problem,
 )
+from tests.fakes.memory_filters import Predicate, parse_filter, substitute
+from tests.fakes.memory_transactions import apply_deletes, transaction_deletes
 
 # Learn, "Understanding the Table service data model": 3-63 alphanumeric characters, not starting
 # with a digit.
@@ -175,7 +175,7 @@ class MemoryTable:
             self._service._rows(self.table_name).pop((partition_key, row_key), None)
 
     def submit_transaction(self, operations: Iterable[tuple[Any, ...]]) -> list[dict[str, Any]]:
-        """Deletes only, all or nothing (`connector.storage.memory_transactions`)."""
+        """Deletes only, all or nothing (`tests.fakes.memory_transactions`)."""
         deletes = transaction_deletes(operations)
         with self._service._lock:
             return apply_deletes(self._service._rows(self.table_name), deletes)

@@ -11,20 +11,20 @@ import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 
-from connector.app.doors import door_of
+from connector.app.root.doors import door_of
 from connector.settings import Settings, SettingsError
 
 if TYPE_CHECKING:
     from azure.core.credentials import TokenCredential
 
-    from connector.app.deployments import DeploymentsView
+    from connector.app.views.deployments import DeploymentsView
     from connector.core.processing import ChangeListener, Processor
     from connector.devops.client import AzureDevOpsClient
     from connector.devops.dryrun import DryRunAzureDevOps
     from connector.devops.links import CommitLinks
-    from connector.gates.hooks import ServiceHooks
     from connector.gates.keeper import GateKeeper
     from connector.gates.registration import Registration
+    from connector.gates.service_hooks import ServiceHooks
     from connector.gates.store import GateStore
     from connector.outputs.spektate import SpektateWriter
     from connector.outputs.statuses import CommitStatusSink, StatusPublisher, StatusTarget
@@ -210,7 +210,7 @@ class Container:
     @built
     def commit_links(self) -> CommitLinks:
         """What each manifests commit carries (HLD commit, merged PRs), verified and remembered."""
-        from connector.gates.policy import GatePolicy
+        from connector.gates.config import GatePolicy
 
         return GatePolicy.from_settings(self.settings).commit_links(self.devops, self.gate_store)
 
@@ -231,9 +231,9 @@ class Container:
     def gatekeeper(self) -> GateKeeper:
         from connector.devops.client import AzureDevOpsClient
         from connector.devops.policies import JobToken
-        from connector.gates.checks import GateChecks
+        from connector.gates.config import GatePolicy
         from connector.gates.keeper import GateKeeper
-        from connector.gates.policy import GatePolicy
+        from connector.gates.rechecks import GateChecks
 
         s = self.settings
 
@@ -266,13 +266,13 @@ class Container:
 
     @built
     def service_hooks(self) -> ServiceHooks:
-        from connector.gates.hooks import ServiceHooks
+        from connector.gates.service_hooks import ServiceHooks
 
         return ServiceHooks(self.settings, self.gatekeeper)
 
     @built
     def deployments_view(self) -> DeploymentsView:
-        from connector.app.deployments import DeploymentsView
+        from connector.app.views.deployments import DeploymentsView
 
         # The store is built on first request, so that a storage setting error is a 503 there.
         return DeploymentsView(lambda: self.store, self.settings.environments)

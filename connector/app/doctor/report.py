@@ -22,7 +22,7 @@ from connector.settings import Settings, SettingsError
 from connector.web import Reply
 
 if TYPE_CHECKING:
-    from connector.app.bootstrap import Container
+    from connector.app.root.bootstrap import Container
 
 logger = logging.getLogger(__name__)
 
@@ -51,7 +51,7 @@ CheckGroup = Callable[["Container"], list[Check]]
 
 def diagnose(container: Container) -> list[Check]:
     """Every check, in order; settings that do not parse are the one failing check."""
-    from connector.app import doctor_checks
+    from connector.app.doctor import checks as doctor_checks
 
     try:
         settings = container.settings

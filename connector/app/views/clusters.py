@@ -11,11 +11,11 @@ from typing import TYPE_CHECKING, Any
 
 from azure.core.exceptions import AzureError
 
-from connector.app.doctor import Check
+from connector.app.doctor.report import Check
 from connector.settings import SettingsError
 
 if TYPE_CHECKING:
-    from connector.app.bootstrap import Container
+    from connector.app.root.bootstrap import Container
 
 OK, NOT_FOUND = 0, 1
 SHOWN = 10  # clusters a doctor line names

@@ -1,10 +1,10 @@
-"""What the on-call pages show, as JSON-ready views (rendered by `connector.app.ui_pages`).
+"""What the on-call pages show, as JSON-ready views (rendered by `connector.app.views.ui_pages`).
 
 - The index (`index_view`): every environment's clusters as the board says (the commit each runs
   now, since when, its state), the environment's recent commits, and the open gates first. Its
   reads are bounded whatever the fleet: one query of the board's partition, one of the open
   gates (`connector.storage.board`).
-- A commit (`commit_view`): the deployments view of the commit (`connector.app.deployments`,
+- A commit (`commit_view`): the deployments view of the commit (`connector.app.views.deployments`,
   the same queries), each gate with what it still waits for (the gate's own roll-up and rules),
   links into Azure DevOps, and what the clusters not on the commit run now.
 """
@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import quote
 
-from connector.app.deployments import View, commit_gates, deployment_view
+from connector.app.views.deployments import View, commit_gates, deployment_view
 from connector.core.gates import OPEN, Gate, decide
 from connector.core.rollup import EnvironmentSpecs, Rollup
 from connector.core.tracking import ClusterResult, Phase

@@ -1,4 +1,4 @@
-"""Entity group transactions of the memory twin (`connector.storage.memory`): deletes only.
+"""Entity group transactions of the memory twin (`tests.fakes.memory_tables`): deletes only.
 
 Source: Learn, "Performing entity group transactions" (rest/api/storageservices): every entity in
 one partition, each entity once, at most 100 entities, all or nothing. Where Learn is silent, as

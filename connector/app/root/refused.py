@@ -20,7 +20,7 @@ from connector.storage.rows import unkey
 from connector.storage.tables import COMMIT_STATUS_SINK
 
 if TYPE_CHECKING:
-    from connector.app.bootstrap import Container
+    from connector.app.root.bootstrap import Container
 
 logger = logging.getLogger(__name__)
 
@@ -47,7 +47,7 @@ def repost(container: Container) -> int:
 
 
 def _publisher(container: Container, refused: RefusedStatus) -> StatusPublisher | None:
-    from connector.app.bootstrap import HLD_STATUS_SINK, PR_STATUS_SINK
+    from connector.app.root.bootstrap import HLD_STATUS_SINK, PR_STATUS_SINK
 
     s = container.settings
     repositories = {COMMIT_STATUS_SINK: s.azdo_gitops_repo, HLD_STATUS_SINK: s.pr_repo}

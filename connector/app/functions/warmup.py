@@ -29,8 +29,8 @@ logger = logging.getLogger(__name__)
 DELAY_SECONDS = 0.05
 
 MODULES = (
-    "connector.app.serving",
-    "connector.app.bootstrap",
+    "connector.app.functions.serving",
+    "connector.app.root.bootstrap",
     "connector.sources.flux.ingest",
     "connector.queue.sender",
     "azure.servicebus",

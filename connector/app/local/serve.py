@@ -7,7 +7,7 @@ trial mode unless AZDO_DRY_RUN says otherwise, the file-backed queue (LOCAL_QUEU
 app's sender writes there: connector/queue/local.py), and Azurite's table service started from
 node_modules with its data on disk when the storage is `UseDevelopmentStorage=true`. Then
 `function_app.py` is imported, exactly as the Functions host loads it, and served by
-connector/app/local_host.py. What it writes lives in the data directory (`.local-run/`):
+connector/app/local/host.py. What it writes lives in the data directory (`.local-run/`):
 the queue, Azurite's tables, the keys, and `host.json` (URL and keys, for `send-sample`).
 """
 
@@ -26,12 +26,12 @@ from collections.abc import Mapping, MutableMapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from connector.app import local_azurite
+from connector.app.local import azurite as local_azurite
 
 if TYPE_CHECKING:
-    from connector.app.local_host import Keys
+    from connector.app.local.host import Keys
 
-ROOT = Path(__file__).resolve().parents[2]  # where function_app.py and host.json live
+ROOT = Path(__file__).resolve().parents[3]  # where function_app.py and host.json live
 DATA_DIR = ".local-run"
 HOST_FILE = "host.json"
 DEFAULT_PORT = 7071  # Core Tools' default; local.settings.sample.json: Host.LocalHttpPort
@@ -90,7 +90,7 @@ def host_settings(settings_path: str | None) -> dict[str, str]:
 
 def file_values(path: str | None) -> tuple[dict[str, str], int | None]:
     """The settings file's Values and its Host.LocalHttpPort."""
-    from connector.app.cli import read_values
+    from connector.app.cli.main import read_values
 
     if not path:
         return {}, None
@@ -109,7 +109,7 @@ def apply(values: Mapping[str, str], environ: MutableMapping[str, str]) -> list[
 
 def load_keys(directory: Path) -> Keys:
     """The development keys, made once and kept (a restart must not change them)."""
-    from connector.app.local_host import Keys
+    from connector.app.local.host import Keys
 
     path = directory / "keys.json"
     try:
@@ -166,8 +166,8 @@ def command(args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace, port: int, directory: Path) -> int:
-    from connector.app.local_functions import discover
-    from connector.app.local_host import Background, HttpDispatcher, make_server
+    from connector.app.local.functions import discover
+    from connector.app.local.host import Background, HttpDispatcher, make_server
     from connector.queue.local import LocalQueue
 
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(message)s")

@@ -1,8 +1,8 @@
 """The embedded local host: runs the functions `function_app.py` defines, with nothing but
-Python (`python -m connector serve`, connector/app/local_serve.py starts it).
+Python (`python -m connector serve`, connector/app/local/serve.py starts it).
 
 - HTTP functions on one loopback port, at the routes, methods and auth levels the app's binding
-  metadata declares (connector/app/local_functions.py); each request reaches the function as a
+  metadata declares (connector/app/local/functions.py); each request reaches the function as a
   real `azure.functions.HttpRequest`. Keys as the Functions host takes them: `?code=` or the
   `x-functions-key` header; `function` routes take the function key or the master key, `admin`
   routes only the master key (Learn, "Azure Functions HTTP trigger", "Authorization keys").
@@ -10,7 +10,7 @@ Python (`python -m connector serve`, connector/app/local_serve.py starts it).
   `azure.functions.ServiceBusMessage`s; completed when the function returns, abandoned (so
   redelivered, and dead-lettered after the queue's maximum) when it raises — host.json's
   `autoCompleteMessages: true`.
-- Timer functions on their NCRONTAB schedules (connector/app/local_schedule.py).
+- Timer functions on their NCRONTAB schedules (connector/app/local/schedule.py).
 """
 
 from __future__ import annotations
@@ -29,8 +29,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import azure.functions as func
 from azure.functions.timer import TimerRequest
 
-from connector.app.local_functions import Functions, HttpFunction, QueueFunction, TimerFunction
-from connector.app.local_schedule import Schedule
+from connector.app.local.functions import Functions, HttpFunction, QueueFunction, TimerFunction
+from connector.app.local.schedule import Schedule
 from connector.queue.local import LocalQueue, Received
 
 logger = logging.getLogger("connector.local_host")

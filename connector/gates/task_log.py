@@ -18,8 +18,8 @@ from datetime import UTC, datetime
 from connector.core.gates import Decision, Gate
 from connector.core.tracking import EnvironmentResult
 from connector.devops.types import PipelineCallbacks
-from connector.gates.calls import optional
-from connector.gates.policy import GatePolicy
+from connector.gates.config import GatePolicy
+from connector.gates.optional_calls import optional
 from connector.gates.store import GateStore
 from connector.outputs.statuses import DEVOPS_STATES, DesiredStatus, StatusPublisher
 from connector.storage.ledger import pull_request_subject

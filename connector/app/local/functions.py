@@ -1,7 +1,7 @@
 """The functions of `function_app.py`, as the Functions host indexes them: read from the
 `azure.functions.FunctionApp` object's own binding metadata (`get_raw_bindings()`, the JSON the
 Python worker hands the host), never from a copy of the routes. Used by the embedded local host
-(connector/app/local_host.py).
+(connector/app/local/host.py).
 
 Host behaviour mirrored (Learn, "Azure Functions HTTP trigger": route templates, `methods`
 absent = every method, `authLevel`; host.json `extensions.http.routePrefix`, default `api`).

@@ -1,0 +1,1 @@
+"""The Azure Functions edge: entry points, HTTP answers, Easy Auth, the warm-up."""

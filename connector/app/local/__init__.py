@@ -1,0 +1,1 @@
+"""The embedded local host: function_app.py run without Core Tools."""

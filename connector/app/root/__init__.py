@@ -1,0 +1,1 @@
+"""The composition root: the container that builds every adapter and handler."""

@@ -1,0 +1,1 @@
+"""Read views: the deployments view and the on-call pages."""
