@@ -67,7 +67,7 @@ def world_on(connection: str, azdo: Any, clusters: int) -> tuple[Any, TableCount
 
 
 def rollout(world: Any, clusters: int) -> int:
-    from tests.test_gates import plan, register
+    from tests.integration.test_gates import plan, register
     from tests.world import kustomization
 
     events = 0

@@ -1,7 +1,7 @@
 """Flux → Azure DevOps GitOps connector (Azure Functions)."""
 
 # The one version: the package name (scripts/package.py), `GET /api/health`, the User-Agent
-# below and the CHANGELOG check (tests/test_release.py) read it here; pyproject.toml takes it
+# below and the CHANGELOG check (tests/e2e/test_release.py) read it here; pyproject.toml takes it
 # from here too (`dynamic`). Bump it with the CHANGELOG's release header.
 __version__ = "0.1.0"
 

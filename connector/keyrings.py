@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 # A cluster name as events carry it: `connector.core.names.ORIGIN_NAME`, which this base module
-# cannot import (tests/test_keyrings.py keeps the two equal).
+# cannot import (tests/unit/test_keyrings.py keeps the two equal).
 CLUSTER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}")
 
 

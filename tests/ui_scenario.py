@@ -17,7 +17,7 @@ from urllib.parse import parse_qsl, urlsplit
 import azure.functions as func
 
 import function_app
-from tests.test_gates import plan, register
+from tests.integration.test_gates import plan, register
 from tests.world import REPO, World, kustomization
 
 OLD = "0a1b2c3d4e" * 4

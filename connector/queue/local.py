@@ -26,7 +26,7 @@ from connector.queue.deadletters import DeadLetter, ReplayResult, preview, repla
 from connector.queue.sender import OutgoingMessage, QueueUnavailableError
 
 # infra/main.bicep: `param duplicateDetectionWindow string = 'PT1H'`, `param maxDeliveryCount
-# int = 5` (tests/test_local_queue.py reads them there).
+# int = 5` (tests/unit/test_local_queue.py reads them there).
 DUPLICATE_WINDOW = timedelta(hours=1)
 MAX_DELIVERY_COUNT = 5
 # How long a received message stays locked: the host renews a message's lock while its function

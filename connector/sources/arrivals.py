@@ -1,7 +1,7 @@
 """What the ingest door (`connector.core.door`) needs of each source's event: the same state
-row, phase and time as the source's translator gives the processor (`tests/test_door.py` holds
-them together for every recorded event). Kept out of the translators, which are mutation-tested
-with the core's own tests."""
+row, phase and time as the source's translator gives the processor
+(`tests/integration/test_door.py` holds them together for every recorded event). Kept out of
+the translators, which are mutation-tested with the core's own tests."""
 
 from __future__ import annotations
 

@@ -4,8 +4,9 @@ Why not the SDK's `TableClient.get_entity`: measured by `bench/hot_read.py` (cal
 call costs ~6.0M instructions, ~4.4M with its pipeline cut to the policies a point read needs
 and no proxy-environment scan per call; `requests`, `urllib3` and the generated (de)serializers
 are most of what remains. This client makes the same documented request and maps its errors to
-the SDK's exceptions, so that callers cannot tell them apart (`tests/test_point_read.py` checks
-both against Azurite). Everything that writes keeps using the SDK.
+the SDK's exceptions, so that callers cannot tell them apart
+(`tests/integration/test_point_read.py` checks both against Azurite). Everything that writes
+keeps using the SDK.
 
 The request (Learn, Table service REST API, "Query Entities": a single entity is addressed as
 `/<table>(PartitionKey='<pk>',RowKey='<rk>')`, single quotes in a key doubled, the path

@@ -1,11 +1,11 @@
 """An in-memory twin of the part of azure-data-tables (12.x) the connector uses, with the service's
 semantics, so that the core and the stores can be tested in milliseconds without Azurite.
 
-It is at least as strict as the real thing: `tests/test_memory_tables.py` runs the same assertions
-against Azurite and this twin. What it does not model it refuses (`NotImplementedError`) instead of
-guessing: OData beyond `eq ne gt ge lt le`, `and`, `or` and parentheses over properties (and the
-system property `Timestamp`) and string, integer, boolean and datetime literals; Edm.DateTime,
-binary and GUID values; transactions other than deletes.
+It is at least as strict as the real thing: `tests/integration/test_memory_tables.py` runs the same
+assertions against Azurite and this twin. What it does not model it refuses (`NotImplementedError`)
+instead of guessing: OData beyond `eq ne gt ge lt le`, `and`, `or` and parentheses over properties
+(and the system property `Timestamp`) and string, integer, boolean and datetime literals;
+Edm.DateTime, binary and GUID values; transactions other than deletes.
 
 Sources for the semantics: the SDK (`azure/data/tables/_table_client.py`, `_serialize.py`) and
 Learn, "Querying tables and entities", "Update Entity", "Merge Entity", "Insert Entity", "Delete

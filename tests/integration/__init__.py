@@ -1,0 +1,1 @@
+"""Integration tests: Azurite, the loopback Azure DevOps fake, real Functions objects."""
