@@ -1,5 +1,5 @@
 // Drives the on-call pages in headless Chromium (playwright-core, Debian's /usr/bin/chromium)
-// against the loopback server of tests/test_ui_browser.py, after its scripted rollout.
+// against the loopback server of tests/e2e/test_ui_browser.py, after its scripted rollout.
 // Usage: node tests/browser/ui.mjs <base-url> <commit> <artifacts-dir>
 // Asserts what a person sees; exits non-zero naming the first failed check. Screenshots go to
 // <artifacts-dir> (desktop 1440 px and a phone, 390 px).
