@@ -224,8 +224,14 @@ class Container:
     @built
     def processor(self) -> Processor:
         from connector.core.processing import Processor
+        from connector.telemetry import ProcessingInstruments
 
-        return Processor(self.settings.environments, self.store, listeners=self.listeners)
+        return Processor(
+            self.settings.environments,
+            self.store,
+            listeners=self.listeners,
+            instruments=ProcessingInstruments(),
+        )
 
     @built
     def gatekeeper(self) -> GateKeeper:
