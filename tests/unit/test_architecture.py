@@ -121,17 +121,24 @@ def cycles(edges: dict[str, set[str]]) -> list[list[str]]:
 
 def module_imports(source: str, known: Iterable[str]) -> Iterator[str]:
     """The `connector` modules `source` imports, at any depth: `from connector.app.doctor import
-    checks` imports the module `connector.app.doctor.checks`; `from connector.core.gates import
-    Gate` the module `connector.core.gates`."""
+    checks` imports the module `connector.app.doctor.checks`, `from connector.core.gates import
+    Gate` the module `connector.core.gates`. (Importing a submodule runs its package's
+    `__init__` too; that is not counted, or every package that imports its own parts would be a
+    cycle.)"""
     known = set(known)
-    for _, target in imports(source):
-        if target != "<relative import>":
-            yield _nearest(target, known)
     for node in ast.walk(ast.parse(source)):
-        if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+        if isinstance(node, ast.Import):
             for alias in node.names:
-                if (sub := f"{node.module}.{alias.name}") in known and node.module != "connector":
-                    yield sub
+                if alias.name.startswith("connector."):
+                    yield _nearest(alias.name, known)
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and _ours(node.module or ""):
+            for alias in node.names:
+                sub = f"{node.module}.{alias.name}"
+                yield sub if sub in known else _nearest(node.module or "", known)
+
+
+def _ours(module: str) -> bool:
+    return module == "connector" or module.startswith("connector.")
 
 
 def _nearest(target: str, known: set[str]) -> str:
@@ -375,9 +382,12 @@ def test_only_the_core_is_held_to_purity() -> None:
 
 def test_an_error_without_the_base_is_found() -> None:
     module = ModuleType("connector.somewhere")
-    module.OwnError = type("OwnError", (ConnectorError,), {"__module__": module.__name__})
-    module.BareError = type("BareError", (ValueError,), {"__module__": module.__name__})
-    module.ValueError = ValueError  # imported from elsewhere: not this module's
+    here = {"__module__": module.__name__}
+    vars(module).update(
+        OwnError=type("OwnError", (ConnectorError,), here),
+        BareError=type("BareError", (ValueError,), here),
+        ValueError=ValueError,  # imported from elsewhere: not this module's
+    )
     assert foreign_errors(module) == ["connector.somewhere.BareError"]
 
 

@@ -60,7 +60,7 @@ def answered(status: int, kind: type[HttpResponseError] = HttpResponseError) -> 
     ],
     ids=lambda exc: f"{type(exc).__name__}:{getattr(exc, 'status_code', '')}",
 )
-def test_worth_retrying(exc):
+def test_worth_retrying(exc: BaseException) -> None:
     assert errors.is_retryable(exc)
 
 
@@ -84,7 +84,7 @@ def test_worth_retrying(exc):
     ],
     ids=lambda exc: f"{type(exc).__name__}:{getattr(exc, 'status_code', '')}",
 )
-def test_not_worth_retrying(exc):
+def test_not_worth_retrying(exc: BaseException) -> None:
     assert not errors.is_retryable(exc)
 
 
@@ -96,11 +96,11 @@ def test_not_worth_retrying(exc):
         *[(502, True), (503, True), (504, True), (599, True)],
     ],
 )
-def test_retryable_statuses(status, retryable):
+def test_retryable_statuses(status: int, retryable: bool) -> None:
     assert errors.retryable_status(status) is retryable
 
 
-def test_the_marker_is_inherited_and_can_be_turned_off():
+def test_the_marker_is_inherited_and_can_be_turned_off() -> None:
     class FlakyError(ConnectorError):
         retryable = True
 

@@ -8,6 +8,8 @@ from datetime import timedelta
 
 import pytest
 from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from connector import telemetry
 from connector.core.processing import QUIET, Processor
@@ -40,7 +42,7 @@ def processor(told: Told) -> Processor:
     return Processor({}, store, (), clock=lambda: NOW, instruments=told)
 
 
-def test_each_observation_describes_its_span():
+def test_each_observation_describes_its_span() -> None:
     told = Told()
     processor(told).process(observation("m1", Phase.SUCCEEDED, 0))
     assert told.described == [
@@ -56,7 +58,7 @@ def test_each_observation_describes_its_span():
     assert told.drops == told.skews == []
 
 
-def test_what_changed_nothing_is_counted_by_its_verdict():
+def test_what_changed_nothing_is_counted_by_its_verdict() -> None:
     told = Told()
     p = processor(told)
     p.process(observation("m1", Phase.SUCCEEDED, 60))
@@ -65,24 +67,27 @@ def test_what_changed_nothing_is_counted_by_its_verdict():
     assert told.drops == ["unchanged", "stale"]
 
 
-def test_a_clock_ahead_is_counted_for_its_cluster():
+def test_a_clock_ahead_is_counted_for_its_cluster() -> None:
     told = Told()
     ahead = (NOW - T0) + CLOCK_SKEW_TOLERANCE + timedelta(seconds=1)
     processor(told).process(observation("m1", Phase.SUCCEEDED, int(ahead.total_seconds())))
     assert told.skews == ["c1"]
 
 
-def test_without_instruments_the_processor_tells_nobody():
+def test_without_instruments_the_processor_tells_nobody() -> None:
     store = TableStore(MemoryTableService(), prefix="t")
     processor = Processor({}, store, (), clock=lambda: NOW)
     assert processor._instruments is QUIET
     assert processor.process(observation("m1", Phase.SUCCEEDED, 0)).value == "changed"
 
 
-def test_the_opentelemetry_instruments_set_the_current_spans_attributes():
-    tracer = TracerProvider().get_tracer("test")
-    with tracer.start_as_current_span("queue.process") as span:
+def test_the_opentelemetry_instruments_set_the_current_spans_attributes() -> None:
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()  # not installed: the test's own, beside the process-wide one
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    with provider.get_tracer("test").start_as_current_span("queue.process"):
         telemetry.ProcessingInstruments().describe({"connector.cluster": "c1"})
+    [span] = exporter.get_finished_spans()
     assert dict(span.attributes or {}) == {"connector.cluster": "c1"}
 
 
@@ -96,7 +101,7 @@ class Counter:
 
 def test_the_opentelemetry_instruments_count_on_the_connectors_counters(
     monkeypatch: pytest.MonkeyPatch,
-):
+) -> None:
     dropped, skewed = Counter(), Counter()
     monkeypatch.setattr(telemetry, "events_dropped", dropped)
     monkeypatch.setattr(telemetry, "events_skewed", skewed)
