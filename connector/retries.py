@@ -12,6 +12,8 @@ from azure.core.pipeline import PipelineResponse
 from azure.core.pipeline.policies import RetryPolicy
 from azure.core.rest import HttpRequest, HttpResponse
 
+from connector.core.errors import ConnectorError
+
 _EVERY_METHOD: Final = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 # Seconds one invocation may still sleep between retries; None outside an invocation (CLI).
 _budget: ContextVar[float | None] = ContextVar("retry_wait_budget", default=None)
@@ -20,10 +22,12 @@ INVOCATION_WAIT_BUDGET: Final = 30.0
 _deadline: ContextVar[float | None] = ContextVar("operation_deadline", default=None)
 
 
-class RetryBudgetExhaustedError(Exception):
+class RetryBudgetExhaustedError(ConnectorError):
     """Waiting any longer would hold the invocation (and its session) too long: give the
     message back to the queue, which redelivers it later. Not an `AzureError`, so that the
     retry loop does not catch it and try once more."""
+
+    retryable = True
 
 
 class wait_budget:  # noqa: N801 - used like a function: `with wait_budget():`

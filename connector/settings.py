@@ -23,6 +23,8 @@ from pydantic import (
     model_validator,
 )
 
+from connector.core.environments import EnvironmentSpec
+from connector.core.errors import ConnectorError
 from connector.keyrings import ArgoInstance, argocd_instances, cluster_keys
 
 # Names of settings read by the Functions host itself (bindings, storage), not by our code.
@@ -33,16 +35,7 @@ HOST_SETTINGS = (
 )
 
 
-class EnvironmentSpec(BaseModel):
-    """What one environment is made of: the clusters (and objects) that must be healthy."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    clusters: tuple[str, ...] = ()
-    objects: tuple[str, ...] = ()
-
-
-class SettingsError(ValueError):
+class SettingsError(ConnectorError, ValueError):
     """A setting is missing or malformed; the message names it and never echoes its value."""
 
 

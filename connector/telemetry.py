@@ -65,6 +65,21 @@ status_latency = meter.create_histogram(
     description="From the Flux event's timestamp to its commit status being posted",
 )
 
+
+class ProcessingInstruments:
+    """The processor's instruments (`connector.core.processing.Instruments`) on OpenTelemetry:
+    attributes on the current span, the dropped and skewed event counters."""
+
+    def describe(self, attributes: Mapping[str, str]) -> None:
+        trace.get_current_span().set_attributes(attributes)
+
+    def dropped(self, why: str) -> None:
+        events_dropped.add(1, {"why": why})
+
+    def skewed(self, cluster: str) -> None:
+        events_skewed.add(1, {"cluster": cluster})
+
+
 _configured = threading.Lock()
 _done = False
 

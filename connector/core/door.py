@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
+from connector.core.errors import ConnectorError
 from connector.core.tracking import TERMINAL, Observation, Phase
 
 # The queue's default message time-to-live (infra/main.bicep `messageTimeToLive`, P1D): a message
@@ -87,8 +88,10 @@ class StateRows(Protocol):
         ...
 
 
-class DoorUnavailableError(Exception):
+class DoorUnavailableError(ConnectorError):
     """The state rows could not be read or marked: the event must not be sent unmarked."""
+
+    retryable = True
 
 
 class Door:

@@ -14,9 +14,6 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Protocol
 
-from opentelemetry import trace
-
-from connector import telemetry
 from connector.core.rollup import EnvironmentSpecs
 from connector.core.state import CachedReads, DeploymentStore, Recorded
 from connector.core.tally import EnvironmentTally
@@ -74,6 +71,38 @@ class ChangeListener(Protocol):
     def on_change(self, change: Change) -> None: ...
 
 
+class Instruments(Protocol):
+    """Where the processor's trace attributes and counts go. Injected so that the core imports
+    no telemetry SDK: the composition root passes `connector.telemetry.ProcessingInstruments`
+    (OpenTelemetry); `QUIET`, the default, drops them."""
+
+    def describe(self, attributes: Mapping[str, str]) -> None:
+        """Set `attributes` on the current span (the queue message's)."""
+        ...
+
+    def dropped(self, why: str) -> None:
+        """Count an observation that changed nothing (`why`: the verdict)."""
+        ...
+
+    def skewed(self, cluster: str) -> None:
+        """Count an event whose time is ahead of its receipt."""
+        ...
+
+
+class _Quiet:
+    def describe(self, attributes: Mapping[str, str]) -> None:
+        pass
+
+    def dropped(self, why: str) -> None:
+        pass
+
+    def skewed(self, cluster: str) -> None:
+        pass
+
+
+QUIET: Instruments = _Quiet()
+
+
 class Processor:
     def __init__(
         self,
@@ -81,24 +110,27 @@ class Processor:
         store: DeploymentStore,
         listeners: Sequence[ChangeListener] = (),
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        instruments: Instruments = QUIET,
     ) -> None:
         self._environments = environments
         self._store = store
         self._listeners = tuple(listeners)
         self._clock = clock
+        self._instruments = instruments
 
     def process(self, observation: Observation) -> Verdict:
         """Record one observation and tell the outputs. The steady state (a re-send or a
         redelivery of a state every output has handled) costs the one read that recognises it."""
         obs = bounded_by_receipt(replace(observation, noticed_at=self._clock()))
         if obs.claimed_time is not None:
+            self._instruments.skewed(obs.cluster)
             _note_skew(obs)
-        trace.get_current_span().set_attributes(_attributes(obs))
+        self._instruments.describe(_attributes(obs))
         recorded = self._store.record(obs)
         verdict = recorded.verdict
         done = verdict in (Verdict.STALE, Verdict.IGNORED) or recorded.settled
         if verdict != Verdict.CHANGED:
-            telemetry.events_dropped.add(1, {"why": verdict.value})
+            self._instruments.dropped(verdict.value)
         logger.info(
             "process.recorded",
             extra={
@@ -153,7 +185,6 @@ def _note_skew(obs: Observation) -> None:
     """A cluster's clock ahead of ours: said once per event, so that `doctor`-minded people can
     find the cluster; the state keeps the claimed time too (`claimed_time`)."""
     ahead = (obs.claimed_time - obs.time).total_seconds() if obs.claimed_time else 0.0
-    telemetry.events_skewed.add(1, {"cluster": obs.cluster})
     logger.warning(
         "process.clock_skew",
         extra={

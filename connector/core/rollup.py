@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from datetime import timedelta
 
+from connector.core.environments import EnvironmentSpec
 from connector.core.state import ClusterView, DeploymentReads, ObjectPointer
 from connector.core.tracking import (
     ClusterResult,
@@ -21,7 +22,6 @@ from connector.core.tracking import (
     cluster_result,
     environment_result,
 )
-from connector.settings import EnvironmentSpec
 
 # How long an object that stopped reporting still counts as part of its cluster.
 INVENTORY_TTL = timedelta(hours=24)

@@ -28,6 +28,7 @@ from azure.core.exceptions import AzureError, ClientAuthenticationError
 from azure.core.pipeline.transport import HttpTransport
 from azure.core.rest import HttpRequest, HttpResponse
 
+from connector import errors
 from connector.core.gates import PlanRef
 from connector.devops.organization import is_organization_url, same_organization
 from connector.devops.policies import JobToken, auth_policy, policies
@@ -298,7 +299,7 @@ class AzureDevOpsClient:
                 raise PermanentAzureDevOpsError(status, "expected a JSON body") from None
         error = _error_message(response, self._secrets)
         _LOG.warning("azure_devops.request_failed %s answered %d: %s", where, status, error)
-        if status in {408, 429} or status >= 500:
+        if errors.retryable_status(status):
             wait = retry_after(response)
             raise TransientAzureDevOpsError(f"{where} answered {status}: {error}", status, wait)
         if status == 203:

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol, TypeVar
 
+from connector.core.errors import ConnectorError
 from connector.core.links import (
     HYDRATOR_METADATA,
     Link,
@@ -63,7 +64,7 @@ class Repositories:
         return repository.lower() == self.change.lower()
 
 
-class _NotCacheableError(Exception):
+class _NotCacheableError(ConnectorError):
     """A refusal that configuration may fix (401/403): say so now, ask again next time."""
 
 

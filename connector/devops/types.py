@@ -12,12 +12,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
+from connector.core.errors import ConnectorError
 from connector.core.gates import PlanRef
 
 # --- Errors ---------------------------------------------------------------------------------
 
 
-class AzureDevOpsError(Exception):
+class AzureDevOpsError(ConnectorError):
     """Base of every error this module raises about Azure DevOps."""
 
 
@@ -32,6 +33,8 @@ class PermanentAzureDevOpsError(AzureDevOpsError):
 
 class TransientAzureDevOpsError(AzureDevOpsError):
     """Throttled, server error after retries, timeout or connection failure: try again later."""
+
+    retryable = True
 
     def __init__(
         self, message: str, status_code: int | None = None, retry_after: float | None = None

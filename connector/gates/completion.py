@@ -15,6 +15,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 from connector import retries, telemetry
+from connector.core.errors import ConnectorError
 from connector.core.gates import Decision, Gate, GateState
 from connector.devops.types import (
     ForeignOrganizationError,
@@ -40,8 +41,10 @@ THROTTLED_WAIT_SECONDS = 5.0
 MAX_THROTTLED_ATTEMPTS = 3
 
 
-class _ThrottledError(Exception):
+class _ThrottledError(ConnectorError):
     """TaskCompleted was throttled (429) longer than this invocation may wait."""
+
+    retryable = True
 
     def __init__(self, wait: float) -> None:
         super().__init__(f"throttled for {wait:.0f}s")

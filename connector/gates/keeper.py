@@ -16,9 +16,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Protocol
 
-from azure.core.exceptions import AzureError
-
-from connector import retries, telemetry
+from connector import errors, retries, telemetry
 from connector.core.gates import OPEN, Decision, Gate, GateState, decide
 from connector.core.processing import Change
 from connector.core.rollup import Rollup
@@ -30,7 +28,6 @@ from connector.devops.types import (
     PipelineCallbacks,
     RepositoryReader,
     StatusWriter,
-    TransientAzureDevOpsError,
 )
 from connector.gates.completion import Completion, UnconfirmedCompletionError
 from connector.gates.config import GatePolicy
@@ -39,7 +36,6 @@ from connector.gates.legacy import LegacyCallbacks
 from connector.gates.rechecks import GateChecks
 from connector.gates.store import GateStore
 from connector.gates.task_log import PullRequestPublisher, TaskStory
-from connector.storage.rows import ConcurrencyError
 
 logger = logging.getLogger(__name__)
 
@@ -321,9 +317,7 @@ class GateKeeper:
             work(gate)
         except Exception as exc:
             # An unconfirmed completion waits for the sweep: redelivering the event cannot help.
-            retry = isinstance(
-                exc, (TransientAzureDevOpsError, AzureError, ConcurrencyError)
-            ) and not isinstance(exc, UnconfirmedCompletionError)
+            retry = errors.is_retryable(exc) and not isinstance(exc, UnconfirmedCompletionError)
             logger.warning(
                 "gate.failed",
                 extra={"gate": gate.id, "env": gate.environment, "error": type(exc).__name__},

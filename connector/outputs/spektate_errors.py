@@ -11,21 +11,23 @@ from typing import Final
 from azure.core.exceptions import AzureError, HttpResponseError
 
 from connector import telemetry
+from connector.core.errors import ConnectorError
+from connector.errors import RETRYABLE_4XX  # retrying cures these 4xx; no other
 
 logger = logging.getLogger(__name__)
 
-# Retrying cures these 4xx; every other 4xx is the same on every delivery.
-TRANSIENT_4XX: Final = frozenset({408, 429})
 CONTRIBUTOR_ROLE: Final = "Storage Table Data Contributor (0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3)"
 
 
-class SpektateError(Exception):
+class SpektateError(ConnectorError):
     """Spektate's storage could not be written for a reason that may pass (outage, throttling
     past the SDK's retries, a timeout). Raised so that Service Bus redelivers the message;
     statuses and gates are unaffected (see `Processor`)."""
 
+    retryable = True
 
-class GaveUpError(Exception):
+
+class GaveUpError(ConnectorError):
     """A permanent error, already reported: skip what depends on the failed step."""
 
     def __init__(self, error: HttpResponseError) -> None:
@@ -69,7 +71,7 @@ def is_permanent(exc: AzureError) -> bool:
     """A 4xx answer other than timeout and throttling: redelivering would meet it again."""
     if not isinstance(exc, HttpResponseError) or exc.status_code is None:
         return False  # no answer at all: connection, timeout, credential endpoint
-    return 400 <= exc.status_code < 500 and exc.status_code not in TRANSIENT_4XX
+    return 400 <= exc.status_code < 500 and exc.status_code not in RETRYABLE_4XX
 
 
 def remedy(step: Step, exc: HttpResponseError) -> str:

@@ -43,6 +43,7 @@ from azure.core.pipeline.transport import HttpTransport
 from azure.core.rest import HttpRequest, HttpResponse
 
 from connector import USER_AGENT
+from connector.core.errors import ConnectorError
 from connector.core.processing import Change
 from connector.core.tracking import EnvironmentResult, ObjectState, Observation, Verdict
 from connector.outputs import deadline
@@ -58,12 +59,14 @@ SCHEMA: Final = "flux-azdo-connector/state-change/v1"
 DELIVERY_TIMEOUT_SECONDS: Final = 15.0
 
 
-class SubscriberDeliveryError(Exception):
+class SubscriberDeliveryError(ConnectorError):
     """At least one subscriber did not get a change; raised after trying all of them so that the
     message is redelivered (subscribers that got it are not posted to again)."""
 
+    retryable = True
 
-class WebhookError(Exception):
+
+class WebhookError(ConnectorError):
     """One POST failed after its retries. The message says how, and never quotes the URL."""
 
 

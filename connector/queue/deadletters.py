@@ -26,6 +26,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
+from connector.core.errors import ConnectorError
 from connector.queue.envelope import SERVICE_BUS_ID_LIMIT, bounded
 from connector.settings import Settings, SettingsError
 
@@ -100,7 +101,7 @@ def preview(body: bytes, limit: int = PREVIEW_CHARS) -> str:
 # --- Service Bus ---------------------------------------------------------------------------------
 
 
-class _StopReplayError(Exception):
+class _StopReplayError(ConnectorError):
     """The queue did not take a copy (or the dead letter could not be settled): stop here."""
 
 

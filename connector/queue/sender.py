@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
+from connector.core.errors import ConnectorError
+
 if TYPE_CHECKING:
     from azure.core.credentials import TokenCredential
     from azure.servicebus import ServiceBusClient, ServiceBusMessage, ServiceBusSender
@@ -28,8 +30,10 @@ class OutgoingMessage:
     scheduled_at: datetime | None = None  # deliver no earlier than this (UTC)
 
 
-class QueueUnavailableError(Exception):
+class QueueUnavailableError(ConnectorError):
     """The message was not acknowledged by the queue; the caller must not report success."""
+
+    retryable = True
 
 
 class MessageSender(Protocol):

@@ -10,6 +10,7 @@ from dataclasses import replace
 
 from pydantic import ValidationError
 
+from connector.core.errors import ConnectorError
 from connector.core.tracking import Observation
 from connector.queue import envelope
 from connector.queue.envelope import Envelope, GateCheck
@@ -19,7 +20,7 @@ logger = logging.getLogger(__name__)
 Translator = Callable[[Envelope, str], Observation]
 
 
-class UnreadableMessageError(Exception):
+class UnreadableMessageError(ConnectorError):
     """The message can never be processed. Raising it lets Service Bus redeliver it up to
     `maxDeliveryCount` times (cheap: parsing fails at once) and then dead-letter it, where
     `python -m connector dlq peek` shows it; the log line carries the reason."""

@@ -14,6 +14,7 @@ from pydantic import BaseModel, ValidationError
 
 from connector import telemetry
 from connector.core.door import Arrival, Door, DoorUnavailableError
+from connector.core.errors import ConnectorError
 from connector.core.names import ORIGIN_NAME
 from connector.core.tracking import ObjectRef
 from connector.queue.sender import MessageSender, OutgoingMessage, QueueUnavailableError
@@ -54,7 +55,7 @@ class NamedObject(Protocol):
     def name(self) -> str: ...
 
 
-class RejectedError(Exception):
+class RejectedError(ConnectorError):
     def __init__(
         self, status: int, error: str, headers: dict[str, str] | None = None, **details: Any
     ) -> None:

@@ -15,6 +15,8 @@ from urllib.parse import quote, unquote
 from azure.core import MatchConditions
 from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
 
+from connector.core.errors import ConnectorError
+
 if TYPE_CHECKING:
     from azure.data.tables import TableClient, TableServiceClient
 
@@ -23,8 +25,10 @@ MAX_ATTEMPTS = 20
 T = TypeVar("T")
 
 
-class ConcurrencyError(Exception):
+class ConcurrencyError(ConnectorError):
     """Too many concurrent writers on one row; transient, the message will be redelivered."""
+
+    retryable = True
 
 
 def key(*parts: str) -> str:

@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
+from connector.core.environments import EnvironmentSpec
 from connector.core.rollup import INVENTORY_TTL, Rollup
 from connector.core.tracking import ObjectRef, Observation, Phase
-from connector.settings import EnvironmentSpec
 from connector.storage.tables import TableStore
 from tests.fakes.memory_tables import MemoryTableService
 

@@ -10,10 +10,10 @@ from typing import Any
 
 import pytest
 
+from connector.core.environments import EnvironmentSpec
 from connector.core.rollup import Rollup, cluster_of
 from connector.core.tally import EnvironmentTally
 from connector.core.tracking import ClusterResult, ObjectRef, ObjectState, Phase
-from connector.settings import EnvironmentSpec
 from connector.storage import tally_rows
 from connector.storage.rows import gathered_text, key
 from connector.storage.tables import TableStore

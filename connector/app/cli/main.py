@@ -132,31 +132,9 @@ def _fail(code: int, message: str, hint: str = "") -> int:
 def load_settings(path: str | None, environ: Mapping[str, str] | None = None) -> Settings:
     values = dict(os.environ if environ is None else environ)
     if path:
-        values.update(read_values(path))
+        values.update(local_serve.read_values(path))
         values.update(local_serve.host_settings(path))  # a running `serve` of these settings
     return Settings.from_env(values)
-
-
-def read_values(path: str) -> dict[str, str]:
-    """The `Values` of a `local.settings.json`, as strings (as the Functions host passes them)."""
-    try:
-        with open(path, encoding="utf-8") as f:
-            data = json.load(f)
-    except OSError as exc:
-        raise SettingsError(f"--settings {path}: cannot read: {exc.strerror}") from None
-    except ValueError:
-        raise SettingsError(f"--settings {path}: not valid JSON") from None
-    if not isinstance(data, dict) or not isinstance(data.get("Values"), dict):
-        raise SettingsError(f"--settings {path}: no Values object")
-    if data.get("IsEncrypted"):
-        raise SettingsError(f"--settings {path}: encrypted; run `func settings decrypt` first")
-    return {k: _setting_text(v) for k, v in data["Values"].items() if v is not None}
-
-
-def _setting_text(value: object) -> str:
-    if isinstance(value, str):
-        return value
-    return json.dumps(value)  # true/false, numbers, and JSON settings written as objects
 
 
 # --- arguments -----------------------------------------------------------------------------------

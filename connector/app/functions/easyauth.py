@@ -18,6 +18,8 @@ import binascii
 import json
 from collections.abc import Iterable, Mapping
 
+from connector.core.errors import ConnectorError
+
 PRINCIPAL_HEADER = "X-MS-CLIENT-PRINCIPAL"
 CALLER_CLAIMS = ("appid", "azp")
 # Injected by App Service into the app when its authentication is on (Learn: "Environment
@@ -26,7 +28,7 @@ CALLER_CLAIMS = ("appid", "azp")
 PLATFORM_FLAG = "WEBSITE_AUTH_ENABLED"
 
 
-class PrincipalError(Exception):
+class PrincipalError(ConnectorError):
     """The request does not come from an allowed identity; the message says why (no secret)."""
 
 

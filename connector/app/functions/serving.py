@@ -95,24 +95,18 @@ def _pipeline_refusal(req: func.HttpRequest, *, people: bool) -> func.HttpRespon
 def _unavailable(exc: Exception) -> str | None:
     """The dependency a handler's exception says is unreachable or overloaded, else None.
 
-    Only failures a later retry can fix: a connection failure, a timeout, throttling or a server
-    error, a credential that cannot get a token, too many concurrent writers. A storage 4xx is
-    our own bug and stays a 500, not an invitation to retry forever."""
-    from azure.core.exceptions import AzureError, ClientAuthenticationError, HttpResponseError
-
-    from connector.devops.client import TransientAzureDevOpsError
+    Only failures a later retry can fix (`connector.errors.is_retryable`): a connection failure,
+    a timeout, throttling or a server error, a credential that cannot get a token, too many
+    concurrent writers. A storage 4xx is our own bug and stays a 500, not an invitation to retry
+    forever."""
+    from connector import errors
+    from connector.devops.types import AzureDevOpsError
     from connector.queue.sender import QueueUnavailableError
-    from connector.storage.rows import ConcurrencyError
 
+    if not errors.is_retryable(exc):
+        return None
     if isinstance(exc, QueueUnavailableError):
         return "queue"
-    if isinstance(exc, TransientAzureDevOpsError):
+    if isinstance(exc, AzureDevOpsError):
         return "Azure DevOps"
-    if isinstance(exc, ConcurrencyError | ClientAuthenticationError):
-        return "state store"
-    if isinstance(exc, HttpResponseError) and exc.status_code is not None:
-        retryable = exc.status_code >= 500 or exc.status_code in (408, 429)
-        return "state store" if retryable else None
-    if isinstance(exc, AzureError):  # ServiceRequestError, ServiceResponseError: no answer
-        return "state store"
-    return None
+    return "state store"  # the Table SDK's errors, too many concurrent writers

@@ -17,6 +17,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from connector.core.errors import ConnectorError
+
 ACCOUNT = "devstoreaccount1"
 # Azurite's published well-known development key (README of Azure/Azurite; not a secret).
 KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
@@ -24,7 +26,7 @@ START_TIMEOUT = 30.0
 _PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
-class AzuriteError(Exception):
+class AzuriteError(ConnectorError):
     """Azurite could not be started; the message says why and what to do."""
 
 

@@ -12,13 +12,13 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 
 from connector.app.root.doors import door_of
+from connector.core.processing import ChangeListener, Processor
 from connector.settings import Settings, SettingsError
 
 if TYPE_CHECKING:
     from azure.core.credentials import TokenCredential
 
     from connector.app.views.deployments import DeploymentsView
-    from connector.core.processing import ChangeListener, Processor
     from connector.devops.client import AzureDevOpsClient
     from connector.devops.dryrun import DryRunAzureDevOps
     from connector.devops.links import CommitLinks
@@ -223,9 +223,9 @@ class Container:
 
     @built
     def processor(self) -> Processor:
-        from connector.core.processing import Processor
+        from connector.telemetry import ProcessingInstruments as Otel
 
-        return Processor(self.settings.environments, self.store, listeners=self.listeners)
+        return Processor(self.settings.environments, self.store, self.listeners, instruments=Otel())
 
     @built
     def gatekeeper(self) -> GateKeeper:

@@ -4,14 +4,33 @@ the queue function says what is missing). A container given `door=` (tests) keep
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from contextlib import AbstractContextManager
+from typing import TYPE_CHECKING, Any, Protocol
 
 from connector.settings import SettingsError
 
 if TYPE_CHECKING:
-    from connector.app.root.bootstrap import Container
+    from azure.core.credentials import TokenCredential
+
     from connector.core.door import Door
+    from connector.settings import Settings
     from connector.storage.door_rows import Reader
+    from connector.storage.tables import TableStore
+
+
+class Container(Protocol):
+    """What the door needs of the composition root (`bootstrap.Container`, which imports this
+    module: named here, not imported back). The door is cached in the root's instance dict
+    under the root's lock, as the root's own parts are."""
+
+    @property
+    def _build_lock(self) -> AbstractContextManager[Any]: ...
+    @property
+    def settings(self) -> Settings: ...
+    @property
+    def credential(self) -> TokenCredential: ...
+    @property
+    def store(self) -> TableStore: ...
 
 
 def door_of(container: Container) -> Door | None:

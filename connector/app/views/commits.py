@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 
+from connector.core.errors import ConnectorError
 from connector.gates.store import GateStore
 from connector.storage.tables import TableStore
 
@@ -16,7 +17,7 @@ MAX_LISTED = 10
 _HEX = re.compile(r"[0-9a-f]+")
 
 
-class CommitLookupError(LookupError):
+class CommitLookupError(ConnectorError, LookupError):
     """No stored commit starts with the prefix."""
 
 

@@ -18,6 +18,7 @@ from typing import Any
 
 from azure.core.exceptions import AzureError
 
+from connector.core.errors import ConnectorError
 from connector.core.gates import Gate
 from connector.core.links import Link
 from connector.core.rollup import EnvironmentSpecs, Rollup
@@ -49,11 +50,11 @@ _PENDING_OBJECT = {
 }
 
 
-class InvalidCommitError(ValueError):
+class InvalidCommitError(ConnectorError, ValueError):
     """The commit is not a full SHA-1 (40 hexadecimal characters)."""
 
 
-class UnknownCommitError(LookupError):
+class UnknownCommitError(ConnectorError, LookupError):
     """Nothing is recorded for the commit: no object state, commit status or gate."""
 
 

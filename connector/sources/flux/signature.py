@@ -11,6 +11,8 @@ import hmac
 from collections.abc import Iterable, Sequence
 from typing import NamedTuple
 
+from connector.core.errors import ConnectorError
+
 ALGORITHMS = {
     "sha1": hashlib.sha1,
     "sha224": hashlib.sha224,
@@ -28,7 +30,7 @@ class Verified(NamedTuple):
     digest: bytes
 
 
-class SignatureError(Exception):
+class SignatureError(ConnectorError):
     """The request is not signed by a holder of a configured key. The message says why."""
 
 
