@@ -8,7 +8,7 @@
     send-sample [--url U] [--phase P] [--gate]  a signed sample rollout to a running app
     serve                  run function_app.py locally, no Core Tools (connector.app.local.serve)
     cleanup [--dry-run]    delete state older than STATE_RETENTION_DAYS (connector.app.cli.cleanup)
-    clusters --env E [--forget C]   an environment's clusters, last reports (app/views/clusters)
+    clusters --env E [--forget C]   an environment's clusters, their last reports
 
 Settings come from the environment, as in the app; `--settings local.settings.json` loads its
 `Values` on top (the file wins). Tables by default, `--json` for machines.
@@ -35,12 +35,13 @@ from typing import Any
 from azure.core.exceptions import AzureError, ClientAuthenticationError
 
 from connector import console_logs
-from connector.app.cli import cleanup, sample
+from connector.app.cli import cleanup, clusters, sample
 from connector.app.cli import wait as cli_wait
 from connector.app.cli.cleanup import positive
 from connector.app.local import serve as local_serve
+from connector.app.local.values import read_values
 from connector.app.root.bootstrap import Container
-from connector.app.views import clusters, commits, deployments
+from connector.app.views import commits, deployments
 from connector.core.gates import OPEN
 from connector.gates.store import GateStore
 from connector.settings import Settings, SettingsError
@@ -135,28 +136,6 @@ def load_settings(path: str | None, environ: Mapping[str, str] | None = None) ->
         values.update(read_values(path))
         values.update(local_serve.host_settings(path))  # a running `serve` of these settings
     return Settings.from_env(values)
-
-
-def read_values(path: str) -> dict[str, str]:
-    """The `Values` of a `local.settings.json`, as strings (as the Functions host passes them)."""
-    try:
-        with open(path, encoding="utf-8") as f:
-            data = json.load(f)
-    except OSError as exc:
-        raise SettingsError(f"--settings {path}: cannot read: {exc.strerror}") from None
-    except ValueError:
-        raise SettingsError(f"--settings {path}: not valid JSON") from None
-    if not isinstance(data, dict) or not isinstance(data.get("Values"), dict):
-        raise SettingsError(f"--settings {path}: no Values object")
-    if data.get("IsEncrypted"):
-        raise SettingsError(f"--settings {path}: encrypted; run `func settings decrypt` first")
-    return {k: _setting_text(v) for k, v in data["Values"].items() if v is not None}
-
-
-def _setting_text(value: object) -> str:
-    if isinstance(value, str):
-        return value
-    return json.dumps(value)  # true/false, numbers, and JSON settings written as objects
 
 
 # --- arguments -----------------------------------------------------------------------------------

@@ -14,8 +14,9 @@ from azure.core.exceptions import (
     ServiceRequestError,
 )
 
+from connector.app.doctor.check import Check, CheckGroup, skip
+from connector.app.doctor.clusters import stopped_reporting
 from connector.app.doctor.devops import devops_checks
-from connector.app.doctor.report import Check, CheckGroup, skip
 from connector.devops.organization import is_organization_url
 from connector.queue.admin import emulator_management_port
 from connector.settings import Settings, SettingsError
@@ -123,8 +124,6 @@ def _inconsistencies(s: Settings) -> list[str]:
 
 
 def storage_checks(container: Container) -> list[Check]:
-    from connector.app.views.clusters import stopped_reporting
-
     return [_reachable(container), _writable(container), stopped_reporting(container)]
 
 

@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING, Final
 
 from azure.core.exceptions import ClientAuthenticationError
 
+from connector.app.doctor.check import Check, skip
 from connector.app.doctor.links import hld_link
-from connector.app.doctor.report import Check, skip
 from connector.core.gates import PlanRef
 from connector.devops.client import (
     AzureDevOpsClient,

@@ -90,7 +90,7 @@ def host_settings(settings_path: str | None) -> dict[str, str]:
 
 def file_values(path: str | None) -> tuple[dict[str, str], int | None]:
     """The settings file's Values and its Host.LocalHttpPort."""
-    from connector.app.cli.main import read_values
+    from connector.app.local.values import read_values
 
     if not path:
         return {}, None

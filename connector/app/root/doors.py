@@ -4,14 +4,31 @@ the queue function says what is missing). A container given `door=` (tests) keep
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+import threading
+from typing import TYPE_CHECKING, Any, Protocol
 
-from connector.settings import SettingsError
+from connector.settings import Settings, SettingsError
 
 if TYPE_CHECKING:
-    from connector.app.root.bootstrap import Container
+    from azure.core.credentials import TokenCredential
+
     from connector.core.door import Door
     from connector.storage.door_rows import Reader
+    from connector.storage.tables import TableStore
+
+
+class Container(Protocol):
+    """What the door needs of the composition root's `Container` (which imports this module,
+    so it is named here by its parts rather than imported)."""
+
+    _build_lock: threading.RLock
+
+    @property
+    def settings(self) -> Settings: ...
+    @property
+    def credential(self) -> TokenCredential: ...
+    @property
+    def store(self) -> TableStore: ...
 
 
 def door_of(container: Container) -> Door | None:
