@@ -41,7 +41,7 @@ from connector.app.cli.cleanup import positive
 from connector.app.local import serve as local_serve
 from connector.app.local.values import read_values
 from connector.app.root.bootstrap import Container
-from connector.app.views import commits, deployments
+from connector.app.views import commits, deployments_model
 from connector.core.gates import OPEN
 from connector.gates.store import GateStore
 from connector.settings import Settings, SettingsError
@@ -205,10 +205,10 @@ def status_command(container: Container, args: argparse.Namespace) -> int:
     except commits.CommitLookupError as exc:
         return _fail(NOT_FOUND, str(exc))
     try:
-        view = deployments.deployment_view(store, container.settings.environments, commit)
-    except deployments.UnknownCommitError:
+        view = deployments_model.deployment_view(store, container.settings.environments, commit)
+    except deployments_model.UnknownCommitError:
         return _fail(NOT_FOUND, f"unknown commit {commit}: no state, status or gate recorded")
-    print(deployments.render_json(view) if args.json else format_status(view))
+    print(deployments_model.render_json(view) if args.json else format_status(view))
     return OK
 
 
@@ -252,8 +252,8 @@ def gates_command(container: Container, args: argparse.Namespace) -> int:
     found = store.open_gates(args.env) if args.open else store.all_gates()
     chosen = [g for g in found if args.env is None or g.environment == args.env]
     chosen.sort(key=lambda g: (g.created_at, g.id), reverse=True)
-    waiting = [deployments.gate_summary(g) for g in chosen if g.state in OPEN]
-    completed = [deployments.gate_summary(g) for g in chosen if g.state not in OPEN]
+    waiting = [deployments_model.gate_summary(g) for g in chosen if g.state in OPEN]
+    completed = [deployments_model.gate_summary(g) for g in chosen if g.state not in OPEN]
     if args.json:
         print(json.dumps({"waiting": waiting, "completed": completed}, indent=2))
         return OK

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+from connector.app.views import commits
 from connector.settings import Settings, SettingsError
 from connector.sources.flux.signature import sign
 
@@ -239,9 +240,10 @@ def add_parser(commands: Any, common: argparse.ArgumentParser) -> None:
 
 
 def _commit(text: str) -> str:
-    if len(text) != 40 or any(c not in "0123456789abcdefABCDEF" for c in text):
-        raise argparse.ArgumentTypeError("a full commit id: 40 hexadecimal characters")
-    return text.lower()
+    try:
+        return commits.parse(text, shortest=commits.FULL)
+    except commits.InvalidCommitError as exc:
+        raise argparse.ArgumentTypeError(f"a full commit id: {exc}") from None
 
 
 def command(container: Container, args: argparse.Namespace) -> int:
