@@ -36,7 +36,7 @@ TIMEOUT_SECONDS = 30  # the Flux Provider's `timeout` in deploy/flux
 FAILED = 3
 TRIAL_NOTE = (
     "trial mode (AZDO_DRY_RUN=true): these statuses and the gate's TaskCompleted are what would "
-    "be posted; the app's log shows each as `azure_devops.dry_run POST ...`"
+    "be posted; the app's log shows each as `azure_devops.trial POST ...`"
 )
 
 CONTROLLER = "kustomize-controller"
@@ -276,7 +276,7 @@ def command(container: Container, args: argparse.Namespace) -> int:
     )
     if not accepted:
         return _refused(answers[-1].status, url)
-    return _follow(follow, base, function_key, sample, gated=args.gate, trial=settings.azdo_dry_run)
+    return _follow(follow, base, function_key, sample, gated=args.gate, trial=settings.trial_mode)
 
 
 def _follow(

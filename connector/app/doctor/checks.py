@@ -77,7 +77,7 @@ def _consistent(s: Settings) -> Check:
             "settings.consistent", False, "; ".join(problems), "correct the named settings"
         )
     notes = []
-    if s.azdo_dry_run:
+    if s.trial_mode:
         notes.append("trial mode (AZDO_DRY_RUN): Azure DevOps writes are logged, not sent")
     if s.flux_allow_unsigned and not (s.cluster_keys or s.hmac_keys):
         notes.append("FLUX_ALLOW_UNSIGNED=true: unsigned webhooks are accepted (local trials only)")

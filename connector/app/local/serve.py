@@ -227,7 +227,7 @@ def _banner(functions: Any, url: str, keys: Keys, pending: int, hold: bool) -> N
     lines += [
         f"function key: {keys.function}   (x-functions-key or ?code=)",
         f"master key:   {keys.master}   (/api/doctor)",
-        "trial mode: Azure DevOps writes are logged (azure_devops.dry_run), not sent"
+        "trial mode: Azure DevOps writes are logged (azure_devops.trial), not sent"
         if trial
         else "LIVE mode (AZDO_DRY_RUN=false): writes go to Azure DevOps",
         f"queue: {pending} message(s) waiting" + (" (held: --hold-queue)" if hold else ""),
