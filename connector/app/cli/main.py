@@ -3,11 +3,11 @@
     status <commit>        per environment, cluster and object (a unique prefix will do)
     gates [--env E] [--open]   waiting and completed gates
     dlq peek [--max N]     dead-lettered messages, without moving them
-    dlq replay [--max N] [--dry-run]   dead letters back to the queue
+    dlq replay [--max N] [--preview]   dead letters back to the queue
     doctor                 check settings, storage, Service Bus, Azure DevOps and Spektate
     send-sample [--url U] [--phase P] [--gate]  a signed sample rollout to a running app
     serve                  run function_app.py locally, no Core Tools (connector.app.local.serve)
-    cleanup [--dry-run]    delete state older than STATE_RETENTION_DAYS (connector.app.cli.cleanup)
+    cleanup [--preview]    delete state older than STATE_RETENTION_DAYS (connector.app.cli.cleanup)
     clusters --env E [--forget C]   an environment's clusters, their last reports
 
 Settings come from the environment, as in the app; `--settings local.settings.json` loads its
@@ -37,7 +37,7 @@ from azure.core.exceptions import AzureError, ClientAuthenticationError
 from connector import console_logs
 from connector.app.cli import cleanup, clusters, sample
 from connector.app.cli import wait as cli_wait
-from connector.app.cli.cleanup import positive
+from connector.app.cli.arguments import add_preview, positive
 from connector.app.local import serve as local_serve
 from connector.app.local.values import read_values
 from connector.app.root.bootstrap import Container
@@ -185,7 +185,7 @@ def _dlq_parser(commands: Any, common: argparse.ArgumentParser) -> None:
     peek.set_defaults(run=peek_command)
     replay = actions.add_parser("replay", parents=[common], help="send dead letters back")
     replay.add_argument("--max", type=positive, default=100, help="at most N messages (100)")
-    replay.add_argument("--dry-run", action="store_true", help="count only, move nothing")
+    add_preview(replay, "count only, move nothing")
     replay.set_defaults(run=replay_command)
 
 
@@ -311,12 +311,12 @@ def peek_command(container: Container, args: argparse.Namespace) -> int:
 
 
 def replay_command(container: Container, args: argparse.Namespace) -> int:
-    result = container.dead_letters.replay(args.max, dry_run=args.dry_run)
+    result = container.dead_letters.replay(args.max, preview=args.preview)
     queue = container.settings.servicebus_queue
-    if args.json:
-        print(json.dumps({"queue": queue, **asdict(result)}))
-    elif result.dry_run:
-        print(f"dry run: {result.count} dead-lettered message(s) would go back to {queue}")
+    if args.json:  # `dry_run`: the former name of `preview`, kept for scripts that read it
+        print(json.dumps({"queue": queue, **asdict(result), "dry_run": result.preview}))
+    elif result.preview:
+        print(f"preview: {result.count} dead-lettered message(s) would go back to {queue}")
     else:
         print(
             f"{result.replayed} of {result.count} dead-lettered message(s) replayed to {queue}; "
