@@ -1,5 +1,7 @@
 """The checks of `doctor` for settings, state storage, Service Bus and Spektate (Azure DevOps:
-`doctor_devops`). Each group takes the app's `Container` and returns its checks."""
+`connector.app.doctor.devops`; the cluster roster: `connector.app.doctor.clusters`), and
+`GROUPS`, the order `connector.app.doctor.report` runs them in. Each group takes the app's
+`Container` and returns its checks."""
 
 from __future__ import annotations
 
