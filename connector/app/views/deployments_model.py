@@ -45,9 +45,6 @@ class UnknownCommitError(LookupError):
     """Nothing is recorded for the commit: no object state, commit status or gate."""
 
 
-# --- the view ------------------------------------------------------------------------------------
-
-
 def deployment_view(
     store: TableStore, environments: EnvironmentSpecs, commit: str, gates: list[Gate] | None = None
 ) -> View:
