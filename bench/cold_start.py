@@ -5,7 +5,7 @@ and the first and second queue message. Prints one JSON object.
 `--warm-up` imports `function_app` (which starts its warm-up thread; we join it, as the worker
 indexes the app before it takes requests); without it the entry points are imported directly,
 which is `function_app` minus the warm-up. The queue message is processed on Azurite (the
-connection string in `STATE_STORAGE`) with Azure DevOps in dry-run mode: storage is real, no
+connection string in `STATE_STORAGE`) with Azure DevOps in trial mode: storage is real, no
 network leaves the machine.
 """
 

@@ -33,7 +33,7 @@ sys.path.insert(0, str(ROOT))
 from connector.core.gates import Gate, PlanRef  # noqa: E402
 from connector.core.rollup import Rollup  # noqa: E402
 from connector.core.tracking import ObjectRef, Observation, Phase  # noqa: E402
-from connector.devops.dryrun import DryRunAzureDevOps  # noqa: E402
+from connector.devops.trial import TrialAzureDevOps  # noqa: E402
 from connector.gates.config import GatePolicy  # noqa: E402
 from connector.gates.keeper import GateKeeper  # noqa: E402
 from connector.gates.store import GateStore  # noqa: E402
@@ -149,7 +149,7 @@ def keeper(store: TableStore, gates: GateStore) -> GateKeeper:
         environments={},
         trial=True,
     )
-    devops = DryRunAzureDevOps(ORG, "project")
+    devops = TrialAzureDevOps(ORG, "project")
     return GateKeeper(policy, gates, store, devops, devops, clock=lambda: T0)  # type: ignore[arg-type]
 
 

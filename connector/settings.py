@@ -91,7 +91,7 @@ class Settings(BaseModel):
     azdo_gitops_repo: str = Field(default="", alias="AZDO_GITOPS_REPO")
     azdo_pr_repo: str = Field(default="", alias="AZDO_PR_REPO")
     azdo_pat: SecretStr | None = Field(default=None, alias="AZDO_PAT")
-    azdo_dry_run: bool = Field(default=False, alias="AZDO_DRY_RUN")
+    trial_mode: bool = Field(default=False, alias="AZDO_DRY_RUN")  # writes logged, not sent
     azdo_hook_secret: SecretStr | None = Field(default=None, alias="AZDO_HOOK_SECRET")
     azdo_api_version: str = Field(default="7.1", alias="AZDO_API_VERSION")
     status_genre: str = Field(default="flux", alias="STATUS_GENRE")

@@ -143,7 +143,7 @@ param azdoPrRepo string = ''
 @description('AZDO_API_VERSION: Azure DevOps REST API version.')
 param azdoApiVersion string = '7.1'
 
-@description('AZDO_DRY_RUN: log Azure DevOps writes instead of making them.')
+@description('AZDO_DRY_RUN (trial mode): log Azure DevOps writes instead of making them.')
 param azdoDryRun bool = false
 
 @description('STATUS_GENRE: genre of the commit statuses.')

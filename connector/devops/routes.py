@@ -1,5 +1,5 @@
-"""The REST routes the connector calls, built as values (sent by the client, logged by the dry
-run), and the decoding of their answers. Path segments from outside are quoted or refused."""
+"""The REST routes the connector calls, built as values (sent by the client, logged in trial
+mode), and the decoding of their answers. Path segments from outside are quoted or refused."""
 
 from __future__ import annotations
 
@@ -73,7 +73,7 @@ TASK_RESULTS: Final = frozenset({"succeeded", "failed"})
 
 @dataclass(frozen=True)
 class Call:
-    """One REST call, built once and either sent (client) or logged (dry run)."""
+    """One REST call, built once and either sent (client) or logged (trial mode)."""
 
     method: str
     url: str
@@ -128,7 +128,7 @@ def feed_lines(lines: Sequence[str], now: datetime) -> list[str]:
 
 
 class Routes:
-    """Builds every call the connector makes; shared by the client and the dry run."""
+    """Builds every call the connector makes; shared by the client and trial mode."""
 
     def __init__(self, org_url: str, project: str, api_version: str) -> None:
         self.org_url = org_url

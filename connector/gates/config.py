@@ -39,7 +39,7 @@ class GatePolicy:
             ),
             legacy_environment=settings.legacy_callback_environment,
             environments=settings.environments,
-            trial=settings.azdo_dry_run,
+            trial=settings.trial_mode,
         )
 
     def commit_links(self, reader: RepositoryReader, facts: Facts) -> CommitLinks:

@@ -11,7 +11,7 @@ Payload (`schema` names its version; receivers should ignore fields they do not 
      "environment": {"phase": "progressing|succeeded|failed",
                      "clusters": {"aks-prod-weu-01": "succeeded", ...}}}
 
-Signed like Flux's `generic-hmac` provider signs (so `connector.signature.verify` checks it):
+Signed like Flux's `generic-hmac` provider signs (`connector.sources.flux.signature.verify`):
 `X-Signature: sha256=<hex HMAC-SHA256(SUBSCRIBERS_HMAC_KEY, raw body)>`; unsigned without a key.
 
 Delivery is at least once, and once per subscriber as far as we can tell: a `2xx` is recorded in

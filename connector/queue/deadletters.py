@@ -68,12 +68,12 @@ class DeadLetter:
 @dataclass(frozen=True)
 class ReplayResult:
     """`count` dead letters looked at, `replayed` of them moved to the queue, `skipped` left in
-    the dead-letter queue (all of them in a dry run); `error` says why a replay stopped early."""
+    the dead-letter queue (all of them in a preview); `error` says why a replay stopped early."""
 
     count: int
     replayed: int
     skipped: int
-    dry_run: bool = False
+    preview: bool = False
     error: str = ""
 
 
@@ -81,8 +81,8 @@ class DeadLetterQueue(Protocol):
     def peek(self, max_count: int) -> list[DeadLetter]:
         """Up to `max_count` dead letters, oldest first, without locking or moving them."""
 
-    def replay(self, max_count: int, dry_run: bool = False) -> ReplayResult:
-        """Move up to `max_count` dead letters back to the queue; a dry run moves nothing."""
+    def replay(self, max_count: int, preview: bool = False) -> ReplayResult:
+        """Move up to `max_count` dead letters back to the queue; a preview moves nothing."""
 
 
 def replay_message_id(message_id: str) -> str:
@@ -162,10 +162,10 @@ class ServiceBusDeadLetterQueue:
         with self._receiver() as (_, receiver):
             return [dead_letter(m) for m in _peek_all(receiver, max_count)]
 
-    def replay(self, max_count: int, dry_run: bool = False) -> ReplayResult:
-        if dry_run:
+    def replay(self, max_count: int, preview: bool = False) -> ReplayResult:
+        if preview:
             found = len(self.peek(max_count))
-            return ReplayResult(found, 0, found, dry_run=True)
+            return ReplayResult(found, 0, found, preview=True)
         with (
             self._receiver() as (client, receiver),
             client.get_queue_sender(self._queue) as sender,

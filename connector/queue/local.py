@@ -268,9 +268,9 @@ class LocalDeadLetters:
     def peek(self, max_count: int) -> list[DeadLetter]:
         return self._queue.dead_letters(max_count)
 
-    def replay(self, max_count: int, dry_run: bool = False) -> ReplayResult:
+    def replay(self, max_count: int, preview: bool = False) -> ReplayResult:
         letters = self._queue.dead_letters(max_count)
-        if dry_run:
-            return ReplayResult(len(letters), 0, len(letters), dry_run=True)
+        if preview:
+            return ReplayResult(len(letters), 0, len(letters), preview=True)
         self._queue.requeue(letters)
         return ReplayResult(len(letters), len(letters), 0)

@@ -49,10 +49,10 @@ TABLES = ("deployments", "gates", "facts", "subscriberdeliveries", "processed")
 
 @dataclass
 class CleanupReport:
-    """What a run deleted (in a dry run: would delete), by table (names without the prefix)."""
+    """What a run deleted (in a preview: would delete), by table (names without the prefix)."""
 
     cutoff: datetime
-    dry_run: bool
+    preview: bool
     deleted: dict[str, int] = field(default_factory=lambda: dict.fromkeys(TABLES, 0))
     kept_current: int = 0  # expired commit partitions kept: an object is still on the commit
     failed: int = 0  # rows not deleted: changed or gone since read, or refused by the service
@@ -63,7 +63,9 @@ class CleanupReport:
         return sum(self.deleted.values())
 
     def as_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "cutoff": self.cutoff.isoformat(), "total": self.total}
+        # `dry_run`: the former name of `preview`, kept for scripts that read it.
+        data = {**asdict(self), "cutoff": self.cutoff.isoformat(), "total": self.total}
+        return {**data, "dry_run": self.preview}
 
 
 class Cleanup:
@@ -80,9 +82,9 @@ class Cleanup:
         self._retention = timedelta(days=retention_days)
         self._max_rows = max_rows
 
-    def run(self, *, now: datetime | None = None, dry_run: bool = False) -> CleanupReport:
+    def run(self, *, now: datetime | None = None, preview: bool = False) -> CleanupReport:
         cutoff = (now or datetime.now(UTC)) - self._retention
-        report = CleanupReport(cutoff, dry_run)
+        report = CleanupReport(cutoff, preview)
         steps = {
             "deployments": self._deployments,
             "gates": self._gates,
@@ -98,7 +100,7 @@ class Cleanup:
             "cleanup.done",
             extra={
                 **{f"deleted_{name}": count for name, count in report.deleted.items()},
-                "dry_run": dry_run,
+                "preview": preview,
                 "kept_current": report.kept_current,
                 "failed": report.failed,
                 "exhausted": report.exhausted,
@@ -147,7 +149,7 @@ class Cleanup:
         for group in groups:
             room = self._max_rows - report.total - report.failed  # rows tried
             for chunk in _chunks(group[:room], TRANSACTION_LIMIT):
-                done = len(chunk) if report.dry_run else _delete(table, chunk)
+                done = len(chunk) if report.preview else _delete(table, chunk)
                 report.deleted[name] += done
                 report.failed += len(chunk) - done
             if len(group) > room:

@@ -29,6 +29,7 @@ from connector.core.tracking import (
     transition,
 )
 from connector.storage import tally_rows
+from connector.storage.board import BoardTable
 from connector.storage.clusters import DEFAULT_WINDOW_DAYS, ClusterRoster
 from connector.storage.ledger import StatusLedgerTable, StatusRecord, status_records
 from connector.storage.marks import released
@@ -82,6 +83,10 @@ class TableStore:
                 client = self._service.create_table_if_not_exists(self._prefix + name)
                 self._tables[name] = client
             return client
+
+    def board(self) -> BoardTable:
+        """The on-call index's board (`connector.storage.board`), on this account's tables."""
+        return BoardTable(lambda: self.table("board"))
 
     # --- object state -------------------------------------------------------------------------
     # One point read decides the steady state: a re-send of a state every output has handled
@@ -150,6 +155,17 @@ class TableStore:
             _, e, cluster, kind, ns, name = unkey(entity["RowKey"])
             result.setdefault((e, cluster), {})[ObjectRef(kind, ns, name)] = _state(entity)
         return result
+
+    def commits_starting(self, prefix: str) -> set[str]:
+        """The commits with rows in the deployments table whose id starts with the lower-case
+        hex `prefix`: one partition-key range query (`[prefix, prefix + "g")`: hex sorts below
+        `g`), reading only the keys."""
+        rows = self.table("deployments").query_entities(
+            "PartitionKey ge @low and PartitionKey lt @high",
+            parameters={"low": prefix, "high": prefix + "g"},
+            select=["PartitionKey"],
+        )
+        return {row["PartitionKey"] for row in rows}
 
     def cluster_view(self, commit: str, env: str, cluster: str) -> ClusterView:
         """One cluster's object states on a commit and its pointers: two queries bounded by the

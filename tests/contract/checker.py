@@ -2,7 +2,7 @@
 
 Source of truth: `azure-devops-rest-7.1-subset.json` next to this file (MicrosoftDocs/
 vsts-rest-api-specs, commit in its `source` block) and, for resources the specification omits,
-its `undocumented` block - accepted only for operations `connector.devops_routes.API_VERSIONS`
+its `undocumented` block - accepted only for operations `connector.devops.routes.API_VERSIONS`
 lists. A request must match an operation by method and path template, send an api-version the
 specification documents for it (or the one our table gives with a non-specification source, such
 as a Learn page), carry the required parameters in the declared formats, no undeclared query

@@ -123,7 +123,7 @@ def test_serve_runs_the_app_keeps_what_it_accepted_and_stops_everything(settings
         assert view["gates"][0]["trial"].startswith("would complete succeeded")
         assert get(f"{info['url']}/api/deployments/{first}", "wrong")[0] == 401
         assert get(f"{info['url']}/api/doctor", info["function_key"])[0] == 401  # admin only
-        assert "azure_devops.dry_run POST" in info["log"].read_text()
+        assert "azure_devops.trial POST" in info["log"].read_text()
         assert get(f"{info['url']}/api/doctor", info["master_key"])[0] == 200
         # The CLI with the same settings sees what the host serves: its queue and its Azurite.
         code = main(["doctor", "--json", "--settings", str(settings_file)], environ={})

@@ -579,7 +579,7 @@ def test_sample_settings_hold_every_setting_and_validate() -> None:
     assert all(isinstance(v, str) for v in values.values())
     assert values["ServiceBusConnection"] == EMULATOR_CONNECTION
     settings = Settings.from_env(values)
-    assert settings.azdo_dry_run is True
+    assert settings.trial_mode is True
     assert settings.flux_allow_unsigned is False
     assert settings.servicebus_queue == "flux-events"
     assert set(settings.environments) == {settings.default_env}

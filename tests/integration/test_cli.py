@@ -298,12 +298,20 @@ def test_dlq_peek_json(run):
     }
 
 
-def test_dlq_replay_dry_run_moves_nothing(run, dlq):
-    code, out, _ = run("dlq", "replay", "--dry-run")
+@pytest.mark.parametrize("flag", ["--preview", "--dry-run"])  # --dry-run: the former name
+def test_dlq_replay_preview_moves_nothing(run, dlq, flag):
+    code, out, _ = run("dlq", "replay", flag)
     assert code == 0
-    assert out.strip() == "dry run: 3 dead-lettered message(s) would go back to flux-events"
+    assert out.strip() == "preview: 3 dead-lettered message(s) would go back to flux-events"
     assert len(dlq.dead) == 3
     assert dlq.queue == []
+
+
+def test_dlq_replay_help_names_preview_only(run):
+    code, out, _ = run("dlq", "replay", "--help")
+    assert code == 0
+    assert "--preview" in out
+    assert "--dry-run" not in out
 
 
 def test_dlq_replay_moves_back_to_the_queue(run, dlq):
@@ -324,7 +332,8 @@ def test_dlq_replay_json(run):
         "count": 3,
         "replayed": 3,
         "skipped": 0,
-        "dry_run": False,
+        "preview": False,
+        "dry_run": False,  # the former name of preview, kept for scripts
         "error": "",
     }
 

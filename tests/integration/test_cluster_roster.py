@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 
 from connector.app.cli.main import main
+from connector.app.doctor.clusters import stopped_reporting
 from connector.app.root.bootstrap import Container
-from connector.app.views.clusters import stopped_reporting
 from connector.core.processing import Processor
 from connector.core.rollup import Rollup
 from connector.core.tracking import ObjectRef, Observation, Phase

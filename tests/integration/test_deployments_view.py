@@ -13,7 +13,8 @@ import pytest
 import function_app
 from connector.app.root import bootstrap
 from connector.app.root.bootstrap import Container
-from connector.app.views.deployments import deployment_view, render_html
+from connector.app.views.deployments_model import deployment_view
+from connector.app.views.deployments_page import render_html
 from connector.core.gates import Gate, GateState, PlanRef, gate_id
 from connector.core.tracking import ObjectRef, Observation, Phase
 from connector.gates.store import GateStore

@@ -31,8 +31,8 @@ from connector.devops.client import (
     TransientAzureDevOpsError,
     same_organization,
 )
-from connector.devops.dryrun import DryRunAzureDevOps
 from connector.devops.policies import ORG_SCOPE
+from connector.devops.trial import TrialAzureDevOps
 from tests.conftest import assert_contract_kept
 from tests.fakes.azdo_server import COMPLETED_DATE, FakeAzureDevOps
 
@@ -749,39 +749,39 @@ def test_requests_are_traced_when_a_tracing_plugin_is_configured(
     assert span.attributes["http.url"].endswith(f"/commits/{C1}?api-version=7.1")
 
 
-# --- dry run ----------------------------------------------------------------------------------
+# --- trial mode -------------------------------------------------------------------------------
 
 
-def test_dry_run_sends_nothing_and_logs_the_writes(
+def test_trial_mode_sends_nothing_and_logs_the_writes(
     azdo: FakeAzureDevOps, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.INFO, logger="connector.devops.dryrun")
-    dry = DryRunAzureDevOps(azdo.org_url, "project")
+    caplog.set_level(logging.INFO, logger="connector.devops.trial")
+    trial = TrialAzureDevOps(azdo.org_url, "project")
     plan = plan_ref(azdo)
 
     for write in (
-        lambda: dry.post_commit_status(REPO, C3, STATUS),
-        lambda: dry.post_pull_request_status(REPO, 42, STATUS),
-        lambda: dry.post_task_completed(plan, "succeeded"),
-        lambda: dry.append_feed(plan, ["reconciled"]),
-        lambda: dry.create_log(plan),
-        lambda: dry.append_log(plan, 3, ["line"]),
+        lambda: trial.post_commit_status(REPO, C3, STATUS),
+        lambda: trial.post_pull_request_status(REPO, 42, STATUS),
+        lambda: trial.post_task_completed(plan, "succeeded"),
+        lambda: trial.append_feed(plan, ["reconciled"]),
+        lambda: trial.create_log(plan),
+        lambda: trial.append_log(plan, 3, ["line"]),
     ):
         with pytest.raises(NotSentError):  # callers record nothing as posted
             write()
-    assert dry.get_commit(REPO, C3) == Commit(C3, "", ())
-    assert dry.is_ancestor(REPO, C1, C3) is False
-    assert dry.pull_requests_for_merge_commit(REPO, MERGE) == []
-    assert dry.list_abandoned_pull_requests(REPO, datetime.now(UTC)) == []
-    assert dry.get_pull_request_properties(REPO, 42) == {}
-    assert dry.get_plan_state(plan) == PlanState("inProgress", "inProgress")
+    assert trial.get_commit(REPO, C3) == Commit(C3, "", ())
+    assert trial.is_ancestor(REPO, C1, C3) is False
+    assert trial.pull_requests_for_merge_commit(REPO, MERGE) == []
+    assert trial.list_abandoned_pull_requests(REPO, datetime.now(UTC)) == []
+    assert trial.get_pull_request_properties(REPO, 42) == {}
+    assert trial.get_plan_state(plan) == PlanState("inProgress", "inProgress")
     with pytest.raises(PermanentAzureDevOpsError) as caught:
-        dry.get_pull_request(42)
-    dry.close()
+        trial.get_pull_request(42)
+    trial.close()
 
     assert caught.value.status_code == 404
     assert azdo.calls() == []
-    messages = [r.getMessage() for r in caplog.records if r.name == "connector.devops.dryrun"]
+    messages = [r.getMessage() for r in caplog.records if r.name == "connector.devops.trial"]
     assert len(messages) == 6
     assert (
         f"POST /fabrikam/project/_apis/git/repositories/gitops%20repo/commits/{C3}/statuses"
@@ -792,19 +792,19 @@ def test_dry_run_sends_nothing_and_logs_the_writes(
     assert "api-version=2.0-preview.1" in messages[2]
 
 
-def test_dry_run_refuses_foreign_plans_too(azdo: FakeAzureDevOps) -> None:
-    dry = DryRunAzureDevOps(azdo.org_url, "project")
+def test_trial_mode_refuses_foreign_plans_too(azdo: FakeAzureDevOps) -> None:
+    trial = TrialAzureDevOps(azdo.org_url, "project")
 
     with pytest.raises(ForeignOrganizationError):
-        dry.post_task_completed(plan_ref(azdo, "https://dev.azure.com/contoso/"), "succeeded")
+        trial.post_task_completed(plan_ref(azdo, "https://dev.azure.com/contoso/"), "succeeded")
 
 
 def test_both_implementations_satisfy_the_consumer_protocols(azdo: FakeAzureDevOps) -> None:
     with make_client(azdo) as devops:
-        dry = DryRunAzureDevOps(azdo.org_url, "project")
-        writers: list[StatusWriter] = [devops, dry]
-        readers: list[RepositoryReader] = [devops, dry]
-        callbacks: list[PipelineCallbacks] = [devops, dry]
+        trial = TrialAzureDevOps(azdo.org_url, "project")
+        writers: list[StatusWriter] = [devops, trial]
+        readers: list[RepositoryReader] = [devops, trial]
+        callbacks: list[PipelineCallbacks] = [devops, trial]
         for implementation in (*writers, *readers, *callbacks):
             for method in (
                 "post_commit_status",

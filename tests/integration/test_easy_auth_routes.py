@@ -4,7 +4,8 @@ through; unset, they behave as before (the host checked the function key).
 
 Requests are real `azure.functions.HttpRequest` objects sent to `function_app`; state in Azurite,
 Azure DevOps on the loopback fake (the `world` fixture). `WEBSITE_AUTH_ENABLED` is what App
-Service injects when its authentication is on (connector/easyauth.py names the source).
+Service injects when its authentication is on (connector/app/functions/easyauth.py names the
+source).
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """Retention (`connector.storage.retention`) on Azurite and on the memory twin: what expires is
-deleted, what is current, recent or open stays, a run is bounded, a dry run deletes nothing.
+deleted, what is current, recent or open stays, a run is bounded, a preview deletes nothing.
 
 Age is the server-set `Timestamp`, which a test cannot backdate: "old" rows are rows written
 before the cutoff, so a run with `now` a retention later sees every row written so far as old.
@@ -78,9 +78,9 @@ def run(
     store: TableStore, *, later: timedelta = LATER, cutoff: datetime | None = None, **options: Any
 ) -> CleanupReport:
     """A run `later` from now, or with exactly this cutoff."""
-    dry_run = options.pop("dry_run", False)
+    preview = options.pop("preview", False)
     now = datetime.now(UTC) + later if cutoff is None else cutoff + timedelta(days=DAYS)
-    return Cleanup(store, retention_days=DAYS, **options).run(now=now, dry_run=dry_run)
+    return Cleanup(store, retention_days=DAYS, **options).run(now=now, preview=preview)
 
 
 def stamp(store: TableStore, name: str, partition: str, row: str) -> datetime:
@@ -230,7 +230,7 @@ def test_facts_deliveries_and_processed_markers_expire(store: TableStore) -> Non
         assert partitions(store, name) == {}, name
 
 
-# --- bounded runs, dry runs, rows that change -----------------------------------------------------
+# --- bounded runs, previews, rows that change -----------------------------------------------------
 
 
 def fill(store: TableStore, name: str, layout: dict[str, int]) -> None:
@@ -264,21 +264,21 @@ def test_a_full_budget_stops_before_the_next_table(store: TableStore) -> None:
     assert partitions(store, "processed") == {"m": 3}
 
 
-def test_a_dry_run_counts_and_deletes_nothing(store: TableStore) -> None:
+def test_a_preview_counts_and_deletes_nothing(store: TableStore) -> None:
     observe(store, A)
     observe(store, B)
     GateStore(store).add(gate("prod", "done", GateState.SUCCEEDED))
     fill(store, "processed", {"m": 2})
     before = {name: partitions(store, name) for name in ("deployments", "gates", "processed")}
 
-    dry = run(store, dry_run=True)
+    preview = run(store, preview=True)
 
     assert {name: partitions(store, name) for name in before} == before
-    assert dry.dry_run
+    assert preview.preview
     real = run(store)
-    assert dry.deleted == real.deleted
-    assert dry.deleted["deployments"] == 1
-    assert (dry.deleted["gates"], dry.deleted["processed"]) == (1, 2)
+    assert preview.deleted == real.deleted
+    assert preview.deleted["deployments"] == 1
+    assert (preview.deleted["gates"], preview.deleted["processed"]) == (1, 2)
 
 
 def test_a_row_changed_after_it_was_read_is_not_deleted(store: TableStore) -> None:
@@ -299,7 +299,7 @@ def test_a_row_changed_after_it_was_read_is_not_deleted(store: TableStore) -> No
 
 
 @pytest.mark.azurite
-def test_cli_cleanup_dry_run_then_for_real(azurite_connection: str, capsys: Any) -> None:
+def test_cli_cleanup_preview_then_for_real(azurite_connection: str, capsys: Any) -> None:
     store = TableStore(
         connect(connection_string=azurite_connection), prefix="cl" + uuid.uuid4().hex[:10]
     )
@@ -310,16 +310,18 @@ def test_cli_cleanup_dry_run_then_for_real(azurite_connection: str, capsys: Any)
         code = main(list(argv), environ={}, make_container=lambda s: Container(s, store=store))
         return code, capsys.readouterr().out
 
-    code, out = cli("cleanup", "--dry-run")
-    assert code == 0
-    assert out.startswith("dry run: state last written before")
-    assert "processed                     2 would be deleted" in out
-    assert partitions(store, "processed") == {"m": 2}
+    for flag in ("--preview", "--dry-run"):  # --dry-run: the former name, still taken
+        code, out = cli("cleanup", flag)
+        assert code == 0
+        assert out.startswith("preview: state last written before")
+        assert "processed                     2 would be deleted" in out
+        assert partitions(store, "processed") == {"m": 2}
 
     code, out = cli("cleanup", "--json")
     assert code == 0
     data = json.loads(out)
-    assert (data["dry_run"], data["total"], data["deleted"]["processed"]) == (False, 2, 2)
+    assert (data["preview"], data["total"], data["deleted"]["processed"]) == (False, 2, 2)
+    assert data["dry_run"] is False  # the former name of preview, kept for scripts
     assert partitions(store, "processed") == {}
     assert partitions(store, "deployments") == {A: 1}  # recent
 

@@ -194,16 +194,16 @@ def test_concurrent_processors_lose_nothing(world, commit):
 def test_trial_mode_logs_what_it_would_send_and_sends_nothing(world, commit, caplog):
     from connector.app.root import bootstrap
     from connector.app.root.bootstrap import Container
-    from connector.devops.dryrun import DryRunAzureDevOps
+    from connector.devops.trial import TrialAzureDevOps
 
     # GIVEN the app built from settings with AZDO_DRY_RUN=true (no client override)
     # (legacy PR callbacks opted in, so that the rollout makes Azure DevOps reads)
     base = world.configure(AZDO_DRY_RUN="true", LEGACY_CALLBACK_ENVIRONMENT="dev")
     trial = Container(base.settings, sender=world.sender, store=world.store)
     bootstrap.override(trial)
-    assert isinstance(trial.devops, DryRunAzureDevOps)
+    assert isinstance(trial.devops, TrialAzureDevOps)
     # WHEN a rollout is reported
-    with caplog.at_level("INFO", logger="connector.devops.dryrun"):
+    with caplog.at_level("INFO", logger="connector.devops.trial"):
         world.send(kustomization(commit))
     # THEN Azure DevOps sees reads only (the PAT is configured), and the log says what would
     # have been posted
@@ -212,5 +212,5 @@ def test_trial_mode_logs_what_it_would_send_and_sends_nothing(world, commit, cap
     ]
     assert writes == []
     assert world.azdo.calls("GET")
-    would = [r.getMessage() for r in caplog.records if "dry_run" in r.getMessage()]
+    would = [r.getMessage() for r in caplog.records if "azure_devops.trial" in r.getMessage()]
     assert any("/statuses" in line and "succeeded" in line for line in would), would

@@ -13,7 +13,8 @@ import pytest
 from azure.functions.timer import TimerRequest
 
 import function_app
-from connector.app.views.deployments import deployment_view, render_html
+from connector.app.views.deployments_model import deployment_view
+from connector.app.views.deployments_page import render_html
 from connector.gates.store import GateStore
 from tests.integration.test_gates import plan
 from tests.world import REPO, kustomization

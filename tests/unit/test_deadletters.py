@@ -74,10 +74,10 @@ class InMemoryDeadLetterQueue:
             for i, m in enumerate(self.dead[:max_count])
         ]
 
-    def replay(self, max_count: int, dry_run: bool = False) -> ReplayResult:
+    def replay(self, max_count: int, preview: bool = False) -> ReplayResult:
         chosen = self.dead[:max_count]
-        if dry_run:
-            return ReplayResult(len(chosen), 0, len(chosen), dry_run=True)
+        if preview:
+            return ReplayResult(len(chosen), 0, len(chosen), preview=True)
         replayed = 0
         for letter in chosen:
             if self.fail_sends_after is not None and replayed >= self.fail_sends_after:
@@ -141,9 +141,9 @@ def test_peek_shows_without_moving():
     assert dlq.queue == []
 
 
-def test_dry_run_counts_and_moves_nothing():
+def test_a_preview_counts_and_moves_nothing():
     dlq = InMemoryDeadLetterQueue(letters(3))
-    assert dlq.replay(10, dry_run=True) == ReplayResult(3, 0, 3, dry_run=True)
+    assert dlq.replay(10, preview=True) == ReplayResult(3, 0, 3, preview=True)
     assert len(dlq.dead) == 3
     assert dlq.queue == []
 
@@ -419,9 +419,9 @@ def test_a_message_without_a_data_body_is_left_for_a_person():
     assert real(client).peek(1)[0].body_preview == "<AmqpMessageBodyType.VALUE body>"
 
 
-def test_dry_run_only_peeks():
+def test_a_preview_only_peeks():
     client = FakeClient([FakeReceived(1), FakeReceived(2)])
-    assert real(client).replay(10, dry_run=True) == ReplayResult(2, 0, 2, dry_run=True)
+    assert real(client).replay(10, preview=True) == ReplayResult(2, 0, 2, preview=True)
     assert {e[0] for e in client.log} <= {"peek", "close-receiver", "close-client"}
     assert client.sender_queue is None
 

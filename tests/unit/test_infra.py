@@ -712,13 +712,15 @@ def test_pipeline_auth_is_off_by_default_and_admits_only_the_service_connection(
         "/api/devops/events",
         "/api/doctor",
     }
-    # The app's own check of the caller reads the same client id (connector/easyauth.py).
+    # The app's own check of the caller reads the same client id
+    # (connector/app/functions/easyauth.py).
     assert app_settings()["PIPELINE_CLIENT_ID"] == ("pipelineClientId", False)
 
 
 def test_people_sign_in_to_the_pages_only_when_a_ui_client_id_is_given() -> None:
     """Keyless mode: App Service signs people in with the pages' app registration (no client
-    secret: an ID token); the app checks the token's audience again (connector/easyauth.py)."""
+    secret: an ID token); the app checks the token's audience again
+    (connector/app/functions/easyauth.py)."""
     assert param_default("main.bicep", "uiClientId") == ""
     params, _ = module("main.bicep", "pipelineAuth")
     assert params["params"]["uiClientId"] == "uiClientId"

@@ -116,7 +116,7 @@ def test_replay_sends_dead_letters_back_under_a_new_id(tmp_path: Path) -> None:
         queue.abandon(queue.receive(now=now), "boom", now=now)
         now += local.REDELIVERY_DELAY
     letters = LocalDeadLetters(path)
-    assert letters.replay(10, dry_run=True).skipped == 1
+    assert letters.replay(10, preview=True).skipped == 1
     assert letters.replay(10).replayed == 1
     assert letters.peek(10) == []
     assert queue.receive(now=now).message_id == "m1#replay1"

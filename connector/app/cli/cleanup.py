@@ -1,5 +1,6 @@
-"""`python -m connector cleanup [--dry-run]`: the daily retention run, by hand
-(`connector.storage.retention`), with the app's `STATE_RETENTION_DAYS`."""
+"""`python -m connector cleanup [--preview]`: the daily retention run, by hand
+(`connector.storage.retention`), with the app's `STATE_RETENTION_DAYS`. `--preview` counts what
+would go and deletes nothing (`--dry-run`, its former name, still works)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import argparse
 import json
 from typing import TYPE_CHECKING, Any
 
+from connector.app.cli.arguments import add_preview, positive
 from connector.storage.retention import MAX_ROWS_PER_RUN, Cleanup, CleanupReport
 
 if TYPE_CHECKING:
@@ -21,7 +23,7 @@ def add_parser(commands: Any, common: argparse.ArgumentParser) -> None:
         parents=[common],
         help="delete state older than STATE_RETENTION_DAYS (as the daily timer does)",
     )
-    parser.add_argument("--dry-run", action="store_true", help="count only, delete nothing")
+    add_preview(parser, "count only, delete nothing")
     parser.add_argument(
         "--max-rows",
         type=positive,
@@ -34,14 +36,14 @@ def add_parser(commands: Any, common: argparse.ArgumentParser) -> None:
 def command(container: Container, args: argparse.Namespace) -> int:
     days = container.settings.state_retention_days
     cleanup = Cleanup(container.store, retention_days=days, max_rows=args.max_rows)
-    report = cleanup.run(dry_run=args.dry_run)
+    report = cleanup.run(preview=args.preview)
     print(json.dumps(report.as_dict()) if args.json else describe(report))
     return OK
 
 
 def describe(report: CleanupReport) -> str:
-    verb = "would be deleted" if report.dry_run else "deleted"
-    prefix = "dry run: " if report.dry_run else ""
+    verb = "would be deleted" if report.preview else "deleted"
+    prefix = "preview: " if report.preview else ""
     lines = [f"{prefix}state last written before {report.cutoff:%Y-%m-%d %H:%M}Z"]
     lines += [f"  {name:<22}{count:>9} {verb}" for name, count in report.deleted.items()]
     lines.append(f"  {report.total} row(s) {verb} in all")
@@ -52,14 +54,3 @@ def describe(report: CleanupReport) -> str:
     if report.exhausted:
         lines.append("  the row budget ran out: run again for the rest")
     return "\n".join(lines)
-
-
-def positive(text: str) -> int:
-    """An argparse type: a whole number of at least 1."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError("must be at least 1")
-    return value

@@ -3,12 +3,12 @@
     status <commit>        per environment, cluster and object (a unique prefix will do)
     gates [--env E] [--open]   waiting and completed gates
     dlq peek [--max N]     dead-lettered messages, without moving them
-    dlq replay [--max N] [--dry-run]   dead letters back to the queue
+    dlq replay [--max N] [--preview]   dead letters back to the queue
     doctor                 check settings, storage, Service Bus, Azure DevOps and Spektate
     send-sample [--url U] [--phase P] [--gate]  a signed sample rollout to a running app
     serve                  run function_app.py locally, no Core Tools (connector.app.local.serve)
-    cleanup [--dry-run]    delete state older than STATE_RETENTION_DAYS (connector.app.cli.cleanup)
-    clusters --env E [--forget C]   an environment's clusters, last reports (app/views/clusters)
+    cleanup [--preview]    delete state older than STATE_RETENTION_DAYS (connector.app.cli.cleanup)
+    clusters --env E [--forget C]   an environment's clusters, their last reports
 
 Settings come from the environment, as in the app; `--settings local.settings.json` loads its
 `Values` on top (the file wins). Tables by default, `--json` for machines.
@@ -35,12 +35,13 @@ from typing import Any
 from azure.core.exceptions import AzureError, ClientAuthenticationError
 
 from connector import console_logs
-from connector.app.cli import cleanup, sample
+from connector.app.cli import cleanup, clusters, sample
 from connector.app.cli import wait as cli_wait
-from connector.app.cli.cleanup import positive
+from connector.app.cli.arguments import add_preview, positive
 from connector.app.local import serve as local_serve
+from connector.app.local.values import read_values
 from connector.app.root.bootstrap import Container
-from connector.app.views import clusters, commits, deployments
+from connector.app.views import commits, deployments_model
 from connector.core.gates import OPEN
 from connector.gates.store import GateStore
 from connector.settings import Settings, SettingsError
@@ -132,7 +133,7 @@ def _fail(code: int, message: str, hint: str = "") -> int:
 def load_settings(path: str | None, environ: Mapping[str, str] | None = None) -> Settings:
     values = dict(os.environ if environ is None else environ)
     if path:
-        values.update(local_serve.read_values(path))
+        values.update(read_values(path))
         values.update(local_serve.host_settings(path))  # a running `serve` of these settings
     return Settings.from_env(values)
 
@@ -184,7 +185,7 @@ def _dlq_parser(commands: Any, common: argparse.ArgumentParser) -> None:
     peek.set_defaults(run=peek_command)
     replay = actions.add_parser("replay", parents=[common], help="send dead letters back")
     replay.add_argument("--max", type=positive, default=100, help="at most N messages (100)")
-    replay.add_argument("--dry-run", action="store_true", help="count only, move nothing")
+    add_preview(replay, "count only, move nothing")
     replay.set_defaults(run=replay_command)
 
 
@@ -204,10 +205,10 @@ def status_command(container: Container, args: argparse.Namespace) -> int:
     except commits.CommitLookupError as exc:
         return _fail(NOT_FOUND, str(exc))
     try:
-        view = deployments.deployment_view(store, container.settings.environments, commit)
-    except deployments.UnknownCommitError:
+        view = deployments_model.deployment_view(store, container.settings.environments, commit)
+    except deployments_model.UnknownCommitError:
         return _fail(NOT_FOUND, f"unknown commit {commit}: no state, status or gate recorded")
-    print(deployments.render_json(view) if args.json else format_status(view))
+    print(deployments_model.render_json(view) if args.json else format_status(view))
     return OK
 
 
@@ -251,8 +252,8 @@ def gates_command(container: Container, args: argparse.Namespace) -> int:
     found = store.open_gates(args.env) if args.open else store.all_gates()
     chosen = [g for g in found if args.env is None or g.environment == args.env]
     chosen.sort(key=lambda g: (g.created_at, g.id), reverse=True)
-    waiting = [deployments.gate_summary(g) for g in chosen if g.state in OPEN]
-    completed = [deployments.gate_summary(g) for g in chosen if g.state not in OPEN]
+    waiting = [deployments_model.gate_summary(g) for g in chosen if g.state in OPEN]
+    completed = [deployments_model.gate_summary(g) for g in chosen if g.state not in OPEN]
     if args.json:
         print(json.dumps({"waiting": waiting, "completed": completed}, indent=2))
         return OK
@@ -310,12 +311,12 @@ def peek_command(container: Container, args: argparse.Namespace) -> int:
 
 
 def replay_command(container: Container, args: argparse.Namespace) -> int:
-    result = container.dead_letters.replay(args.max, dry_run=args.dry_run)
+    result = container.dead_letters.replay(args.max, preview=args.preview)
     queue = container.settings.servicebus_queue
-    if args.json:
-        print(json.dumps({"queue": queue, **asdict(result)}))
-    elif result.dry_run:
-        print(f"dry run: {result.count} dead-lettered message(s) would go back to {queue}")
+    if args.json:  # `dry_run`: the former name of `preview`, kept for scripts that read it
+        print(json.dumps({"queue": queue, **asdict(result), "dry_run": result.preview}))
+    elif result.preview:
+        print(f"preview: {result.count} dead-lettered message(s) would go back to {queue}")
     else:
         print(
             f"{result.replayed} of {result.count} dead-lettered message(s) replayed to {queue}; "

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+from connector.app.views import commits
 from connector.settings import Settings, SettingsError
 from connector.sources.flux.signature import sign
 
@@ -35,7 +36,7 @@ TIMEOUT_SECONDS = 30  # the Flux Provider's `timeout` in deploy/flux
 FAILED = 3
 TRIAL_NOTE = (
     "trial mode (AZDO_DRY_RUN=true): these statuses and the gate's TaskCompleted are what would "
-    "be posted; the app's log shows each as `azure_devops.dry_run POST ...`"
+    "be posted; the app's log shows each as `azure_devops.trial POST ...`"
 )
 
 CONTROLLER = "kustomize-controller"
@@ -239,9 +240,10 @@ def add_parser(commands: Any, common: argparse.ArgumentParser) -> None:
 
 
 def _commit(text: str) -> str:
-    if len(text) != 40 or any(c not in "0123456789abcdefABCDEF" for c in text):
-        raise argparse.ArgumentTypeError("a full commit id: 40 hexadecimal characters")
-    return text.lower()
+    try:
+        return commits.parse(text, shortest=commits.FULL)
+    except commits.InvalidCommitError as exc:
+        raise argparse.ArgumentTypeError(f"a full commit id: {exc}") from None
 
 
 def command(container: Container, args: argparse.Namespace) -> int:
@@ -274,7 +276,7 @@ def command(container: Container, args: argparse.Namespace) -> int:
     )
     if not accepted:
         return _refused(answers[-1].status, url)
-    return _follow(follow, base, function_key, sample, gated=args.gate, trial=settings.azdo_dry_run)
+    return _follow(follow, base, function_key, sample, gated=args.gate, trial=settings.trial_mode)
 
 
 def _follow(

@@ -1,5 +1,7 @@
 """The checks of `doctor` for settings, state storage, Service Bus and Spektate (Azure DevOps:
-`doctor_devops`). Each group takes the app's `Container` and returns its checks."""
+`connector.app.doctor.devops`; the cluster roster: `connector.app.doctor.clusters`), and
+`GROUPS`, the order `connector.app.doctor.report` runs them in. Each group takes the app's
+`Container` and returns its checks."""
 
 from __future__ import annotations
 
@@ -14,8 +16,9 @@ from azure.core.exceptions import (
     ServiceRequestError,
 )
 
+from connector.app.doctor.check import Check, CheckGroup, skip
+from connector.app.doctor.clusters import stopped_reporting
 from connector.app.doctor.devops import devops_checks
-from connector.app.doctor.report import Check, CheckGroup, skip
 from connector.devops.organization import is_organization_url
 from connector.queue.admin import emulator_management_port
 from connector.settings import Settings, SettingsError
@@ -76,7 +79,7 @@ def _consistent(s: Settings) -> Check:
             "settings.consistent", False, "; ".join(problems), "correct the named settings"
         )
     notes = []
-    if s.azdo_dry_run:
+    if s.trial_mode:
         notes.append("trial mode (AZDO_DRY_RUN): Azure DevOps writes are logged, not sent")
     if s.flux_allow_unsigned and not (s.cluster_keys or s.hmac_keys):
         notes.append("FLUX_ALLOW_UNSIGNED=true: unsigned webhooks are accepted (local trials only)")
@@ -123,8 +126,6 @@ def _inconsistencies(s: Settings) -> list[str]:
 
 
 def storage_checks(container: Container) -> list[Check]:
-    from connector.app.views.clusters import stopped_reporting
-
     return [_reachable(container), _writable(container), stopped_reporting(container)]
 
 

@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING, Final
 
 from azure.core.exceptions import ClientAuthenticationError
 
+from connector.app.doctor.check import Check, skip
 from connector.app.doctor.links import hld_link
-from connector.app.doctor.report import Check, skip
 from connector.core.gates import PlanRef
 from connector.devops.client import (
     AzureDevOpsClient,
@@ -66,7 +66,7 @@ def devops_checks(container: Container) -> list[Check]:
     if not (s.azdo_org_url and s.azdo_project and s.azdo_gitops_repo):
         detail = "AZDO_ORG_URL, AZDO_PROJECT and AZDO_GITOPS_REPO must all be set"
         return [Check(ORGANIZATION, False, detail, "set them"), hook_secret(s)]
-    if s.azdo_dry_run and s.azdo_pat is None and not s.azure_client_id:
+    if s.trial_mode and s.azdo_pat is None and not s.azure_client_id:
         return _trial_skips(s)
     client, note = _reader(container)
     resolution, newest = _resolve(client, s.azdo_gitops_repo)

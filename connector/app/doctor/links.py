@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from connector.app.doctor.report import Check
+from connector.app.doctor.check import Check
 from connector.devops.client import AzureDevOpsClient, AzureDevOpsError
 from connector.devops.links import CommitLinks, Repositories
 from connector.settings import Settings

@@ -13,11 +13,13 @@ import base64
 import json
 import logging
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, replace
 from typing import TYPE_CHECKING, Final
 
 from pydantic import SecretStr
 
+from connector.app.doctor.check import Check, CheckGroup
+from connector.app.doctor.checks import GROUPS
 from connector.settings import Settings, SettingsError
 from connector.web import Reply
 
@@ -33,32 +35,14 @@ _MIN_SECRET: Final = 4
 _KEY_PARTS: Final = ("accountkey", "sharedaccesskey", "sharedaccesssignature")
 
 
-@dataclass(frozen=True)
-class Check:
-    check: str  # `settings.*`, `storage.*`, `servicebus.*`, `devops.*` or `spektate.*`
-    ok: bool
-    detail: str
-    remedy: str = ""
-    skipped: bool = False  # not run: what it checks is not used (never counted as passed)
-
-
-def skip(check: str, why: str) -> Check:
-    return Check(check, True, f"skipped: {why}", skipped=True)
-
-
-CheckGroup = Callable[["Container"], list[Check]]
-
-
 def diagnose(container: Container) -> list[Check]:
     """Every check, in order; settings that do not parse are the one failing check."""
-    from connector.app.doctor import checks as doctor_checks
-
     try:
         settings = container.settings
     except SettingsError as exc:
         return [settings_failure(exc)]
     checks: list[Check] = []
-    for name, group in doctor_checks.GROUPS:
+    for name, group in GROUPS:
         checks.extend(_isolated(name, group, container))
     return redact(checks, secret_values(settings))
 

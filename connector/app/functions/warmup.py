@@ -47,7 +47,7 @@ MODULES = (
     "connector.gates.keeper",
     "connector.outputs.statuses",
     "connector.devops.client",
-    "connector.devops.dryrun",
+    "connector.devops.trial",
     "connector.outputs.spektate",
     "connector.outputs.spektate_rows",
     "connector.outputs.spektate_errors",

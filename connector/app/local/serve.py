@@ -27,7 +27,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from connector.app.local import azurite as local_azurite
-from connector.settings import SettingsError
 
 if TYPE_CHECKING:
     from connector.app.local.host import Keys
@@ -89,30 +88,10 @@ def host_settings(settings_path: str | None) -> dict[str, str]:
     return {str(k): str(v) for k, v in found.items()}
 
 
-def read_values(path: str) -> dict[str, str]:
-    """The `Values` of a `local.settings.json`, as strings (as the Functions host passes them)."""
-    try:
-        with open(path, encoding="utf-8") as f:
-            data = json.load(f)
-    except OSError as exc:
-        raise SettingsError(f"--settings {path}: cannot read: {exc.strerror}") from None
-    except ValueError:
-        raise SettingsError(f"--settings {path}: not valid JSON") from None
-    if not isinstance(data, dict) or not isinstance(data.get("Values"), dict):
-        raise SettingsError(f"--settings {path}: no Values object")
-    if data.get("IsEncrypted"):
-        raise SettingsError(f"--settings {path}: encrypted; run `func settings decrypt` first")
-    return {k: _setting_text(v) for k, v in data["Values"].items() if v is not None}
-
-
-def _setting_text(value: object) -> str:
-    if isinstance(value, str):
-        return value
-    return json.dumps(value)  # true/false, numbers, and JSON settings written as objects
-
-
 def file_values(path: str | None) -> tuple[dict[str, str], int | None]:
     """The settings file's Values and its Host.LocalHttpPort."""
+    from connector.app.local.values import read_values
+
     if not path:
         return {}, None
     values = read_values(path)
@@ -248,7 +227,7 @@ def _banner(functions: Any, url: str, keys: Keys, pending: int, hold: bool) -> N
     lines += [
         f"function key: {keys.function}   (x-functions-key or ?code=)",
         f"master key:   {keys.master}   (/api/doctor)",
-        "trial mode: Azure DevOps writes are logged (azure_devops.dry_run), not sent"
+        "trial mode: Azure DevOps writes are logged (azure_devops.trial), not sent"
         if trial
         else "LIVE mode (AZDO_DRY_RUN=false): writes go to Azure DevOps",
         f"queue: {pending} message(s) waiting" + (" (held: --hold-queue)" if hold else ""),

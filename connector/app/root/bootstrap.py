@@ -20,8 +20,8 @@ if TYPE_CHECKING:
 
     from connector.app.views.deployments import DeploymentsView
     from connector.devops.client import AzureDevOpsClient
-    from connector.devops.dryrun import DryRunAzureDevOps
     from connector.devops.links import CommitLinks
+    from connector.devops.trial import TrialAzureDevOps
     from connector.gates.keeper import GateKeeper
     from connector.gates.registration import Registration
     from connector.gates.service_hooks import ServiceHooks
@@ -151,17 +151,17 @@ class Container:
             raise SettingsError(f"{setting}: {exc}") from None
 
     @built
-    def devops(self) -> AzureDevOpsClient | DryRunAzureDevOps:
-        from connector.devops.dryrun import DryRunAzureDevOps
+    def devops(self) -> AzureDevOpsClient | TrialAzureDevOps:
+        from connector.devops.trial import TrialAzureDevOps
 
         s = self.settings
         if not (s.azdo_org_url and s.azdo_project):
             raise SettingsError("Azure DevOps not configured: set AZDO_ORG_URL and AZDO_PROJECT")
-        if s.azdo_dry_run:
+        if s.trial_mode:
             # Reads are harmless: real ones when credentials are configured (PR gates work).
             configured = s.azdo_pat is not None or bool(s.azure_client_id)
             reader = self._azdo_client() if configured else None
-            return DryRunAzureDevOps(
+            return TrialAzureDevOps(
                 s.azdo_org_url, s.azdo_project, api_version=s.azdo_api_version, reader=reader
             )
         return self._azdo_client()
@@ -240,7 +240,7 @@ class Container:
         def job_client(token: str) -> AzureDevOpsClient:
             return AzureDevOpsClient(s.azdo_org_url, s.azdo_project, credential=JobToken(token))
 
-        use_job_token = s.gate_use_job_token and not s.azdo_dry_run
+        use_job_token = s.gate_use_job_token and not s.trial_mode
         return GateKeeper(
             GatePolicy.from_settings(s),
             self.gate_store,

@@ -4,27 +4,25 @@ the queue function says what is missing). A container given `door=` (tests) keep
 
 from __future__ import annotations
 
-from contextlib import AbstractContextManager
+import threading
 from typing import TYPE_CHECKING, Any, Protocol
 
-from connector.settings import SettingsError
+from connector.settings import Settings, SettingsError
 
 if TYPE_CHECKING:
     from azure.core.credentials import TokenCredential
 
     from connector.core.door import Door
-    from connector.settings import Settings
     from connector.storage.door_rows import Reader
     from connector.storage.tables import TableStore
 
 
 class Container(Protocol):
-    """What the door needs of the composition root (`bootstrap.Container`, which imports this
-    module: named here, not imported back). The door is cached in the root's instance dict
-    under the root's lock, as the root's own parts are."""
+    """What the door needs of the composition root's `Container` (which imports this module,
+    so it is named here by its parts rather than imported)."""
 
-    @property
-    def _build_lock(self) -> AbstractContextManager[Any]: ...
+    _build_lock: threading.RLock
+
     @property
     def settings(self) -> Settings: ...
     @property

@@ -1,7 +1,7 @@
-"""A commit named by a unique prefix (`git`'s short SHA), resolved against the stored commits.
-
-The deployments table is partitioned by commit, so a prefix is a partition-key range query
-(`[prefix, prefix + "g")`: lower-case hex sorts below `g`); gates name their commit too.
+"""The one commit parser, and a commit named by a unique prefix (`git`'s short SHA) resolved
+against the stored commits (`TableStore.commits_starting`, and the gates, which name their
+commit too). The CLI's `status`, the on-call pages, `send-sample --commit` and the deployments
+view all parse a commit here; each says how short a prefix it takes.
 """
 
 from __future__ import annotations
@@ -13,8 +13,13 @@ from connector.gates.store import GateStore
 from connector.storage.tables import TableStore
 
 MIN_PREFIX = 4  # git's minimum abbreviation
+FULL = 40  # a full SHA-1
 MAX_LISTED = 10
 _HEX = re.compile(r"[0-9a-f]+")
+
+
+class InvalidCommitError(ConnectorError, ValueError):
+    """Not a commit id, or a prefix shorter than the caller takes; the message names the form."""
 
 
 class CommitLookupError(ConnectorError, LookupError):
@@ -25,18 +30,28 @@ class AmbiguousCommitError(CommitLookupError):
     """More than one stored commit starts with the prefix; the message lists them."""
 
 
-def parse(text: str) -> str:
-    """A lower-case commit id or prefix; ValueError (checked before any storage is touched)."""
-    prefix = text.strip().lower()
-    if not _HEX.fullmatch(prefix) or not MIN_PREFIX <= len(prefix) <= 40:
-        raise ValueError(f"a commit id or a unique prefix of at least {MIN_PREFIX} hex characters")
+def parse(text: str, *, shortest: int = MIN_PREFIX) -> str:
+    """A lower-case commit id (Flux reports them so), or a prefix of at least `shortest` hex
+    characters; InvalidCommitError, checked before any storage is touched. Spaces around a
+    prefix (typed, pasted into a search box) are forgiven; `shortest=FULL` (an address or an
+    argument naming one exact commit) takes the 40 characters and nothing else."""
+    prefix = (text if shortest >= FULL else text.strip()).lower()
+    if not _HEX.fullmatch(prefix) or not shortest <= len(prefix) <= FULL:
+        raise InvalidCommitError(expected(shortest))
     return prefix
+
+
+def expected(shortest: int) -> str:
+    """The form `parse(..., shortest=shortest)` takes, in words."""
+    if shortest >= FULL:
+        return "must be 40 hexadecimal characters (a full SHA-1)"
+    return f"a commit id or a unique prefix of at least {shortest} hex characters"
 
 
 def resolve(store: TableStore, text: str) -> str:
     """The full commit for `text` (a full SHA-1 is returned as it is, stored or not)."""
     prefix = parse(text)
-    if len(prefix) == 40:
+    if len(prefix) == FULL:
         return prefix
     found = sorted(_stored(store, prefix))
     if not found:
@@ -53,12 +68,7 @@ def matches(store: TableStore, text: str) -> list[str]:
 
 
 def _stored(store: TableStore, prefix: str) -> set[str]:
-    rows = store.table("deployments").query_entities(
-        "PartitionKey ge @low and PartitionKey lt @high",
-        parameters={"low": prefix, "high": prefix + "g"},
-        select=["PartitionKey"],
-    )
-    found = {row["PartitionKey"] for row in rows}
+    found = store.commits_starting(prefix)
     found |= {
         g.commit.lower()
         for g in GateStore(store).all_gates()

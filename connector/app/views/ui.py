@@ -20,12 +20,11 @@ from urllib.parse import quote, urlencode
 from azure.core.exceptions import AzureError
 
 from connector.app.views import commits, ui_pages
-from connector.app.views.deployments import UnknownCommitError
+from connector.app.views.deployments_model import UnknownCommitError
 from connector.app.views.ui_assets import HEADERS
 from connector.app.views.ui_model import Links, commit_view, index_view
 from connector.gates.store import GateStore
 from connector.settings import Settings, SettingsError
-from connector.storage.board import BoardTable
 from connector.storage.tables import TableStore
 from connector.web import Reply, Request
 
@@ -98,7 +97,7 @@ class UiPages:
         return _reply(ask, view, f"Commit {commit[:7]}", ui_pages.commit_main(view, ask.href))
 
     def _index(self, store: TableStore) -> dict[str, Any]:
-        boards = BoardTable(lambda: store.table("board")).boards()
+        boards = store.board().boards()
         gates = GateStore(store).open_gates()
         return index_view(boards, gates, self._settings.environments, self._clock())
 
@@ -110,7 +109,7 @@ class UiPages:
             commit,
             links=Links(s.azdo_org_url, s.azdo_project, s.azdo_gitops_repo, s.pr_repo),
             grace=timedelta(seconds=s.gate_failure_grace_seconds),
-            boards=BoardTable(lambda: store.table("board")).boards(),
+            boards=store.board().boards(),
             now=self._clock(),
         )
 
@@ -133,9 +132,7 @@ class UiPages:
 
 
 def _resolve(store: TableStore, text: str) -> str:
-    prefix = commits.parse(text)  # ValueError names the expected form
-    if len(prefix) < MIN_PREFIX:
-        raise ValueError(f"a commit id or a unique prefix of at least {MIN_PREFIX} hex characters")
+    prefix = commits.parse(text, shortest=MIN_PREFIX)  # ValueError names the expected form
     return commits.resolve(store, prefix)
 
 

@@ -4,9 +4,10 @@
   now, since when, its state), the environment's recent commits, and the open gates first. Its
   reads are bounded whatever the fleet: one query of the board's partition, one of the open
   gates (`connector.storage.board`).
-- A commit (`commit_view`): the deployments view of the commit (`connector.app.views.deployments`,
-  the same queries), each gate with what it still waits for (the gate's own roll-up and rules),
-  links into Azure DevOps, and what the clusters not on the commit run now.
+- A commit (`commit_view`): the deployments view of the commit
+  (`connector.app.views.deployments_model`, the same queries), each gate with what it still
+  waits for (the gate's own roll-up and rules), links into Azure DevOps, and what the clusters
+  not on the commit run now.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import quote
 
-from connector.app.views.deployments import View, commit_gates, deployment_view
+from connector.app.views.deployments_model import View, commit_gates, deployment_view
 from connector.core.gates import OPEN, Gate, decide
 from connector.core.rollup import EnvironmentSpecs, Rollup
 from connector.core.tracking import ClusterResult, Phase

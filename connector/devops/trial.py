@@ -22,7 +22,7 @@ from connector.devops.types import (
 _LOG = logging.getLogger(__name__)
 
 
-class DryRunAzureDevOps:
+class TrialAzureDevOps:
     """Trial mode: logs every write it would make, sends none, and raises `NotSentError` so that
     callers record nothing as posted (turned off on the same storage, the connector posts it all).
 
@@ -121,5 +121,5 @@ class DryRunAzureDevOps:
 
     def _not_sent(self, call: Call) -> None:
         body = call.body.decode() if isinstance(call.body, bytes) else json.dumps(call.body)
-        _LOG.info("azure_devops.dry_run %s %s", call.describe(), body)
+        _LOG.info("azure_devops.trial %s %s", call.describe(), body)
         raise NotSentError(f"trial mode: {call.method} not sent")
