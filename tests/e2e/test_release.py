@@ -16,6 +16,7 @@ import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import azure.functions as func
 import pytest
@@ -205,7 +206,7 @@ def test_both_http_clients_send_the_version_as_user_agent():
 
     with WebhookReceiver() as receiver:
         WebhookClient(retry_total=0).post(Subscriber.parse(receiver.url("/hook")), b"{}", {})
-        devops = PipelineClient(
+        devops: PipelineClient[HttpRequest, Any] = PipelineClient(
             base_url="",
             policies=policies(
                 auth=auth_policy("pat", None),
