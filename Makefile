@@ -96,5 +96,6 @@ mutate: $(VENV)/.installed ## mutation-test the pure core (installs mutmut; abou
 run: ## run the app locally (checks prerequisites, installs; Core Tools, else the embedded host)
 	./scripts/run-local.sh
 
-clean: ## remove .venv, node_modules, .tools and caches
-	rm -rf $(VENV) .venv-checkov node_modules .tools .mypy_cache .ruff_cache .pytest_cache .hypothesis
+clean: ## remove .venv, node_modules, .tools, caches and coverage data
+	rm -rf $(VENV) .venv-checkov node_modules .tools .mypy_cache .ruff_cache .pytest_cache .hypothesis \
+		.coverage .coverage.*
