@@ -335,7 +335,7 @@ module spektateAccess 'modules/spektate-access.bicep' = if (!empty(spektateStora
 // The connector's app settings. Every name the code reads (connector.settings.setting_names())
 // is here, except the connection-string forms meant for local runs only (ServiceBusConnection,
 // AzureWebJobsStorage, STATE_STORAGE, SPEKTATE_STORAGE): in Azure the identity-based forms are
-// used. tests/test_infra.py holds this contract. Host settings are in modules/functionapp.bicep.
+// used. tests/unit/test_infra.py holds this contract. Host settings are in modules/functionapp.bicep.
 // ---------------------------------------------------------------------------------------------
 
 var kvRefPrefix = '@Microsoft.KeyVault(SecretUri=${keyVault.outputs.vaultUri}secrets/'
