@@ -53,7 +53,7 @@ typecheck: install ## mypy: --strict on connector/, checked defs on tests/, benc
 # and prints one report at the end.
 PYTEST := $(BIN)/pytest -q --cov --cov-append --cov-report=
 
-unit: install ## tests/unit: the core and everything without Azurite or a process (seconds)
+unit: install ## tests/unit: the core and everything without Azurite (about a minute)
 	$(PYTEST) tests/unit
 
 integration: install ## tests/integration: on Azurite and the loopback Azure DevOps (they start themselves)
