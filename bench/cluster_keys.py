@@ -60,7 +60,7 @@ def post(body: bytes, *, key: bytes = KEY, params: dict[str, str] | None = None,
 
 
 NAMED = b'"cluster":"aks-prod-weu-01",'
-VARIANTS = (
+VARIANTS: tuple[tuple[str, dict[str, str], dict[str, str], bool], ...] = (
     ("shared FLUX_HMAC_KEY", {"FLUX_HMAC_KEY": KEY.decode()}, {}, True),
     ("1 cluster key", {"FLUX_CLUSTER_KEYS": keys(1)}, {}, True),
     (f"{FLEET} keys, metadata", {"FLUX_CLUSTER_KEYS": keys(FLEET)}, {}, True),

@@ -184,8 +184,7 @@ SAMPLED_PER_SECOND = 1.0
 
 def measured_counts() -> dict[str, float]:
     """Per re-send: sends, executions and Table requests, from a small fleet on Azurite."""
-    from fleet import RESEND, Fleet, counting_world, loopback
-
+    from bench.fleet import RESEND, Fleet, counting_world, loopback
     from connector.app.root import bootstrap
 
     with loopback() as (connection, azdo):
@@ -212,7 +211,7 @@ def worker_records() -> dict[str, float]:
 def _records(door: bool, level: int | str) -> float:
     """Log records at `level` and spans (each exported span is a record too: a request or a
     dependency), per re-send."""
-    from child import settled_world
+    from bench.child import settled_world
 
     spans = _spans()
     logger = logging.getLogger("connector")

@@ -57,7 +57,7 @@ class CountingTransport(RequestsTransport):
         self.requests = 0
         self.bytes = 0
 
-    def send(self, request: Any, **kwargs: Any) -> Any:  # type: ignore[override]
+    def send(self, request: Any, **kwargs: Any) -> Any:
         response = super().send(request, **kwargs)
         self.requests += 1
         self.bytes += len(request.body or b"") + len(response.body() or b"")

@@ -23,6 +23,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any, cast
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -80,10 +81,12 @@ PROPERTIES = {"cluster": "c", "env": "e", "kind": "Kustomization", "reason": "R"
 
 
 def floor(body: bytes, properties: dict[str, str] | None = None):
+    props = cast("dict[str | bytes, Any] | None", properties)  # the same dict, as the SDK types it
+
     def once() -> None:
         hmac.compare_digest(hmac.new(KEY, body, hashlib.sha256).hexdigest(), "0" * 64)
         json.loads(body)
-        ServiceBusMessage(body, message_id="m", session_id="s", application_properties=properties)
+        ServiceBusMessage(body, message_id="m", session_id="s", application_properties=props)
 
     return once
 

@@ -177,7 +177,7 @@ def main() -> None:
     args = parser.parse_args()
 
     service = memory.MemoryTableService()
-    store = TableStore(service, prefix="bench")
+    store = TableStore(service.as_sdk(), prefix="bench")
     started = time.perf_counter()
     populate(store, args.clusters, args.objects, commit(0))
     gates = GateStore(store)
@@ -194,7 +194,7 @@ def main() -> None:
     swept: list[int] = []
     now, now_s = measure(lambda: swept.append(gatekeeper.sweep()))
     sample = GateStore(store).open_gates()[: args.sample]
-    old, old_s = measure(lambda: [gatekeeper.evaluate(g) for g in sample])  # one roll-up each
+    old, old_s = measure(lambda: list(map(gatekeeper.evaluate, sample)))  # one roll-up each
     scale = args.gates / len(sample)
     before = Reads(*(round(v * scale) for v in (old.calls, old.requests, old.rows, old.bytes)))
 

@@ -39,7 +39,7 @@ class TableCounting(CountingTransport):
         self.watched = ""
         self.watched_requests = 0
 
-    def send(self, request: Any, **kwargs: Any) -> Any:  # type: ignore[override]
+    def send(self, request: Any, **kwargs: Any) -> Any:
         if self.watched and self.watched in request.url:
             self.watched_requests += 1
         return super().send(request, **kwargs)

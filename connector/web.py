@@ -14,7 +14,7 @@ import azure.functions as func
 
 
 # Built for every request: slotted and not frozen (a frozen dataclass sets each field through
-# object.__setattr__, several times slower). Nothing mutates them.
+# object.__setattr__, a cost paid per request; docs/benchmarks.md). Nothing mutates them.
 @dataclass(slots=True)
 class Request:
     method: str

@@ -13,6 +13,7 @@ from connector.sources.flux.signature import sign
 from tests.recording_sender import RecordingSender
 
 EVENTS = Path(__file__).parent / "events"
+UNIT = Path(__file__).parent / "unit"
 HMAC_KEY = b"test-hmac-key-0123456789"
 
 
@@ -52,6 +53,22 @@ BASE_SETTINGS = {
     "DEFAULT_ENV": "dev",
     "SERVICEBUS_QUEUE": "flux-events",
 }
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The unit tier runs without Azurite (`make unit`): a test there that needs it (marked
+    `azurite`, or through a fixture) belongs in tests/integration."""
+    misplaced = [
+        item.nodeid
+        for item in items
+        if item.path.is_relative_to(UNIT)
+        and (
+            item.get_closest_marker("azurite") is not None
+            or "azurite_connection" in getattr(item, "fixturenames", ())
+        )
+    ]
+    if misplaced:
+        raise pytest.UsageError("needs Azurite, move to tests/integration: " + ", ".join(misplaced))
 
 
 @pytest.fixture

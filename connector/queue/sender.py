@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 
-@dataclass(slots=True)  # one per event: a frozen dataclass's __init__ costs ~4x; never mutated
+@dataclass(slots=True)  # one per event: not frozen, as connector.web says why; never mutated
 class OutgoingMessage:
     body: bytes
     message_id: str

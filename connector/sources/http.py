@@ -160,7 +160,8 @@ def key_problems(
     """The Table keys of `observation_keys` that would not fit, each named by the caller's
     fields (`fields_of(role)`). Cluster and env are plain names of at most 63 characters
     (`ORIGIN_NAME`); when the object's parts are too, every key fits and building them (the
-    common case, 25 % of ingest) is skipped, and so is the `ObjectRef` they are built from."""
+    common case, a large share of ingest) is skipped, and so is the `ObjectRef` they are built
+    from (`bench/ingest.py`)."""
     if _PLAIN_KEYS_FIT and _PLAIN_OBJECT.fullmatch(f"{obj.kind}/{obj.namespace}/{obj.name}"):
         return []
     problems: list[dict[str, str]] = []

@@ -1,9 +1,10 @@
 """The door's hot read: one Table entity by its keys, over a kept-alive `http.client` connection.
 
-Why not the SDK's `TableClient.get_entity`: measured by `bench/hot_read.py` (callgrind), the SDK
-call costs ~6.0M instructions, ~4.4M with its pipeline cut to the policies a point read needs
-and no proxy-environment scan per call; `requests`, `urllib3` and the generated (de)serializers
-are most of what remains. This client makes the same documented request and maps its errors to
+Why not the SDK's `TableClient.get_entity`: per re-send at the door it would be most of the CPU,
+even with its pipeline cut to the policies a point read needs and no proxy-environment scan per
+call; `requests`, `urllib3` and the generated (de)serializers are most of what remains
+(`bench/hot_read.py` measures both under callgrind; docs/cost.md has the figures). This client
+makes the same documented request and maps its errors to
 the SDK's exceptions, so that callers cannot tell them apart
 (`tests/integration/test_point_read.py` checks both against Azurite). Everything that writes
 keeps using the SDK.

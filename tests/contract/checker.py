@@ -260,7 +260,7 @@ def _type_problems(value: Any, schema: Mapping[str, Any]) -> list[str]:
     is_bool = isinstance(value, bool)
     if not isinstance(value, _TYPES[kind]) or (is_bool and kind in {"integer", "number"}):
         return [f": {value!r} is not of type {kind}"]
-    if schema.get("format") == "uuid" and not _is_uuid(value):
+    if schema.get("format") == "uuid" and not (isinstance(value, str) and _is_uuid(value)):
         return [f": {value!r} is not a UUID"]
     return []
 

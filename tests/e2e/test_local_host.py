@@ -47,7 +47,8 @@ def settings_file(tmp_path: Path) -> Path:
 
 def clean_env() -> dict[str, str]:
     keep = ("PATH", "HOME", "LANG", "SYSTEMROOT", "TMPDIR")
-    return {k: v for k, v in os.environ.items() if k in keep}
+    # COVERAGE_*: `make e2e` measures the host's process too (no setting of ours).
+    return {k: v for k, v in os.environ.items() if k in keep or k.startswith("COVERAGE_")}
 
 
 @contextmanager

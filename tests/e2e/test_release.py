@@ -16,6 +16,7 @@ import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import azure.functions as func
 import pytest
@@ -179,8 +180,19 @@ def test_the_version_is_written_once():
     literal = re.compile(rf"(?<![\d.]){re.escape(__version__)}(?![\d.])")
     places = [ROOT / "function_app.py", ROOT / "pyproject.toml", ROOT / "host.json"]
     places += [*(ROOT / "connector").rglob("*.py"), *(ROOT / "scripts").glob("*.py")]
-    found = [str(p.relative_to(ROOT)) for p in places if literal.search(p.read_text("utf-8"))]
-    assert found == ["connector/__init__.py"]
+    # Everything else that could carry a version: the npm manifest, azd, the templates, the
+    # deployment files, the docs and the scripts of every kind (the locks pin other packages'
+    # versions, the CHANGELOG names every release).
+    places += [ROOT / name for name in ("package.json", "azure.yaml", "README.md", "Makefile")]
+    places += [ROOT / "CONTRIBUTING.md", ROOT / "local.settings.sample.json"]
+    for folder in ("infra", "deploy", "pipelines", "docs", "scripts", "bench", ".ci"):
+        files = [p for p in (ROOT / folder).rglob("*") if p.is_file()]
+        places += [p for p in files if p.suffix not in {".png", ".pyc"}]
+    found = {str(p.relative_to(ROOT)) for p in places if literal.search(p.read_text("utf-8"))}
+    assert found == {"connector/__init__.py"}
+    lock = json.loads((ROOT / "package-lock.json").read_text(encoding="utf-8"))
+    assert "version" not in lock
+    assert "version" not in lock["packages"][""]
     pyproject = (ROOT / "pyproject.toml").read_text(encoding="utf-8")
     assert 'dynamic = ["version"]' in pyproject
     assert 'version = { attr = "connector.__version__" }' in pyproject
@@ -205,7 +217,7 @@ def test_both_http_clients_send_the_version_as_user_agent():
 
     with WebhookReceiver() as receiver:
         WebhookClient(retry_total=0).post(Subscriber.parse(receiver.url("/hook")), b"{}", {})
-        devops = PipelineClient(
+        devops: PipelineClient[HttpRequest, Any] = PipelineClient(
             base_url="",
             policies=policies(
                 auth=auth_policy("pat", None),

@@ -546,7 +546,7 @@ def test_running_azurite_is_reused(project: Project) -> None:
 def test_make_help_lists_every_target_with_one_line() -> None:
     makefile = (ROOT / "Makefile").read_text(encoding="utf-8")
     # Command targets: a plain word before the colon (file rules hold a dot or a slash).
-    targets = set(re.findall(r"^([a-z][a-z_-]*):(?!=)", makefile, flags=re.MULTILINE))
+    targets = set(re.findall(r"^([a-z][a-z0-9_-]*):(?!=)", makefile, flags=re.MULTILINE))
     phony = set(makefile.split(".PHONY:", 1)[1].splitlines()[0].split())
 
     result = subprocess.run(  # noqa: S603 - fixed arguments

@@ -51,7 +51,7 @@ WALL = [T0]  # the roster's clock: the time of the event being processed, as in 
 
 
 def memory_store(window_days: float = 3) -> TableStore:
-    store = TableStore(MemoryTableService(), prefix="t", cluster_window_days=window_days)
+    store = TableStore(MemoryTableService().as_sdk(), prefix="t", cluster_window_days=window_days)
     store.clusters._clock = lambda: WALL[0]
     return store
 
@@ -59,7 +59,7 @@ def memory_store(window_days: float = 3) -> TableStore:
 def process(store: TableStore, *observations: Observation) -> None:
     for one in observations:
         WALL[0] = one.time
-        Processor({}, store, clock=lambda one=one: one.time).process(one)
+        Processor({}, store, clock=lambda: WALL[0]).process(one)
 
 
 def test_a_cluster_seen_once_stops_being_expected_after_the_window() -> None:
@@ -92,7 +92,7 @@ def test_a_gate_s_own_clusters_and_environments_are_not_expired() -> None:
 def test_a_report_rewrites_the_row_once_an_hour_per_process_without_a_read() -> None:
     wall = [T0]
     service = MemoryTableService()
-    store = TableStore(service, prefix="t")
+    store = TableStore(service.as_sdk(), prefix="t")
     store.clusters = ClusterRoster(
         lambda: store.table("objects"), lambda env: {}, clock=lambda: wall[0]
     )

@@ -16,8 +16,9 @@ from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 
+from connector.core.gates import PlanRef
 from connector.devops.routes import API_VERSIONS, Routes
-from connector.devops.types import CommitStatus, PlanRef
+from connector.devops.types import CommitStatus
 from tests.contract.checker import (
     SPEC_PATH,
     allowed_versions,

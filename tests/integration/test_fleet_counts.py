@@ -8,16 +8,9 @@ regression to justify.
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import pytest
 
-from connector.app.root import bootstrap
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
-
-from fleet import (
+from bench.fleet import (
     FIRST,
     GATE_CHECK,
     GATED,
@@ -28,6 +21,7 @@ from fleet import (
     Report,
     counting_world,
 )
+from connector.app.root import bootstrap
 
 pytestmark = pytest.mark.azurite
 

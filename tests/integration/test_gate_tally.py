@@ -22,7 +22,7 @@ def full_rollups(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     calls: list[str] = []
     original = rollup.Rollup.environment
 
-    def counted(self, commit, env, **kwargs):  # type: ignore[no-untyped-def]
+    def counted(self, commit, env, **kwargs):
         calls.append(commit)
         return original(self, commit, env, **kwargs)
 

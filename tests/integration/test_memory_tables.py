@@ -42,7 +42,7 @@ def table(service: Any, request: pytest.FixtureRequest) -> Any:
 
 @pytest.fixture
 def people(table: Any) -> Any:
-    rows = [
+    rows: list[dict[str, Any]] = [
         {"RowKey": "a", "name": "Ann", "age": 30, "admin": True},
         {"RowKey": "b", "name": "Bob", "age": 40, "admin": False},
         {"RowKey": "c", "name": "O'Hara", "age": 50},

@@ -37,7 +37,7 @@ LATER = timedelta(days=DAYS + 1)
 def store(request: pytest.FixtureRequest) -> TableStore:
     name = "r" + re.sub(r"[^a-z0-9]", "", request.node.name.lower())[:20] + uuid.uuid4().hex[:8]
     if request.param == "memory":
-        return TableStore(MemoryTableService(), prefix=name)
+        return TableStore(MemoryTableService().as_sdk(), prefix=name)
     service = connect(connection_string=request.getfixturevalue("azurite_connection"))
     return TableStore(service, prefix=name)
 
@@ -85,7 +85,8 @@ def run(
 
 def stamp(store: TableStore, name: str, partition: str, row: str) -> datetime:
     rows = store.table(name).query_entities("PartitionKey eq @pk", parameters={"pk": partition})
-    found: datetime = next(r for r in rows if r["RowKey"] == row).metadata["timestamp"]
+    found = next(r for r in rows if r["RowKey"] == row).metadata["timestamp"]
+    assert found is not None
     return found
 
 
@@ -336,7 +337,7 @@ def test_the_timer_function_runs_a_cleanup_with_the_app_settings(install: Any, c
 
     import function_app
 
-    store = TableStore(MemoryTableService(), prefix="timer")
+    store = TableStore(MemoryTableService().as_sdk(), prefix="timer")
     fill(store, "processed", {"m": 2})
     observe(store, A)
     install({"STATE_RETENTION_DAYS": "7"}, store=store)
@@ -347,4 +348,4 @@ def test_the_timer_function_runs_a_cleanup_with_the_app_settings(install: Any, c
     assert partitions(store, "processed") == {}
     assert partitions(store, "deployments") == {A: 1}  # recent: kept
     done = next(r for r in caplog.records if r.getMessage() == "cleanup.done")
-    assert (done.deleted_processed, done.deleted_deployments) == (2, 0)  # type: ignore[attr-defined]
+    assert (done.deleted_processed, done.deleted_deployments) == (2, 0)

@@ -229,9 +229,13 @@ def test_a_failure_carries_a_capped_message(writer, flux_table, partition):
 def test_the_row_id_follows_the_recorded_state_not_the_resent_event():
     first = observe(Phase.SUCCEEDED)
     later = resend(first)
-    assert change_id(C1, first, record(first).state) == change_id(C1, later, record(first).state)
+    first_state = record(first).state
     failed = observe(Phase.FAILED)
-    assert change_id(C1, first, record(first).state) != change_id(C1, failed, record(failed).state)
+    failed_state = record(failed).state
+    assert first_state is not None
+    assert failed_state is not None
+    assert change_id(C1, first, first_state) == change_id(C1, later, first_state)
+    assert change_id(C1, first, first_state) != change_id(C1, failed, failed_state)
 
 
 def test_a_failed_write_raises_and_the_retry_writes_it_once(flux_table, partition):

@@ -39,7 +39,7 @@ from tests.world import REPO, kustomization
 pytestmark = pytest.mark.azurite
 
 ERRORS = "connector.spektate.errors"
-NO_RETRY = {"retry_total": 0}  # the SDK's own retries would only slow these tests down
+NO_RETRY: dict[str, Any] = {"retry_total": 0}  # the SDK's own retries only slow these tests
 
 
 def endpoint_of(connection_string: str) -> str:
@@ -81,7 +81,7 @@ def partition() -> str:
     return f"errs-{uuid.uuid4().hex[:8]}"
 
 
-def gave_up(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
+def gave_up(caplog: pytest.LogCaptureFixture) -> list[Any]:  # records with their `extra` fields
     return [r for r in caplog.records if r.getMessage() == "spektate.gave_up"]
 
 

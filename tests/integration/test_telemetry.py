@@ -6,6 +6,7 @@ import base64
 import json
 import logging
 from pathlib import Path
+from typing import cast
 
 import azure.functions as func
 import pytest
@@ -56,8 +57,9 @@ def metric_points() -> dict[tuple[str, tuple], float]:
         for scope in resource.scope_metrics:
             for metric in scope.metrics:
                 for point in metric.data.data_points:
-                    key = (metric.name, tuple(sorted(point.attributes.items())))
-                    points[key] = getattr(point, "value", None) or getattr(point, "count", 0)
+                    key = (metric.name, tuple(sorted((point.attributes or {}).items())))
+                    value = getattr(point, "value", None) or getattr(point, "count", 0)
+                    points[key] = cast(float, value)
     return points
 
 
@@ -160,8 +162,8 @@ def test_no_secret_reaches_any_log_line(world, caplog):
     ]
     with caplog.at_level(logging.DEBUG):
         function_app.flux(flux_request(body))
-        own = {"key": cluster_key.encode(), "params": {"cluster": "prod-eu"}}
-        assert function_app.flux(flux_request(body, **own)).status_code == 403
+        own = flux_request(body, key=cluster_key.encode(), params={"cluster": "prod-eu"})
+        assert function_app.flux(own).status_code == 403
         function_app.flux(flux_request(body, key=b"wrong key"))
         function_app.flux(flux_request(b"not json"))
         world.deliver_queued()

@@ -189,6 +189,7 @@ def test_authorized_by_any_of_the_rotated_secrets_only():
 
 
 def test_the_secret_names_its_instance():
+    secrets: tuple[tuple[str, bytes], ...]
     secrets = (("argocd-dev", b"dev"), ("argocd-prod", b"new"), ("argocd-prod", b"old"))
     secrets += ((SHARED, b"shared"),)
     assert owner("Bearer dev", secrets) == "argocd-dev"

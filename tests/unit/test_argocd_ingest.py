@@ -52,7 +52,9 @@ def test_every_trigger_fixture_is_queued_for_its_application(app, sender, name):
     assert obs.obj == ObjectRef("Application", meta["namespace"], meta["name"])
     assert obs.commit == A
     assert message.session_id == f"aks-dev-1/Application/{meta['namespace']}/{meta['name']}"
-    assert envelope.decode(message.body).source == "argocd"
+    decoded = envelope.decode(message.body)
+    assert isinstance(decoded, envelope.Envelope)
+    assert decoded.source == "argocd"
 
 
 @pytest.mark.parametrize(

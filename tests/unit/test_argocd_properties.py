@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 import function_app
 from connector import sources
-from connector.core.tracking import ObjectRef
+from connector.core.tracking import ObjectRef, Observation
 from connector.storage.rows import key_problem
 from connector.storage.tables import observation_keys
 from tests.argocd import SECRET, application, argocd_request, basic, bearer, fixture_names
@@ -98,6 +98,7 @@ def test_arbitrary_input_never_yields_a_5xx_and_every_202_is_readable(
     assert (status == 202) == bool(queued)
     for message in queued:
         observation = sources.read(message.body, message.message_id)
+        assert isinstance(observation, Observation)
         assert observation.obj.kind == "Application"
 
 
@@ -118,7 +119,9 @@ def test_accepted_exactly_when_the_state_store_can_hold_it(install, namespace, n
         assert valid
         assert fits
         [message] = sender.drain()
-        assert sources.read(message.body, message.message_id).obj.name == name
+        observation = sources.read(message.body, message.message_id)
+        assert isinstance(observation, Observation)
+        assert observation.obj.name == name
     else:
         assert status == 422, payload
         assert payload["fields"]

@@ -125,7 +125,7 @@ ROLLOUT = [
 
 def replay(steps: list[Step], build: Any) -> list[tuple[str, Phase | None]]:
     """Each state through translation and the store; the object's phase after each."""
-    store = TableStore(MemoryTableService(), prefix="t")
+    store = TableStore(MemoryTableService().as_sdk(), prefix="t")
     processor = Processor({}, store, clock=lambda: RECEIVED)
     recorded = []
     for index, step in enumerate(steps):

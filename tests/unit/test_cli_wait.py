@@ -28,10 +28,14 @@ def test_each_waiting_command_names_its_service() -> None:
     emulator = Settings.from_env(
         {"ServiceBusConnection": "Endpoint=sb://localhost;UseDevelopmentEmulator=true;"}
     )
-    what, cause = cli_wait.target("dlq", emulator)
+    target = cli_wait.target("dlq", emulator)
+    assert target is not None
+    what, cause = target
     assert what == "the Service Bus emulator"
     assert "docker compose up -d" in cause
-    assert "Azurite" in cli_wait.target("status", Settings())[1]
+    status = cli_wait.target("status", Settings())
+    assert status is not None
+    assert "Azurite" in status[1]
     assert cli_wait.target("send-sample", Settings()) is None  # it says what it does itself
 
 

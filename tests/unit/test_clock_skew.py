@@ -89,7 +89,7 @@ class World:
 
 
 def world() -> World:
-    store = TableStore(MemoryTableService(), prefix="t")
+    store = TableStore(MemoryTableService().as_sdk(), prefix="t")
     clock = Clock()
     return World(store, Processor({}, store, (), clock=clock), clock)
 

@@ -51,7 +51,7 @@ class Recorder:
 
 
 def processor(*listeners: Recorder) -> tuple[Processor, TableStore]:
-    store = TableStore(MemoryTableService(), prefix="t")
+    store = TableStore(MemoryTableService().as_sdk(), prefix="t")
     return Processor({}, store, listeners, clock=lambda: NOW), store
 
 

@@ -209,7 +209,7 @@ def record(store: TableStore, seen: Seen, index: int) -> None:
 
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
 def test_environment(case: Case) -> None:
-    store = TableStore(MemoryTableService(), prefix="t")
+    store = TableStore(MemoryTableService().as_sdk(), prefix="t")
     for index, seen in enumerate(case.seen):
         record(store, seen, index)
     environments = {ENV: case.spec} if case.spec else {}
@@ -226,7 +226,7 @@ def test_environment(case: Case) -> None:
 
 
 def test_failed_objects_name_the_object_and_its_state() -> None:
-    store = TableStore(MemoryTableService(), prefix="t")
+    store = TableStore(MemoryTableService().as_sdk(), prefix="t")
     record(store, Seen("c1", "apps", A, FAIL, minutes=2), 0)
 
     (cluster,) = Rollup({}, store).environment(A, ENV).clusters
@@ -238,7 +238,7 @@ def test_failed_objects_name_the_object_and_its_state() -> None:
 
 def test_each_commit_is_read_once_per_roll_up() -> None:
     """`follow` looks up the descendant's states once for all clusters and objects."""
-    store = TableStore(MemoryTableService(), prefix="t")
+    store = TableStore(MemoryTableService().as_sdk(), prefix="t")
     for index, cluster in enumerate(["c1", "c2", "c3"]):
         record(store, Seen(cluster, "apps", B, OK), 2 * index)
         record(store, Seen(cluster, "infra", B, OK), 2 * index + 1)
@@ -259,7 +259,7 @@ def test_each_commit_is_read_once_per_roll_up() -> None:
 
 def test_states_are_read_for_the_environment_only() -> None:
     """A commit's states in other environments are not read (each is a Table query)."""
-    store = TableStore(MemoryTableService(), prefix="t")
+    store = TableStore(MemoryTableService().as_sdk(), prefix="t")
     record(store, Seen("c1", "apps", A, OK), 0)
     calls: list[tuple[str, str | None]] = []
     states = store.commit_states

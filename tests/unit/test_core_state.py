@@ -34,9 +34,13 @@ class CountedReads:
         self.calls.append(("cluster_view", commit, env, cluster))
         return self._store.cluster_view(commit, env, cluster)
 
+    def environment_clusters(self, env: str) -> list[str]:
+        self.calls.append(("environment_clusters", env))
+        return self._store.environment_clusters(env)
+
 
 def store_with(*where: tuple[str, str]) -> TableStore:
-    store = TableStore(MemoryTableService(), prefix="t")
+    store = TableStore(MemoryTableService().as_sdk(), prefix="t")
     for index, (env, cluster) in enumerate(where):
         store.record(
             Observation(

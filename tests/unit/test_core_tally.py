@@ -27,7 +27,7 @@ REPORTED = [c for c in PLAIN if c.seen]  # the tally is written by events
 
 
 def stored(case: Case) -> TableStore:
-    store = TableStore(MemoryTableService(), prefix="t")
+    store = TableStore(MemoryTableService().as_sdk(), prefix="t")
     for index, seen in enumerate(case.seen):
         record(store, seen, index)
     return store
@@ -66,7 +66,7 @@ def test_the_tally_agrees_with_the_full_roll_up(case: Case) -> None:
 
 
 def test_a_result_from_older_rows_never_replaces_one_from_newer_rows() -> None:
-    store = TableStore(MemoryTableService(), prefix="t")
+    store = TableStore(MemoryTableService().as_sdk(), prefix="t")
     newer = ClusterResult("c1", Phase.SUCCEEDED)
     older = replace(newer, phase=Phase.PROGRESSING)
 
@@ -109,14 +109,16 @@ def tally_many(store: TableStore, count: int) -> tuple[list[str], dict[str, Clus
             result = ClusterResult(cluster, Phase.FAILED, failed=((LONG_NAME, failing),))
         else:
             result = ClusterResult(cluster, Phase.PROGRESSING, pending=(LONG_NAME,) * 5)
-        changed, recorded = store.tally(A, ENV, result, f"2026-05-14T09:00:{index % 60:02d}")
+        changed, tallied = store.tally(A, ENV, result, f"2026-05-14T09:00:{index % 60:02d}")
         assert changed
+        assert tallied is not None
+        recorded = tallied
     return clusters, recorded
 
 
 def test_a_tally_row_spreads_past_one_property() -> None:
     """The memory twin refuses a string over 64 KiB, as the service does."""
-    store = TableStore(MemoryTableService(), prefix="t")
+    store = TableStore(MemoryTableService().as_sdk(), prefix="t")
     clusters, recorded = tally_many(store, 200)  # ~140,000 characters: five properties
 
     assert sorted(recorded) == clusters
@@ -126,6 +128,7 @@ def test_a_tally_row_spreads_past_one_property() -> None:
     # Back to fewer parts (a merge leaves the others behind; they are not read).
     calm = ClusterResult(clusters[1], Phase.SUCCEEDED)
     _, after = store.tally(A, ENV, calm, "2026-05-14T10:00:00")
+    assert after is not None
     assert after[clusters[1]] == calm
     assert len(after) == 200
 
@@ -135,7 +138,7 @@ def test_past_its_detail_budget_a_tally_drops_the_pending_names(
 ) -> None:
     """So that thousands of clusters fit the 1 MiB entity (scaled down here)."""
     monkeypatch.setattr(tally_rows, "TALLY_DETAIL_CHARS", 50_000)
-    store = TableStore(MemoryTableService(), prefix="t")
+    store = TableStore(MemoryTableService().as_sdk(), prefix="t")
 
     clusters, recorded = tally_many(store, 100)
 
@@ -148,18 +151,19 @@ def test_past_its_detail_budget_a_tally_drops_the_pending_names(
 
 
 def test_a_tally_names_the_first_pending_objects_of_a_cluster() -> None:
-    store = TableStore(MemoryTableService(), prefix="t")
+    store = TableStore(MemoryTableService().as_sdk(), prefix="t")
     pending = (LONG_NAME, *(ObjectRef("Kustomization", "ns", f"o{i}") for i in range(4)))
     result = ClusterResult("c1", Phase.PROGRESSING, pending=pending)
 
     _, recorded = store.tally(A, ENV, result, "2026-05-14T09:00:00")
 
+    assert recorded is not None
     shown = recorded["c1"].pending
     assert [o.name for o in shown] == ["n" * 200, "o0", "o1"]  # what a progress line shows
 
 
 def test_a_cluster_list_of_thousands_fits_its_row() -> None:
-    store = TableStore(MemoryTableService(), prefix="t")
+    store = TableStore(MemoryTableService().as_sdk(), prefix="t")
     clusters = [f"{'c' * 60}-{i:04d}" for i in range(1200)]  # ~80,000 characters of JSON
     for cluster in clusters:
         store.clusters.note(ENV, cluster, T0)
@@ -190,6 +194,12 @@ class CountingStore:
     def environment_clusters(self, env: str) -> list[str]:
         return self.store.environment_clusters(env)
 
+    def commit_states(self, commit: str, env: str | None = None) -> Any:
+        return self.store.commit_states(commit, env)
+
+    def cluster_objects(self, env: str) -> Any:
+        return self.store.cluster_objects(env)
+
 
 def seen_in(store: TableStore, *seen: Seen) -> None:
     for index, one in enumerate(seen):
@@ -197,7 +207,7 @@ def seen_in(store: TableStore, *seen: Seen) -> None:
 
 
 def test_the_event_that_moves_its_cluster_reads_it_once_more() -> None:
-    store = TableStore(MemoryTableService(), prefix="t")
+    store = TableStore(MemoryTableService().as_sdk(), prefix="t")
     seen_in(store, Seen("c1", "apps", A, Phase.SUCCEEDED))
     counting = CountingStore(store)
 
@@ -208,7 +218,7 @@ def test_the_event_that_moves_its_cluster_reads_it_once_more() -> None:
 
 
 def test_an_event_that_moves_nothing_reads_its_cluster_once() -> None:
-    store = TableStore(MemoryTableService(), prefix="t")
+    store = TableStore(MemoryTableService().as_sdk(), prefix="t")
     seen_in(store, Seen("c1", "apps", A, Phase.SUCCEEDED))
     EnvironmentTally({}, store, store).environment(A, ENV, "c1")
     counting = CountingStore(store)
@@ -224,7 +234,7 @@ def test_an_event_that_moves_nothing_reads_its_cluster_once() -> None:
 def test_a_cluster_moved_meanwhile_is_recorded_as_it_is_now() -> None:
     """A concurrent event of the cluster lands between our read and our write: its own write
     found our stale result... so ours reads again and records the cluster as it is now."""
-    store = TableStore(MemoryTableService(), prefix="t")
+    store = TableStore(MemoryTableService().as_sdk(), prefix="t")
     seen_in(store, Seen("c1", "apps", A, Phase.SUCCEEDED))
     late = Seen("c1", "infra", A, Phase.PROGRESSING, minutes=1)
     counting = CountingStore(store, between=lambda: record(store, late, 9))
@@ -240,7 +250,7 @@ def test_a_cluster_moved_meanwhile_is_recorded_as_it_is_now() -> None:
 def test_configured_objects_count_from_the_first_read() -> None:
     """With `ENVIRONMENTS` objects not yet seen, the first result is already pending: the
     recorded result does not move on the re-read."""
-    store = TableStore(MemoryTableService(), prefix="t")
+    store = TableStore(MemoryTableService().as_sdk(), prefix="t")
     seen_in(store, Seen("c1", "apps", A, Phase.SUCCEEDED))
     spec = EnvironmentSpec(clusters=("c1",), objects=("Kustomization/flux-system/infra",))
     counting = CountingStore(store)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import cast
 
 import pytest
 from azure.servicebus import (
@@ -315,7 +316,10 @@ class FakeClient:
 
 
 def real(client: FakeClient) -> ServiceBusDeadLetterQueue:
-    return ServiceBusDeadLetterQueue("flux-events", lambda: client, max_wait_time=2)
+    # The fake speaks the part of ServiceBusClient the dead-letter queue uses.
+    return ServiceBusDeadLetterQueue(
+        "flux-events", lambda: cast("ServiceBusClient", client), max_wait_time=2
+    )
 
 
 def test_receiver_is_the_dead_letter_sub_queue_in_peek_lock_mode():

@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def bindings() -> dict[str, list[dict]]:
     # get_functions() validates names as the host does and can only run once per process.
     return {
-        f.get_function_name(): json.loads(f.get_function_json())["bindings"]
+        str(f.get_function_name()): json.loads(f.get_function_json())["bindings"]
         for f in function_app.app.get_functions()
     }
 

@@ -14,7 +14,7 @@ import re
 from collections.abc import Iterator
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
@@ -144,7 +144,7 @@ def _parser() -> BicepParser:
 @cache
 def parse(rel: str) -> dict[str, Any]:
     """The pycep JSON of infra/<rel>. Identifiers and string literals are both plain str."""
-    return _parser().parse(text=(INFRA / rel).read_text(encoding="utf-8"))
+    return cast("dict[str, Any]", _parser().parse(text=(INFRA / rel).read_text(encoding="utf-8")))
 
 
 def unwrap(config: dict[str, Any]) -> tuple[dict[str, Any], bool]:
@@ -694,7 +694,7 @@ def test_pipeline_auth_is_off_by_default_and_admits_only_the_service_connection(
     aad = auth["identityProviders"]["azureActiveDirectory"]
     policy = aad["validation"]["defaultAuthorizationPolicy"]
     # The service connection, plus (only with uiClientId) people signed in to the pages.
-    people = {"function": {"type": "concat", "parameters": {"arg_2": "people"}}}
+    people: dict[str, Any] = {"function": {"type": "concat", "parameters": {"arg_2": "people"}}}
     assert policy["allowedApplications"]["function"]["parameters"] == {
         "arg_1": ["pipelineClientId"],
         **people["function"]["parameters"],

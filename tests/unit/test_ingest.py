@@ -32,6 +32,7 @@ def test_every_reference_event_shape_is_queued(install, sender, name):
     [message] = sender.messages
     assert reply == {"id": message.message_id}
     decoded = envelope.decode(message.body)
+    assert isinstance(decoded, envelope.Envelope)
     mac = hmac.new(HMAC_KEY, body, hashlib.sha256).digest()
     assert message.message_id == envelope.signed_message_id(
         decoded.cluster, decoded.env, "sha256", mac

@@ -14,12 +14,18 @@ import pytest
 
 from connector.app.root import bootstrap
 from connector.queue import local
-from connector.queue.local import LocalDeadLetters, LocalQueue, LocalQueueSender
+from connector.queue.local import LocalDeadLetters, LocalQueue, LocalQueueSender, Received
 from connector.queue.sender import OutgoingMessage
 from connector.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 T0 = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
+
+
+def received(message: Received | None) -> Received:
+    """A message the test knows is there."""
+    assert message is not None
+    return message
 
 
 def msg(mid: str, session: str = "s1", at: datetime | None = None) -> OutgoingMessage:
@@ -47,12 +53,12 @@ def test_constants_are_the_bicep_queue_defaults() -> None:
 def test_a_session_is_delivered_in_order_one_at_a_time(queue: LocalQueue) -> None:
     for mid, session in (("a1", "a"), ("b1", "b"), ("a2", "a")):
         assert queue.send(msg(mid, session), now=T0)
-    first = queue.receive(now=T0)
-    second = queue.receive(now=T0)
+    first = received(queue.receive(now=T0))
+    second = received(queue.receive(now=T0))
     assert (first.message_id, second.message_id) == ("a1", "b1")
     assert queue.receive(now=T0) is None  # a2 waits for a1
     queue.complete(first)
-    third = queue.receive(now=T0)
+    third = received(queue.receive(now=T0))
     assert third.message_id == "a2"
     assert third.application_properties == {"traceparent": "00-x"}
 
@@ -70,7 +76,7 @@ def test_an_abandoned_message_is_redelivered_before_its_session_moves_on(queue: 
     queue.send(msg("m2"), now=T0)
     now = T0
     for delivery in range(1, local.MAX_DELIVERY_COUNT + 1):
-        got = queue.receive(now=now)
+        got = received(queue.receive(now=now))
         assert (got.message_id, got.delivery_count) == ("m1", delivery)
         assert queue.receive(now=now) is None  # m2 never overtakes m1
         dead = queue.abandon(got, "RuntimeError: boom", now=now)
@@ -82,15 +88,15 @@ def test_an_abandoned_message_is_redelivered_before_its_session_moves_on(queue: 
     assert (letter.message_id, letter.reason) == ("m1", local.MAX_DELIVERY_REASON)
     assert letter.delivery_count == local.MAX_DELIVERY_COUNT
     assert "boom" in letter.description
-    assert queue.receive(now=now).message_id == "m2"
+    assert received(queue.receive(now=now)).message_id == "m2"
 
 
 def test_a_scheduled_message_waits_and_does_not_block_its_session(queue: LocalQueue) -> None:
     queue.send(msg("later", at=T0 + timedelta(minutes=5)), now=T0)
     queue.send(msg("now"), now=T0)
-    assert queue.receive(now=T0).message_id == "now"
+    assert received(queue.receive(now=T0)).message_id == "now"
     assert queue.receive(now=T0) is None
-    assert queue.receive(now=T0 + timedelta(minutes=5)).message_id == "later"
+    assert received(queue.receive(now=T0 + timedelta(minutes=5))).message_id == "later"
 
 
 def test_what_was_accepted_survives_a_reopen_and_a_lost_lock_is_redelivered(tmp_path: Path):
@@ -98,11 +104,11 @@ def test_what_was_accepted_survives_a_reopen_and_a_lost_lock_is_redelivered(tmp_
     first = LocalQueue(path)
     first.send(msg("m1"), now=T0)
     first.send(msg("m2", "other"), now=T0)
-    assert first.receive(now=T0).message_id == "m1"  # in progress when the host stops
+    assert received(first.receive(now=T0)).message_id == "m1"  # in progress when the host stops
     first.close()
     again = LocalQueue(path)
     assert again.release_locks() == 1
-    got = again.receive(now=T0)
+    got = received(again.receive(now=T0))
     assert (got.message_id, got.delivery_count) == ("m1", 2)
     again.close()
 
@@ -113,13 +119,13 @@ def test_replay_sends_dead_letters_back_under_a_new_id(tmp_path: Path) -> None:
     queue.send(msg("m1"), now=T0)
     now = T0
     for _ in range(local.MAX_DELIVERY_COUNT):
-        queue.abandon(queue.receive(now=now), "boom", now=now)
+        queue.abandon(received(queue.receive(now=now)), "boom", now=now)
         now += local.REDELIVERY_DELAY
     letters = LocalDeadLetters(path)
     assert letters.replay(10, preview=True).skipped == 1
     assert letters.replay(10).replayed == 1
     assert letters.peek(10) == []
-    assert queue.receive(now=now).message_id == "m1#replay1"
+    assert received(queue.receive(now=now)).message_id == "m1#replay1"
 
 
 def test_the_setting_selects_the_local_queue_for_the_app(tmp_path: Path) -> None:
@@ -128,6 +134,6 @@ def test_the_setting_selects_the_local_queue_for_the_app(tmp_path: Path) -> None
     assert isinstance(container.sender, LocalQueueSender)
     container.sender.send(msg("m1"))
     reader = LocalQueue(path)
-    assert reader.receive().message_id == "m1"
+    assert received(reader.receive()).message_id == "m1"
     reader.close()
     assert isinstance(container.dead_letters, LocalDeadLetters)

@@ -34,6 +34,7 @@ def test_sdk_message_carries_ids_session_properties_and_schedule():
     assert sb.message_id == MESSAGE.message_id
     assert sb.session_id == MESSAGE.session_id
     assert sb.content_type == "application/json"
+    assert sb.application_properties is not None
     assert sb.application_properties["cluster"] == "dev-1"
     assert sb.scheduled_enqueue_time_utc == MESSAGE.scheduled_at
     assert b"".join(sb.body) == MESSAGE.body
@@ -55,7 +56,7 @@ class BrokenClient:
 def test_send_failure_becomes_queue_unavailable_and_the_link_is_dropped(monkeypatch):
     sender = ServiceBusMessageSender("flux-events", connection_string="Endpoint=sb://x/;a=b")
     made = []
-    monkeypatch.setattr(sender, "_make_client", lambda: made.append(1) or BrokenClient())
+    monkeypatch.setattr(sender, "_make_client", lambda: made.append(1) or BrokenClient())  # type: ignore[func-returns-value]
     for _ in range(2):
         with pytest.raises(QueueUnavailableError, match="ConnectionError"):
             sender.send(MESSAGE)

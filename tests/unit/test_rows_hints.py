@@ -14,7 +14,7 @@ from tests.unit.test_status_ledger import CountingTable
 PK, RK = "p", "r"
 
 
-def add(amount: int):  # type: ignore[no-untyped-def]
+def add(amount: int):
     """A read-modify-write adding to a counter; it returns the value it wrote."""
 
     def change(entity: dict[str, Any] | None) -> tuple[dict[str, Any] | None, int]:
@@ -39,7 +39,7 @@ def test_a_known_version_is_written_without_a_read(table) -> None:
     table.create_entity({"PartitionKey": PK, "RowKey": RK, "n": 1})
     known = version(table)
 
-    result, etag = update_row_tagged(table, PK, RK, add(1), known=known)  # type: ignore[arg-type]
+    result, etag = update_row_tagged(table, PK, RK, add(1), known=known)
 
     assert result == 2
     assert table.requests == ["update_entity"]
@@ -53,7 +53,7 @@ def test_a_stale_version_loses_no_update(table) -> None:
     table.update_entity({"PartitionKey": PK, "RowKey": RK, "n": 10})  # another writer
     table.requests.clear()
 
-    result, _ = update_row_tagged(table, PK, RK, add(1), known=known)  # type: ignore[arg-type]
+    result, _ = update_row_tagged(table, PK, RK, add(1), known=known)
 
     assert result == 11
     assert table.requests == ["update_entity", "get_entity", "update_entity"]
@@ -70,7 +70,7 @@ def test_nothing_to_do_is_judged_on_the_row_as_it_is_now(table) -> None:
             return None, False
         return {"n": 5}, True
 
-    wrote, _ = update_row_tagged(table, PK, RK, at_least_five, known=known)  # type: ignore[arg-type]
+    wrote, _ = update_row_tagged(table, PK, RK, at_least_five, known=known)
 
     assert wrote
     assert table.get_entity(PK, RK)["n"] == 5
@@ -80,7 +80,7 @@ def test_a_row_expected_absent_that_exists_is_updated(table) -> None:
     table.create_entity({"PartitionKey": PK, "RowKey": RK, "n": 1})
     table.requests.clear()
 
-    result, _ = update_row_tagged(table, PK, RK, add(1), absent=True)  # type: ignore[arg-type]
+    result, _ = update_row_tagged(table, PK, RK, add(1), absent=True)
 
     assert result == 2
     assert table.requests == ["create_entity", "get_entity", "update_entity"]
@@ -91,7 +91,7 @@ def test_a_known_version_of_a_deleted_row_creates_it_again(table) -> None:
     known = version(table)
     table.delete_entity(PK, RK)
 
-    result, _ = update_row_tagged(table, PK, RK, add(1), known=known)  # type: ignore[arg-type]
+    result, _ = update_row_tagged(table, PK, RK, add(1), known=known)
 
     assert result == 1
     assert table.get_entity(PK, RK)["n"] == 1

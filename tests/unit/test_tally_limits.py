@@ -66,7 +66,7 @@ def test_undegraded_the_issue_s_1_350_failing_clusters_would_pass_1_mib() -> Non
 
 
 def test_the_memory_twin_refuses_an_entity_over_1_mib() -> None:
-    table = TableStore(MemoryTableService(), prefix="t").table("deployments")
+    table = TableStore(MemoryTableService().as_sdk(), prefix="t").table("deployments")
     parts = {f"p{i}": "x" * 32_000 for i in range(17)}  # 17 x 64,000 bytes
 
     with pytest.raises(HttpResponseError, match="EntityTooLarge"):
@@ -140,7 +140,7 @@ def test_past_one_row_every_event_is_processed_and_rolled_up_in_full(
     twin refuses the same sizes as the service."""
     monkeypatch.setattr(tally_rows, "TALLY_DETAIL_CHARS", 1_000)
     monkeypatch.setattr(tally_rows, "TALLY_BUDGET_CHARS", 2_000)
-    store = TableStore(MemoryTableService(), prefix="t")
+    store = TableStore(MemoryTableService().as_sdk(), prefix="t")
     told: list[Phase] = []
 
     class EnvironmentStatus:  # what the status output reads of each change
@@ -166,7 +166,7 @@ def test_past_one_row_every_event_is_processed_and_rolled_up_in_full(
 
 
 def test_the_memory_twin_refuses_more_than_252_properties() -> None:
-    table = TableStore(MemoryTableService(), prefix="t").table("deployments")
+    table = TableStore(MemoryTableService().as_sdk(), prefix="t").table("deployments")
     table.create_entity({"PartitionKey": A, "RowKey": "r", **{f"p{i}": 1 for i in range(252)}})
 
     with pytest.raises(HttpResponseError, match="TooManyProperties"):

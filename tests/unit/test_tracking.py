@@ -97,6 +97,7 @@ def test_every_reference_event_is_covered():
 def test_reference_events_map_to_phase_commit_and_status(name):
     phase, commit, sets_status = EXPECTED[name]
     env = envelope.decode(envelope.encode("c", "e", T0, event_bytes(name)))
+    assert isinstance(env, envelope.Envelope)
     obs = observe(env, "m")
     assert (obs.phase, obs.commit, obs.sets_status) == (phase, commit, sets_status)
 

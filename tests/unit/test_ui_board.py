@@ -23,7 +23,7 @@ APPS = ObjectRef("Kustomization", "flux-system", "apps")
 
 
 def table() -> tuple[BoardTable, TableStore]:
-    store = TableStore(MemoryTableService())
+    store = TableStore(MemoryTableService().as_sdk())
     return BoardTable(lambda: store.table("board")), store
 
 
@@ -91,7 +91,7 @@ def test_the_row_stays_bounded_for_thousands_of_failing_clusters(monkeypatch) ->
 
 
 def test_processing_keeps_the_board_once_per_move_of_a_cluster() -> None:
-    store = TableStore(MemoryTableService())
+    store = TableStore(MemoryTableService().as_sdk())
     processor = Processor({}, store, [BoardKeeper.of(store)], clock=lambda: T0)
     board = BoardTable(lambda: store.table("board"))
 

@@ -2,19 +2,19 @@
 
 Entry points import their modules lazily, to keep indexing the app cheap. The worker indexes the
 app at start and only then takes requests, so a daemon thread started at the end of
-`function_app` import takes ~0.3 s of imports off the first `/api/flux` and the first queue
-message (`bench/cold_start.py` measures both). Imports only: no settings are read, nothing is
-connected.
+`function_app` import takes the imports off the first `/api/flux` and the first queue message
+(`bench/cold_start.py` measures both; docs/benchmarks.md). Imports only: no settings are read,
+nothing is connected.
 
 The thread first sleeps `DELAY_SECONDS`, so that indexing has the GIL to itself. Indexing is on
 the cold start's critical path (the host hands over no request before it has the functions) and
 is a handshake: the worker's main thread waits on gRPC again and again, and each time it wants
-the GIL back from a thread busy importing, it can wait a whole switch interval (5 ms). Simulated
-with 20 short waits and the bindings read after `import function_app`: 28 ms with the imports
-starting at once, 11 ms with the delay, 12 ms without a warm-up. The Python side of indexing
-takes a few ms, so 50 ms covers it; the imports then end ~50 ms later, and a request handed over
-before they end imports what it still needs itself (the import lock shares the work). It also
-keeps the thread out of the `import function_app` figure of `bench/ingest.py`.
+the GIL back from a thread busy importing, it can wait a whole switch interval. Imports started
+at once make indexing slower than no warm-up at all; started after the delay they do not (the
+simulation and its figures: docs/benchmarks.md). The Python side of indexing is short, so the
+delay covers it, and a request handed over before the imports end imports what it still needs
+itself (the import lock shares the work). It also keeps the thread out of the
+`import function_app` figure of `bench/ingest.py`.
 """
 
 from __future__ import annotations

@@ -5,14 +5,9 @@ queues re-sends again, or reads twice at the door, fails here."""
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
-
-import cost
+from bench import cost
 
 pytestmark = pytest.mark.azurite
 
