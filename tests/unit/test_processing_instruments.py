@@ -38,7 +38,7 @@ class Told:
 
 
 def processor(told: Told) -> Processor:
-    store = TableStore(MemoryTableService(), prefix="t")
+    store = TableStore(MemoryTableService().as_sdk(), prefix="t")
     return Processor({}, store, (), clock=lambda: NOW, instruments=told)
 
 
@@ -75,7 +75,7 @@ def test_a_clock_ahead_is_counted_for_its_cluster() -> None:
 
 
 def test_without_instruments_the_processor_tells_nobody() -> None:
-    store = TableStore(MemoryTableService(), prefix="t")
+    store = TableStore(MemoryTableService().as_sdk(), prefix="t")
     processor = Processor({}, store, (), clock=lambda: NOW)
     assert processor._instruments is QUIET
     assert processor.process(observation("m1", Phase.SUCCEEDED, 0)).value == "changed"
