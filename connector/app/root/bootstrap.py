@@ -229,10 +229,10 @@ class Container:
 
     @built
     def gatekeeper(self) -> GateKeeper:
+        from connector.app.root import gates
         from connector.devops.client import AzureDevOpsClient
         from connector.devops.policies import JobToken
         from connector.gates.config import GatePolicy
-        from connector.gates.keeper import GateKeeper
         from connector.gates.rechecks import GateChecks
 
         s = self.settings
@@ -241,7 +241,7 @@ class Container:
             return AzureDevOpsClient(s.azdo_org_url, s.azdo_project, credential=JobToken(token))
 
         use_job_token = s.gate_use_job_token and not s.azdo_dry_run
-        return GateKeeper(
+        return gates.gatekeeper(
             GatePolicy.from_settings(s),
             self.gate_store,
             self.store,
