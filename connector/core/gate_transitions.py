@@ -2,7 +2,8 @@
 
 - `claim`: waiting → completing (one instance wins, and only it posts TaskCompleted);
 - `count_post`, `throttled`, `release_claim`, `reclaim`: while completing;
-- `finish`: completing → succeeded | failed; `reopen_after_trial`: completing → waiting.
+- `finish`: completing → succeeded | failed; `reopen_after_trial`: completing → waiting;
+- `register`: a registration against the gate stored under its id (`GateStore.add`).
 
 Beside the states, a waiting gate learns facts (its manifests and HLD commits, a link problem, a
 descendant seen) and records what its task was told (progress, the stored log's id).
@@ -125,7 +126,7 @@ def learn_hld_commit(gate: Gate, hld_commit: str) -> Gate | None:
     return None if gate.hld_commit else replace(gate, hld_commit=hld_commit)
 
 
-def in_hld_terms(gate: Gate) -> Gate | None:
+def move_commit_to_hld(gate: Gate) -> Gate | None:
     """A gate registered on a commit of the HLD repository: that is its HLD commit, and the
     manifests commit is learned from its link (None: nothing to move)."""
     if not gate.commit or gate.hld_commit:

@@ -5,6 +5,11 @@ the plan and job state (optional: a refused or failed look-up is a warning), tel
 and posts TaskCompleted, the one call that matters. A POST whose answer was lost is never
 repeated blindly: the next attempt re-reads the job state first, and without that answer at most
 one more POST is made. Only TaskCompleted's own permanent refusal closes a gate unsent.
+
+A completion writes the gate's row three times, each a named transition: the claim (before
+anything is sent, so that one instance posts), the count of the POST with the task log just
+created (before the POST, so that a lost answer is never followed by a blind repeat), and the
+result (after the POST).
 """
 
 from __future__ import annotations

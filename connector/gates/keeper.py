@@ -72,7 +72,7 @@ class GateKeeper:
     def register(self, gate: Gate) -> Gate:
         if self._correlation.in_hld_terms(gate):
             # A commit of the HLD repository: the manifests commit is learned from its link.
-            gate = transitions.in_hld_terms(gate) or gate
+            gate = transitions.move_commit_to_hld(gate) or gate
         stored = self._gates.add(gate)
         telemetry.gates_registered.add(1, {"env": stored.environment, "source": stored.source})
         logger.info(

@@ -106,8 +106,9 @@ def test_count_post(posts, log_id, created, expected_posts, expected_log):
     assert t.count_post(gate, created) == expected
 
 
-def test_count_post_without_a_new_log():
-    gate = replace(COMPLETING, completion_posts=0, log_id=4)
+@pytest.mark.parametrize("log_id", [0, 4])
+def test_count_post_without_a_new_log(log_id):
+    gate = replace(COMPLETING, completion_posts=0, log_id=log_id)
     assert t.count_post(gate) == replace(gate, completion_posts=1)
 
 
@@ -197,8 +198,8 @@ def test_learn_hld_commit_keeps_the_first(hld, expected):
         (None, None, None),
     ],
 )
-def test_in_hld_terms_moves_a_registered_commit_to_the_hld_commit(commit, hld, expected):
-    assert t.in_hld_terms(replace(GATE, commit=commit, hld_commit=hld)) == expected
+def test_move_commit_to_hld_moves_a_registered_commit_to_the_hld_commit(commit, hld, expected):
+    assert t.move_commit_to_hld(replace(GATE, commit=commit, hld_commit=hld)) == expected
 
 
 @pytest.mark.parametrize(
