@@ -30,13 +30,21 @@ CLAIM_TIMEOUT = timedelta(minutes=2)
 # --- completion -----------------------------------------------------------------------------
 
 
-def claim(gate: Gate, result: str, reason: str, now: datetime) -> Gate | None:
+def claim(
+    gate: Gate, result: str, reason: str, now: datetime, descendant_seen: bool = False
+) -> Gate | None:
     """Waiting → completing with the decided result: one instance wins the conditional write,
-    and only it posts TaskCompleted."""
+    and only it posts TaskCompleted. A descendant the deciding roll-up followed is recorded in
+    the same write (`see_descendant`: should trial mode reopen the gate, it still knows)."""
     if gate.state != GateState.WAITING:
         return None
     return replace(
-        gate, state=GateState.COMPLETING, result=result, result_reason=reason, claimed_at=now
+        gate,
+        state=GateState.COMPLETING,
+        result=result,
+        result_reason=reason,
+        claimed_at=now,
+        descendant_seen=gate.descendant_seen or descendant_seen,
     )
 
 

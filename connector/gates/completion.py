@@ -73,10 +73,12 @@ class Completion:
         self._org_url = org_url
         self._clock = clock
 
-    def complete(self, gate: Gate, decision: Decision) -> None:
+    def complete(self, gate: Gate, decision: Decision, *, descendant_seen: bool = False) -> None:
+        """Claim the gate for `decision` and complete it; `descendant_seen`: the deciding
+        roll-up followed a descendant commit (recorded with the claim)."""
         result = decision.result or "failed"
         claimed = self._gates.update(
-            gate, transitions.claim, result, decision.reason, self._clock()
+            gate, transitions.claim, result, decision.reason, self._clock(), descendant_seen
         )
         if claimed is not None:  # else another instance decided first
             self._finish(claimed)

@@ -220,15 +220,16 @@ class GateKeeper:
             )
             if rolled is not None:
                 rolled[wanted] = result
-        if result.followed and not gate.descendant_seen:
-            gate = self._gates.update(gate, transitions.see_descendant) or gate
+        descendant = result.followed and not gate.descendant_seen
         decision = decide(gate, result, commit, self._clock(), self._policy.failure_grace)
+        if descendant and decision.result is None:  # else the claim records it (one write)
+            gate = self._gates.update(gate, transitions.see_descendant) or gate
         if decision.recheck_at is not None and self._checks is not None:
             key = f"grace/{int(decision.recheck_at.timestamp())}"
             self._checks.queue(gate, decision.recheck_at, key)
         gate = self._story.progress(gate, decision, result)
         if decision.result is not None:
-            self._completion.complete(gate, decision)
+            self._completion.complete(gate, decision, descendant_seen=descendant)
 
     def _deployed_commit(self, gate: Gate, reads: DeploymentReads) -> str | None:
         """The manifests commit a gate that knows none yet is judged on: for a gate on a

@@ -13,7 +13,7 @@ import pytest
 from connector.app.root import bootstrap
 from connector.app.root.bootstrap import Container
 from connector.gates.store import GateStore
-from tests.integration.test_gates import A, completions, plan, register, repo  # noqa: F401
+from tests.integration.test_gates import A, B, completions, plan, register, repo  # noqa: F401
 from tests.world import World, kustomization
 
 pytestmark = pytest.mark.azurite
@@ -103,3 +103,20 @@ def test_a_gate_whose_first_event_completes_it_writes_its_row_three_times(repo):
     [done] = completions(world, headers)
     assert done["result"] == "succeeded"
     assert sum(tables.counts.values()) == 3, tables.counts
+
+
+def test_a_descendant_that_completes_the_gate_is_recorded_by_the_claim(repo):  # noqa: F811
+    world = repo
+    tables = counted(world)
+    headers = plan(world)
+    assert register(world, headers, environment="dev", commit=A)[0] == 200
+    world.deliver_queued()  # the gate check: nothing deployed yet (the task log is created)
+    tables.counts.clear()
+
+    world.send(kustomization(B, time="2026-05-14T09:12:50Z"))  # a child of A, healthy
+
+    [done] = completions(world, headers)
+    assert done["result"] == "succeeded"
+    assert sum(tables.counts.values()) == 3, tables.counts
+    [gate] = world.container.gate_store.all_gates()
+    assert gate.descendant_seen

@@ -63,6 +63,16 @@ def test_claim_only_from_waiting(gate, expected):
 
 
 @pytest.mark.parametrize(
+    ("seen", "now_seen", "expected"),
+    [(False, True, True), (True, False, True), (False, False, False)],
+)
+def test_claim_records_a_descendant_the_decision_followed(seen, now_seen, expected):
+    claimed = t.claim(replace(GATE, descendant_seen=seen), "succeeded", "ok", T0, now_seen)
+    assert claimed is not None
+    assert claimed.descendant_seen is expected
+
+
+@pytest.mark.parametrize(
     ("claimed_at", "now", "stale"),
     [
         (None, T0, True),  # released
