@@ -10,7 +10,9 @@ from typing import Protocol
 
 from connector.core.gates import Gate
 from connector.core.state import DeploymentReads
+from connector.devops.client import AzureDevOpsClient
 from connector.devops.links import CommitLinks
+from connector.devops.policies import JobToken
 from connector.devops.types import PipelineCallbacks, RepositoryReader, StatusWriter
 from connector.gates.completion import Completion
 from connector.gates.config import GatePolicy
@@ -20,6 +22,7 @@ from connector.gates.legacy import LegacyCallbacks
 from connector.gates.rechecks import GateChecks
 from connector.gates.store import GateStore
 from connector.gates.task_log import PullRequestPublisher, TaskStory
+from connector.settings import Settings
 
 
 class DevOps(RepositoryReader, PipelineCallbacks, StatusWriter, Protocol):
@@ -55,6 +58,20 @@ def gatekeeper(
         clock=clock,
         checks=checks,
     )
+
+
+def job_client(settings: Settings) -> Callable[[str], PipelineCallbacks] | None:
+    """A client on a job's own token, with `GATE_USE_JOB_TOKEN` (never in trial mode: nothing
+    is sent there); None: every call uses the connector's identity."""
+    if not settings.gate_use_job_token or settings.azdo_dry_run:
+        return None
+
+    def client(token: str) -> PipelineCallbacks:
+        return AzureDevOpsClient(
+            settings.azdo_org_url, settings.azdo_project, credential=JobToken(token)
+        )
+
+    return client
 
 
 def job_callbacks(
