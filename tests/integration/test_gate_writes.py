@@ -1,6 +1,7 @@
-"""How often one completing event writes a gate's row: a decision is written once where
-correctness allows (`connector.core.gate_transitions`). Counted on the gates table the app's
-GateStore uses, through Azurite and the loopback Azure DevOps."""
+"""How often one completing event writes a gate's row: three times (the claim, the count of the
+POST with the task log's id, the result), where it wrote 4, 5 and 6 times in these cases before
+issue #24 (the progress, the log id and a descendant seen each a write of their own). Counted on
+the gates table the app's GateStore uses, through Azurite and the loopback Azure DevOps."""
 
 from __future__ import annotations
 
