@@ -30,6 +30,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from connector.app.root.gates import gatekeeper  # noqa: E402
 from connector.core.gates import Gate, PlanRef  # noqa: E402
 from connector.core.rollup import Rollup  # noqa: E402
 from connector.core.tracking import ObjectRef, Observation, Phase  # noqa: E402
@@ -150,7 +151,7 @@ def keeper(store: TableStore, gates: GateStore) -> GateKeeper:
         trial=True,
     )
     devops = TrialAzureDevOps(ORG, "project")
-    return GateKeeper(policy, gates, store, devops, devops, clock=lambda: T0)  # type: ignore[arg-type]
+    return gatekeeper(policy, gates, store, devops, devops, clock=lambda: T0)  # type: ignore[arg-type]
 
 
 def measure(work: Any) -> tuple[Reads, float]:

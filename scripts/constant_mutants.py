@@ -1,7 +1,7 @@
 """Hand-made mutants of the pure core's module-level tables, which mutmut 3 does not mutate
 (it mutates function bodies only): Flux's reason sets and source kinds, Argo CD's phase and
 health tables, the SHA-1, plain-name, origin-name and object-part patterns and limits, the
-inventory TTL, the Service Bus id limit, the signature algorithms.
+inventory TTL, the gate claim timeout, the Service Bus id limit, the signature algorithms.
 
 Each mutant is applied to a copy of the repository in a temporary folder (the work tree is never
 touched) and the core tests of `[tool.mutmut]` in pyproject.toml are run against it (the
@@ -34,6 +34,7 @@ def module(suffix: str) -> str:
 TRACKING, ROLLUP, NAMES = (module(f"core/{m}.py") for m in ("tracking", "rollup", "names"))
 EVENTS, FLUX, SIGNATURE = (module(f"flux/{m}.py") for m in ("events", "translate", "signature"))
 ARGOCD, ENVELOPE = module("argocd/translate.py"), module("queue/envelope.py")
+TRANSITIONS = module("core/gate_transitions.py")
 
 REASONS = [
     "ReconciliationSucceeded",
@@ -65,6 +66,7 @@ ORIGIN = 'r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}"'
 NOT_IN_PART = r'r"[/\x00-\x1f\x7f-\x9f]"'
 PART_LIMIT = "OBJECT_PART_LIMIT = 253"
 TTL = "INVENTORY_TTL = timedelta(hours=24)"
+CLAIM = "CLAIM_TIMEOUT = timedelta(minutes=2)"
 
 # (file, text, replacement): the first occurrence of text is replaced.
 MUTANTS: list[tuple[str, str, str]] = [
@@ -106,6 +108,8 @@ MUTANTS: list[tuple[str, str, str]] = [
     (NAMES, NOT_IN_PART, r'r"[/\x00-\x1f\x7f-\xa0]"'),
     (ROLLUP, TTL, "INVENTORY_TTL = timedelta(hours=23)"),
     (ROLLUP, TTL, "INVENTORY_TTL = timedelta(hours=25)"),
+    (TRANSITIONS, CLAIM, "CLAIM_TIMEOUT = timedelta(minutes=2, microseconds=-1)"),
+    (TRANSITIONS, CLAIM, "CLAIM_TIMEOUT = timedelta(minutes=2, microseconds=1)"),
 ]
 
 

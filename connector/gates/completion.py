@@ -5,18 +5,23 @@ the plan and job state (optional: a refused or failed look-up is a warning), tel
 and posts TaskCompleted, the one call that matters. A POST whose answer was lost is never
 repeated blindly: the next attempt re-reads the job state first, and without that answer at most
 one more POST is made. Only TaskCompleted's own permanent refusal closes a gate unsent.
+
+A completion writes the gate's row three times, each a named transition: the claim (before
+anything is sent, so that one instance posts), the count of the POST with the task log just
+created (before the POST, so that a lost answer is never followed by a blind repeat), and the
+result (after the POST).
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 from connector import retries, telemetry
+from connector.core import gate_transitions as transitions
 from connector.core.errors import ConnectorError
-from connector.core.gates import Decision, Gate, GateState
+from connector.core.gates import Decision, Gate
 from connector.devops.types import (
     ForeignOrganizationError,
     NotSentError,
@@ -30,7 +35,6 @@ from connector.gates.task_log import TaskStory
 
 logger = logging.getLogger(__name__)
 
-CLAIM_TIMEOUT = timedelta(minutes=2)
 # How long past its deadline a gate keeps retrying a completion refused for lack of permission.
 PERMISSION_PATIENCE = timedelta(hours=24)
 # TaskCompleted POSTs allowed without seeing the job still waiting (the first, and one repeat).
@@ -72,35 +76,21 @@ class Completion:
         self._org_url = org_url
         self._clock = clock
 
-    def complete(self, gate: Gate, decision: Decision) -> None:
+    def complete(self, gate: Gate, decision: Decision, *, descendant_seen: bool = False) -> None:
+        """Claim the gate for `decision` and complete it; `descendant_seen`: the deciding
+        roll-up followed a descendant commit (recorded with the claim)."""
         result = decision.result or "failed"
-        now = self._clock()
-
-        def claim(g: Gate) -> Gate | None:
-            if g.state != GateState.WAITING:
-                return None
-            return replace(
-                g,
-                state=GateState.COMPLETING,
-                result=result,
-                result_reason=decision.reason,
-                claimed_at=now,
-            )
-
-        claimed = self._gates.update(gate, claim)
+        claimed = self._gates.update(
+            gate, transitions.claim, result, decision.reason, self._clock(), descendant_seen
+        )
         if claimed is not None:  # else another instance decided first
             self._finish(claimed)
 
     def resume(self, gate: Gate) -> None:
         """A claim that was released or whose holder died is taken over."""
         now = self._clock()
-
-        def reclaim(g: Gate) -> Gate | None:
-            stale = g.claimed_at is None or now - g.claimed_at >= CLAIM_TIMEOUT
-            return replace(g, claimed_at=now) if g.state == GateState.COMPLETING and stale else None
-
-        if gate.claimed_at is None or now - gate.claimed_at >= CLAIM_TIMEOUT:
-            claimed = self._gates.update(gate, reclaim)
+        if transitions.claim_is_stale(gate, now):
+            claimed = self._gates.update(gate, transitions.reclaim, now)
             if claimed is not None:
                 self._finish(claimed)
 
@@ -142,14 +132,9 @@ class Completion:
             )
         except Exception:
             # Release the claim so that the redelivery (or the sweep) retries straight away.
-            self._gates.update(gate, lambda g: replace(g, claimed_at=None))
+            self._gates.update(gate, transitions.release_claim)
             raise
-        final = GateState.SUCCEEDED if result == "succeeded" else GateState.FAILED
-        # The job token has done its work (or can do none): it leaves the row with the result,
-        # instead of waiting there for retention.
-        self._gates.update(
-            gate, lambda g: replace(g, state=final, result_reason=reason, auth_token="")
-        )
+        self._gates.update(gate, transitions.finish, result, reason)
         telemetry.gates_completed.add(1, {"env": gate.environment, "result": result})
         logger.info("gate.completed", extra={"gate": gate.id, "result": result, "reason": reason})
 
@@ -168,9 +153,8 @@ class Completion:
             raise UnconfirmedCompletionError("TaskCompleted posted; the job state is unreadable")
         if gate.completion_posts == 0:
             gate = self._story.conclude(gate, result, reason)
-        counted = self._gates.update(
-            gate, lambda g: replace(g, completion_posts=g.completion_posts + 1)
-        )
+        # The log `conclude` created is recorded with the count: one write before the POST.
+        counted = self._gates.update(gate, transitions.count_post, gate.log_id)
         if counted is None:
             raise TransientAzureDevOpsError("the gate changed under us; the redelivery retries")
         # An unknown plan (404) is still tried: TaskCompleted then fails permanently with the
@@ -197,15 +181,8 @@ class Completion:
     def _throttled(self, gate: Gate, wait: float) -> None:
         """Throttled past the budget: the throttled POST is uncounted, and the claim is kept
         so that no attempt (a redelivery, the sweep) comes before Retry-After has passed: a
-        claim is taken over `CLAIM_TIMEOUT` after `claimed_at`, so that is moved on by the
-        part of the wait beyond it."""
-        later = self._clock() + max(timedelta(0), timedelta(seconds=wait) - CLAIM_TIMEOUT)
-
-        def uncount(g: Gate) -> Gate:
-            posts = max(0, g.completion_posts - 1)
-            return replace(g, completion_posts=posts, claimed_at=later)
-
-        self._gates.update(gate, uncount)
+        claim is taken over `CLAIM_TIMEOUT` after `claimed_at` (`transitions.throttled`)."""
+        self._gates.update(gate, transitions.throttled, self._clock(), timedelta(seconds=wait))
         logger.warning(
             "gate.completion_throttled", extra={"gate": gate.id, "retry_after_seconds": wait}
         )
@@ -214,17 +191,5 @@ class Completion:
         """Trial mode decided but sent nothing: the gate waits on, so that real mode on the same
         storage completes it; what trial mode would have done is kept for the view and CLI."""
         trial = f"would complete {result}: {reason}"
-
-        def reopen(g: Gate) -> Gate:
-            return replace(
-                g,
-                state=GateState.WAITING,
-                result="",
-                result_reason="",
-                claimed_at=None,
-                completion_posts=0,
-                trial=trial,
-            )
-
-        self._gates.update(gate, reopen)
+        self._gates.update(gate, transitions.reopen_after_trial, trial)
         logger.info("gate.trial_completion", extra={"gate": gate.id, "result": result})

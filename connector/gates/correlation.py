@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Mapping
-from dataclasses import replace
 
+from connector.core import gate_transitions as transitions
 from connector.core.gates import Gate
 from connector.devops.links import CommitLinks
 from connector.devops.types import PermanentAzureDevOpsError, PullRequest, RepositoryReader
@@ -42,8 +42,8 @@ class Correlation:
             return self._linked(gate, commit)
         number = gate.pull_request_id
         if number is not None and number in self.links.merged_into(commit):
-            learned = self._gates.update(gate, lambda g: replace(g, commit=g.commit or commit))
-            return learned or replace(gate, commit=commit)
+            learned = self._gates.update(gate, transitions.learn_commit, commit)
+            return learned or transitions.learn_commit(gate, commit) or gate
         return None
 
     def in_hld_terms(self, gate: Gate) -> bool:
@@ -110,17 +110,8 @@ class Correlation:
         )
 
     def _learn(self, gate: Gate, commit: str, hld_commit: str) -> Gate:
-        def learn(g: Gate) -> Gate | None:
-            if g.commit and g.hld_commit and not g.link_problem:
-                return None
-            return replace(
-                g, commit=g.commit or commit, hld_commit=g.hld_commit or hld_commit, link_problem=""
-            )
-
-        learned = replace(
-            gate, commit=gate.commit or commit, hld_commit=gate.hld_commit or hld_commit
-        )
-        return self._gates.update(gate, learn) or learned
+        learned = self._gates.update(gate, transitions.learn_link, commit, hld_commit)
+        return learned or transitions.learn_link(gate, commit, hld_commit) or gate
 
     def _merge_of(self, gate: Gate, merged: Mapping[int, str]) -> str | None:
         """The HLD commit of a gate on an HLD pull request: from the link when it names the PR,
@@ -136,9 +127,7 @@ class Correlation:
         return self.learn_hld_commit(gate, pr.merge_commit.lower())
 
     def learn_hld_commit(self, gate: Gate, hld_commit: str) -> str:
-        self._gates.update(
-            gate, lambda g: None if g.hld_commit else replace(g, hld_commit=hld_commit)
-        )
+        self._gates.update(gate, transitions.learn_hld_commit, hld_commit)
         return hld_commit
 
     def _note(self, gate: Gate, problem: str) -> None:
@@ -146,9 +135,7 @@ class Correlation:
         if not problem or gate.link_problem == problem:
             return
         # Against the stored gate: a scan over several unlinked commits writes each problem once.
-        written = self._gates.update(
-            gate, lambda g: None if g.link_problem == problem else replace(g, link_problem=problem)
-        )
+        written = self._gates.update(gate, transitions.record_link_problem, problem)
         if written is not None:
             logger.warning("gate.unlinked_commit", extra={"gate": gate.id, "problem": problem})
 

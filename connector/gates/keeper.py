@@ -1,7 +1,9 @@
 """Runs the gates: registers them, evaluates those a deployed commit concerns, and sweeps for
 deadlines and abandoned pull requests. Correlation lives in `correlation`, the existing
-connector's PR-property callbacks in `legacy`, what the waiting task is told in `story`, and
-completing it exactly once in `completion`.
+connector's PR-property callbacks in `legacy`, what the waiting task is told in `task_log`, and
+completing it exactly once in `completion`: collaborators the composition root builds
+(`connector.app.root.gates`). Every change of a stored gate is a named transition
+(`connector.core.gate_transitions`).
 
 Every path that touches several gates (events, the service hook, the sweep) isolates each gate:
 one that fails is logged with its id and never stops the others.
@@ -12,30 +14,23 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import replace
 from datetime import UTC, datetime
-from typing import Protocol
 
 from connector import errors, retries, telemetry
+from connector.core import gate_transitions as transitions
 from connector.core.gates import OPEN, Decision, Gate, GateState, decide
 from connector.core.processing import Change
 from connector.core.rollup import Rollup
 from connector.core.state import CachedReads, DeploymentReads
 from connector.core.tracking import EnvironmentResult, Phase, Verdict, environment_result
-from connector.devops.links import CommitLinks
-from connector.devops.types import (
-    AzureDevOpsError,
-    PipelineCallbacks,
-    RepositoryReader,
-    StatusWriter,
-)
+from connector.devops.types import AzureDevOpsError
 from connector.gates.completion import Completion, UnconfirmedCompletionError
 from connector.gates.config import GatePolicy
 from connector.gates.correlation import Correlation
 from connector.gates.legacy import LegacyCallbacks
 from connector.gates.rechecks import GateChecks
 from connector.gates.store import GateStore
-from connector.gates.task_log import PullRequestPublisher, TaskStory
+from connector.gates.task_log import TaskStory
 
 logger = logging.getLogger(__name__)
 
@@ -45,45 +40,36 @@ SWEEP_BUDGET_SECONDS = 240.0
 RolledUp = dict[tuple[str, str, tuple[str, ...], tuple[str, ...]], EnvironmentResult]
 
 
-class DevOps(RepositoryReader, PipelineCallbacks, StatusWriter, Protocol):
-    """What gates need from Azure DevOps."""
-
-
 class GateKeeper:
     def __init__(
         self,
         policy: GatePolicy,
         gates: GateStore,
         deployments: DeploymentReads,
-        devops: DevOps,
-        pr_statuses: PullRequestPublisher,
         *,
+        correlation: Correlation,
+        legacy: LegacyCallbacks,
+        story: TaskStory,
+        completion: Completion,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
-        job_client: Callable[[str], PipelineCallbacks] | None = None,
         checks: GateChecks | None = None,
-        links: CommitLinks | None = None,
     ) -> None:
         self._checks = checks  # when a failure's grace ends (without: the sweep sees to it)
         self._policy = policy
         self._gates = gates
         self._deployments = deployments
-        self._devops = devops
-        self._job_client = job_client
         self._clock = clock
-        links = links or policy.commit_links(devops, gates)
-        self._correlation = Correlation(policy, gates, devops, links)
-        self._legacy = LegacyCallbacks(policy, gates, devops, self._correlation, clock)
-        self._story = TaskStory(gates, pr_statuses, self._callbacks, policy, clock=clock)
-        self._completion = Completion(
-            gates, self._story, self._callbacks, org_url=policy.org_url, clock=clock
-        )
+        self._correlation = correlation
+        self._legacy = legacy
+        self._story = story
+        self._completion = completion
 
     # --- entry points -------------------------------------------------------------------------
 
     def register(self, gate: Gate) -> Gate:
-        if self._correlation.in_hld_terms(gate) and gate.commit and not gate.hld_commit:
+        if self._correlation.in_hld_terms(gate):
             # A commit of the HLD repository: the manifests commit is learned from its link.
-            gate = replace(gate, hld_commit=gate.commit, commit=None)
+            gate = transitions.move_commit_to_hld(gate) or gate
         stored = self._gates.add(gate)
         telemetry.gates_registered.add(1, {"env": stored.environment, "source": stored.source})
         logger.info(
@@ -231,15 +217,16 @@ class GateKeeper:
             )
             if rolled is not None:
                 rolled[wanted] = result
-        if result.followed and not gate.descendant_seen:
-            gate = self._gates.update(gate, _descendant_seen) or gate
+        descendant = result.followed and not gate.descendant_seen
         decision = decide(gate, result, commit, self._clock(), self._policy.failure_grace)
+        if descendant and decision.result is None:  # else the claim records it (one write)
+            gate = self._gates.update(gate, transitions.see_descendant) or gate
         if decision.recheck_at is not None and self._checks is not None:
             key = f"grace/{int(decision.recheck_at.timestamp())}"
             self._checks.queue(gate, decision.recheck_at, key)
         gate = self._story.progress(gate, decision, result)
         if decision.result is not None:
-            self._completion.complete(gate, decision)
+            self._completion.complete(gate, decision, descendant_seen=descendant)
 
     def _deployed_commit(self, gate: Gate, reads: DeploymentReads) -> str | None:
         """The manifests commit a gate that knows none yet is judged on: for a gate on a
@@ -252,7 +239,8 @@ class GateKeeper:
         if hld_commit is None:
             return None
         if gate.hld_commit is None:
-            gate = replace(gate, hld_commit=self._correlation.learn_hld_commit(gate, hld_commit))
+            learned = self._correlation.learn_hld_commit(gate, hld_commit)
+            gate = transitions.learn_hld_commit(gate, learned) or gate
         pointers = reads.cluster_objects(gate.environment).values()
         deployed = {p.commit for objects in pointers for p in objects.values()}
         found = self._correlation.first_deployed(gate, deployed)
@@ -281,7 +269,7 @@ class GateKeeper:
         if pr is not None and pr.status == "completed" and pr.merge_commit:
             merge = pr.merge_commit.lower()
             if learn:
-                self._gates.update(gate, lambda g: replace(g, commit=g.commit or merge))
+                self._gates.update(gate, transitions.learn_commit, merge)
             return merge
         if pr is not None and pr.status == "abandoned":
             self._completion.complete(gate, _abandoned(gate))  # just read: confirmed
@@ -303,12 +291,6 @@ class GateKeeper:
             return False
         self._completion.complete(gate, _abandoned(gate))
         return True
-
-    def _callbacks(self, gate: Gate) -> PipelineCallbacks:
-        """The job's own token when `GATE_USE_JOB_TOKEN` kept it, else our identity."""
-        if self._job_client is not None and gate.auth_token:
-            return self._job_client(gate.auth_token)
-        return self._devops
 
     def _isolated(self, gate: Gate, work: Callable[[Gate], None]) -> Exception | None:
         """Run one gate's work so that its failure never stops the other gates: logged with the
@@ -359,10 +341,6 @@ def _tallied(gate: Gate, change: Change) -> bool:
         and not gate.objects
         and not gate.descendant_seen
     )
-
-
-def _descendant_seen(gate: Gate) -> Gate | None:
-    return None if gate.descendant_seen else replace(gate, descendant_seen=True)
 
 
 def _abandoned(gate: Gate) -> Decision:

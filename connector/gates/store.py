@@ -13,12 +13,13 @@ import json
 import logging
 import threading
 from collections.abc import Callable, Iterable
-from dataclasses import fields, replace
+from dataclasses import fields
 from datetime import datetime
-from typing import Any, get_type_hints
+from typing import Any, Concatenate, ParamSpec, get_type_hints
 
 from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
 
+from connector.core import gate_transitions
 from connector.core.gates import OPEN, Gate, GateState, PlanRef
 from connector.storage.rows import Version, fields_of, key, update_row, update_row_tagged
 from connector.storage.tables import TableStore
@@ -29,6 +30,7 @@ logger = logging.getLogger(__name__)
 KNOWN_FACTS_LIMIT = 10_000
 BINDING = "binding"  # the facts partition of job bindings
 VERSIONS_LIMIT = 1_000
+P = ParamSpec("P")
 
 
 class GateStore:
@@ -45,17 +47,11 @@ class GateStore:
         registration fills in what a PR-property gate did not know."""
 
         def change(entity: dict[str, Any] | None) -> tuple[dict[str, Any] | None, Gate]:
-            if entity is None:
-                return _row(gate), gate
-            existing = _gate(gate.environment, gate.id, entity)
-            if existing.state not in OPEN and gate.source == "registered":
-                # A re-run of a finished job waits again; completing a job that is not
-                # running is prevented by the plan-state check before TaskCompleted.
-                return _row(gate), gate
-            if existing.source != "registered" and gate.source == "registered":
-                merged = _merge(existing, gate)
-                return _row(merged), merged
-            return None, existing
+            stored = None if entity is None else _gate(gate.environment, gate.id, entity)
+            new = gate_transitions.register(stored, gate)
+            if new is not None:
+                return _row(new), new
+            return None, stored or gate  # `register` keeps only a stored gate
 
         result: Gate = update_row(self._gates(), gate.environment, gate.id, change)
         return result
@@ -68,14 +64,21 @@ class GateStore:
         self._seen(entity)
         return _gate(environment, gate_id, dict(entity))
 
-    def update(self, gate: Gate, change: Callable[[Gate], Gate | None]) -> Gate | None:
-        """Conditionally apply `change` to the stored gate; None from `change` means no write.
-        Returns the gate as written, or None when nothing was written."""
+    def update(
+        self,
+        gate: Gate,
+        transition: Callable[Concatenate[Gate, P], Gate | None],
+        *args: P.args,
+        **kwargs: P.kwargs,
+    ) -> Gate | None:
+        """Conditionally apply a transition (`connector.core.gate_transitions`) with its
+        arguments to the stored gate; None from the transition means no write. Returns the gate
+        as written, or None when nothing was written."""
 
         def apply(entity: dict[str, Any] | None) -> tuple[dict[str, Any] | None, Gate | None]:
             if entity is None:
                 return None, None
-            new = change(_gate(gate.environment, gate.id, entity))
+            new = transition(_gate(gate.environment, gate.id, entity), *args, **kwargs)
             return (_row(new), new) if new is not None else (None, None)
 
         where = (gate.environment, gate.id)
@@ -183,19 +186,6 @@ def _get(table: Any, partition: str, row: str) -> dict[str, Any] | None:
         return dict(table.get_entity(partition, row))
     except ResourceNotFoundError:
         return None
-
-
-def _merge(existing: Gate, registered: Gate) -> Gate:
-    return replace(
-        registered,
-        state=existing.state,
-        result=existing.result,
-        claimed_at=existing.claimed_at,
-        result_reason=existing.result_reason,
-        commit=registered.commit or existing.commit,
-        hld_commit=registered.hld_commit or existing.hld_commit,
-        pull_request_id=registered.pull_request_id or existing.pull_request_id,
-    )
 
 
 # One mapping between a Gate and its Table entity, derived from the dataclass: a new Gate field

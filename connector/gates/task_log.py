@@ -4,7 +4,9 @@ Three optional outputs: live lines in the job's console feed (gone when the job 
 story in the task's stored log (what people read after the run, as Learn documents for callback
 tasks: create `logs\\{TaskInstanceId}`, append, attach to the task's timeline record), and the
 environment's status on the gate's pull request. Each change of progress is claimed in the gate
-record before it is sent, so a redelivery or a concurrent evaluation never repeats lines.
+record before it is sent, so a redelivery or a concurrent evaluation never repeats lines. A
+decision that completes the gate is recorded by its claim instead (`Completion`), and the log
+`conclude` creates by the count of the POST that follows it: one write each, not three.
 """
 
 from __future__ import annotations
@@ -12,9 +14,9 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import replace
 from datetime import UTC, datetime
 
+from connector.core import gate_transitions as transitions
 from connector.core.gates import Decision, Gate
 from connector.core.tracking import EnvironmentResult
 from connector.devops.types import PipelineCallbacks
@@ -57,38 +59,48 @@ class TaskStory:
             # Nothing recorded: turned off on the same storage, the connector tells it for real.
             logger.info("gate.trial_progress", extra={"gate": gate.id, "lines": decision.lines})
             return gate
-        told = gate.progress
+        if decision.result is not None:
+            # The gate completes: its claim is the write, and `conclude` tells the task why
+            # (the pull request status, posted once per state, is told here already).
+            self.pr_status(gate, decision.result, decision.reason)
+            return gate
         lines = [f"{gate.environment}: {line}" for line in decision.lines]
         new = [line for line in lines if _digest(line) not in gate.logged]
         logged = (*gate.logged, *map(_digest, new))[-LOGGED_LIMIT:]
         claimed = self._gates.update(
-            gate,
-            lambda g: replace(g, progress=digest, logged=logged) if g.progress == told else None,
+            gate, transitions.record_progress, gate.progress, digest, logged
         )
         if claimed is None:
             return gate  # another evaluation told this part already
-        if decision.result is None:
-            claimed = self.write(claimed, lines, new)
-        pr_state = DEVOPS_STATES[result.phase] if decision.result is None else decision.result
-        self.pr_status(claimed, pr_state, decision.reason)
+        claimed = self.write(claimed, lines, new)
+        self.pr_status(claimed, DEVOPS_STATES[result.phase], decision.reason)
         return claimed
 
     def conclude(self, gate: Gate, result: str, reason: str) -> Gate:
-        """The decision and why, before TaskCompleted."""
-        gate = self.write(gate, [f"{gate.environment}: {result}: {reason}"])
+        """The decision and why, before TaskCompleted. A log created here is on the returned
+        gate only: the caller records it with the count of its POST."""
+        gate = self.write(gate, [f"{gate.environment}: {result}: {reason}"], record=False)
         self.pr_status(gate, result, reason)
         return gate
 
-    def write(self, gate: Gate, lines: Sequence[str], new: Sequence[str] | None = None) -> Gate:
+    def write(
+        self,
+        gate: Gate,
+        lines: Sequence[str],
+        new: Sequence[str] | None = None,
+        *,
+        record: bool = True,
+    ) -> Gate:
         """Lines to the live feed, and those not logged yet (`new`: default all) to the stored
-        log (both need the task's timeline)."""
+        log (both need the task's timeline). `record`: a log created now is stored on the gate
+        (else only returned on it)."""
         if not gate.plan.timeline_id or not lines:
             return gate
         callbacks = self._callbacks(gate)
         optional("feed", gate, lambda: callbacks.append_feed(gate.plan, lines))
         to_log = list(lines if new is None else new)
         if not gate.log_id:
-            gate = self._create_log(gate, callbacks)
+            gate = self._create_log(gate, callbacks, record=record)
             to_log = [self._opening(gate), *to_log]
         if gate.log_id and to_log:
             stamped = _stamped(to_log, self._clock())
@@ -107,14 +119,12 @@ class TaskStory:
         subject = pull_request_subject(repository, gate.pull_request_id)
         optional("pull request status", gate, lambda: publisher.publish(subject, desired))
 
-    def _create_log(self, gate: Gate, callbacks: PipelineCallbacks) -> Gate:
+    def _create_log(self, gate: Gate, callbacks: PipelineCallbacks, *, record: bool) -> Gate:
         log_id = optional("log create", gate, lambda: callbacks.create_log(gate.plan))
         if log_id is None:
             return gate
-        stored = self._gates.update(
-            gate, lambda g: replace(g, log_id=log_id) if not g.log_id else None
-        )
-        return stored or replace(gate, log_id=log_id)
+        stored = self._gates.update(gate, transitions.record_log_id, log_id) if record else None
+        return stored or transitions.record_log_id(gate, log_id) or gate
 
     @staticmethod
     def _opening(gate: Gate) -> str:

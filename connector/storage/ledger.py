@@ -14,11 +14,12 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
 from azure.core.exceptions import ResourceNotFoundError
 
+from connector.core.gate_transitions import CLAIM_TIMEOUT
 from connector.storage.rows import (
     fields_of,
     key,
@@ -33,8 +34,8 @@ from connector.storage.rows import (
 if TYPE_CHECKING:
     from azure.data.tables import TableClient
 
-# A status claimed but never confirmed (the writer crashed) may be claimed again after this.
-CLAIM_TIMEOUT = timedelta(minutes=2)
+# A status claimed but never confirmed (the writer crashed) may be claimed again after
+# CLAIM_TIMEOUT, the one claim timeout (a gate's completion claim has the same).
 # The partition of the refused statuses' index (one small partition: the sweep reads it whole).
 REFUSED = "refused-statuses"
 

@@ -12,6 +12,7 @@ import azure.functions as func
 import pytest
 
 import function_app
+from connector.app.root.gates import gatekeeper
 from connector.devops.client import TransientAzureDevOpsError
 from connector.gates.config import GatePolicy
 from connector.gates.keeper import GateKeeper
@@ -54,7 +55,7 @@ def plan(world, *, state: str = "inProgress") -> dict[str, str]:
 def keeper_in(world, *, minutes: int) -> GateKeeper:
     """The app's gatekeeper, with its clock that many minutes ahead (timeouts, stale claims)."""
     c = world.container
-    return GateKeeper(
+    return gatekeeper(
         GatePolicy.from_settings(c.settings),
         GateStore(c.store),
         c.store,

@@ -8,6 +8,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from connector.app.root.gates import gatekeeper
 from connector.core.gates import GateState
 from connector.gates.config import GatePolicy
 from connector.gates.keeper import SWEEP_BUDGET_SECONDS, GateKeeper
@@ -53,7 +54,7 @@ class Ticks:
 
 def keeper(world: Any, reads: Any, *, minutes: int) -> GateKeeper:
     c = world.container
-    return GateKeeper(
+    return gatekeeper(
         GatePolicy.from_settings(c.settings),
         GateStore(c.store),
         reads,

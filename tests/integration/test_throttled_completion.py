@@ -8,8 +8,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from connector import retries
+from connector.core.gate_transitions import CLAIM_TIMEOUT
 from connector.core.gates import GateState
-from connector.gates.completion import CLAIM_TIMEOUT
 from connector.gates.store import GateStore
 from tests.integration.test_gate_outages import event_posts, one_gate
 from tests.integration.test_gates import completions, keeper_in, repo  # noqa: F401 - fixture

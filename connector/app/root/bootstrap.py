@@ -229,25 +229,17 @@ class Container:
 
     @built
     def gatekeeper(self) -> GateKeeper:
-        from connector.devops.client import AzureDevOpsClient
-        from connector.devops.policies import JobToken
+        from connector.app.root import gates
         from connector.gates.config import GatePolicy
-        from connector.gates.keeper import GateKeeper
         from connector.gates.rechecks import GateChecks
 
-        s = self.settings
-
-        def job_client(token: str) -> AzureDevOpsClient:
-            return AzureDevOpsClient(s.azdo_org_url, s.azdo_project, credential=JobToken(token))
-
-        use_job_token = s.gate_use_job_token and not s.trial_mode
-        return GateKeeper(
-            GatePolicy.from_settings(s),
+        return gates.gatekeeper(
+            GatePolicy.from_settings(self.settings),
             self.gate_store,
             self.store,
             self.devops,
             self.pull_request_statuses,
-            job_client=job_client if use_job_token else None,
+            job_client=gates.job_client(self.settings),
             checks=GateChecks(_LazySender(self)),
             links=self.commit_links,
         )
