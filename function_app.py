@@ -3,22 +3,17 @@
 import azure.functions as func
 
 from connector.app.functions import entrypoints, warmup
+from connector.app.root import registry
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
 
-
-@app.function_name("flux")
-@app.route(route="flux", auth_level=func.AuthLevel.FUNCTION)
-def flux(req: func.HttpRequest) -> func.HttpResponse:
-    """Flux notification-controller webhook (generic / generic-hmac)."""
-    return entrypoints.flux(req)
-
-
-@app.function_name("argocd")
-@app.route(route="argocd", auth_level=func.AuthLevel.FUNCTION)
-def argocd(req: func.HttpRequest) -> func.HttpResponse:
-    """Argo CD notifications' webhook service (Bearer or basic-auth shared secret)."""
-    return entrypoints.argocd(req)
+# One webhook per registered source (connector/app/root/registry.py): the function is named as
+# the source, on its route, with a function key; all methods reach the code (405 with a body).
+for _source in registry.SOURCES:
+    _webhook = entrypoints.webhook(_source.name)
+    _webhook.__doc__ = _source.doc
+    _route = app.route(route=_source.route, auth_level=func.AuthLevel.FUNCTION)
+    globals()[_source.name] = app.function_name(_source.name)(_route(_webhook))
 
 
 @app.function_name("health")

@@ -1,0 +1,141 @@
+"""The registered plug-ins: every event source and every output, in one place.
+
+Derived from it: the source routes of `function_app.py` (one function each, named as the
+source), their entry points (`connector.app.functions.entrypoints.webhook`), the handlers,
+translators, table keys and listeners of the composition root (`bootstrap.Container`), and the
+warm-up's modules (`connector.app.functions.warmup.modules`).
+
+A new source is a package exporting `SOURCE` (`connector.sources.plugin.Source`), added to
+`SOURCES`; a new output is a module exporting `OUTPUT` (`connector.outputs.plugin.Output`), added
+to `OUTPUTS` with the listener the container builds for it. Nothing else changes.
+
+`function_app` imports this module when the host indexes the app: the source descriptions are
+cheap to import, and the outputs (which import the SDKs) are read only when first needed.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from connector.outputs.plugin import Output
+from connector.sources import argocd, flux
+
+if TYPE_CHECKING:
+    from connector.app.root.bootstrap import Container
+    from connector.core.door import Door
+    from connector.core.processing import ChangeListener
+    from connector.core.tracking import Observation
+    from connector.queue.envelope import GateCheck
+    from connector.sources.plugin import Handler, Source, Translator
+    from connector.storage.keys import ObservationKeys
+
+
+@dataclass(frozen=True)
+class Registered:
+    """A listener of processed changes: the output `module` describes (its `OUTPUT`), and how
+    the container builds it (None: not configured, left out)."""
+
+    module: str
+    build: Callable[[Container], ChangeListener | None]
+
+    def output(self) -> Output:
+        found = getattr(importlib.import_module(self.module), "OUTPUT", None)
+        if not isinstance(found, Output):
+            raise TypeError(f"{self.module}: OUTPUT is not an Output description")
+        return found
+
+
+# How the container builds each listener (functions, not lambdas: typed against the container).
+def _statuses(c: Container) -> ChangeListener:
+    return c.commit_statuses
+
+
+def _gates(c: Container) -> ChangeListener:
+    return c.gatekeeper
+
+
+def _board(c: Container) -> ChangeListener:
+    from connector.outputs.board import BoardKeeper  # keeps the on-call pages' index
+
+    return BoardKeeper.of(c.store)
+
+
+def _spektate(c: Container) -> ChangeListener | None:
+    return c.spektate
+
+
+def _subscribers(c: Container) -> ChangeListener | None:
+    return c.subscribers
+
+
+SOURCES: tuple[Source[Any], ...] = (flux.SOURCE, argocd.SOURCE)
+
+# Told in this order; each runs even if one failed (raised after all). The gates are no output
+# (they complete pipeline gates) but listen in the same list, described below.
+OUTPUTS: tuple[Registered, ...] = (
+    Registered("connector.outputs.statuses", _statuses),
+    Registered("connector.app.root.registry", _gates),
+    Registered("connector.outputs.board", _board),
+    Registered("connector.outputs.spektate", _spektate),
+    Registered("connector.outputs.subscribers", _subscribers),
+)
+
+# The gates' entry above: they post pull-request statuses under their own sink, keyed by pull
+# request, not by observation (`connector.outputs.statuses.PR_STATUS_SINK`).
+OUTPUT = Output("gates", warm_up=("connector.gates.keeper",))
+
+
+def source(name: str) -> Source[Any]:
+    found = next((s for s in SOURCES if s.name == name), None)
+    if found is None:
+        raise KeyError(f"no source named {name!r} is registered")
+    return found
+
+
+def webhook(container: Container, name: str, door: Door | None) -> Handler:
+    """The handler of source `name`, built with the container's parts."""
+    from connector.sources.http import KeyCheck
+
+    plugin = source(name)
+    keys = KeyCheck(observation_keys(), plugin.key_fields)
+    return plugin.handler(container.settings, container.sender, door, keys)
+
+
+def translators() -> dict[str, Translator]:
+    return {s.name: s.translate for s in SOURCES}
+
+
+def observation_keys() -> ObservationKeys:
+    """Every Table key processing an observation builds: the store's, and each output's
+    ledger rows under its sink name."""
+    from connector.storage.keys import Ledger, ObservationKeys
+
+    outputs = [entry.output() for entry in OUTPUTS]
+    return ObservationKeys(tuple(Ledger(o.name, o.ledger) for o in outputs if o.ledger))
+
+
+def listeners(container: Container) -> list[ChangeListener]:
+    built = (entry.build(container) for entry in OUTPUTS)
+    return [listener for listener in built if listener is not None]
+
+
+def source_modules() -> Iterator[str]:
+    """What the sources' first requests and messages import (cheap to list)."""
+    return (m for s in SOURCES for m in s.warm_up)
+
+
+def output_modules() -> Iterator[str]:
+    """What the outputs' first changes import (listing them imports the outputs)."""
+    return (m for entry in OUTPUTS for m in entry.output().warm_up)
+
+
+def read(
+    body: bytes, message_id: str | None, found: Mapping[str, Translator] | None = None
+) -> Observation | GateCheck:
+    """A queued message read with the registered sources' translators (`connector.sources`)."""
+    from connector import sources
+
+    return sources.read(body, message_id, translators() if found is None else found)
