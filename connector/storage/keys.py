@@ -9,7 +9,7 @@ Each key is named by a role ("object row", ...) and made of origin parts ("env",
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -72,8 +72,3 @@ class ObservationKeys:
             for row in ledger.rows:
                 keys[row.role] = key("status", ledger.sink, row.context(env, cluster, obj))
         return keys
-
-
-def ledgers_of(outputs: Iterable[tuple[str, tuple[LedgerRow, ...]]]) -> tuple[Ledger, ...]:
-    """(sink, rows) pairs as `Ledger`s, leaving out outputs that write no per-event rows."""
-    return tuple(Ledger(sink, rows) for sink, rows in outputs if rows)
