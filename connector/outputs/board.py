@@ -10,11 +10,8 @@ from __future__ import annotations
 
 from connector.core.processing import Change
 from connector.core.tracking import Verdict
-from connector.outputs.plugin import Output
 from connector.storage.board import BoardTable
 from connector.storage.tables import TableStore
-
-OUTPUT = Output("board")  # no ledger: the board row is the commit's, rewritten in place
 
 
 class BoardKeeper:

@@ -62,7 +62,6 @@ from azure.data.tables import UpdateMode
 from connector import telemetry
 from connector.core.processing import Change
 from connector.core.tracking import Observation, Verdict
-from connector.outputs.plugin import Output
 from connector.outputs.spektate_errors import (
     ErrorReport,
     GaveUpError,
@@ -85,16 +84,6 @@ from connector.outputs.spektate_rows import (
 )
 
 logger = logging.getLogger(__name__)
-
-# No status ledger: Spektate's own rows say what was written (merged by change id).
-OUTPUT = Output(
-    "spektate",
-    warm_up=(
-        "connector.outputs.spektate",
-        "connector.outputs.spektate_rows",
-        "connector.outputs.spektate_errors",
-    ),
-)
 
 Clock = Callable[[], datetime]
 

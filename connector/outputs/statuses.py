@@ -25,15 +25,11 @@ from connector.devops.types import (
     PermanentAzureDevOpsError,
     StatusWriter,
 )
-from connector.outputs.plugin import Output
-from connector.storage.keys import LedgerRow
+from connector.outputs.sinks import environment_context, object_context
 from connector.storage.ledger import StatusLedger
 
 logger = logging.getLogger(__name__)
 
-COMMIT_STATUS_SINK = "azdo"  # the ledger name of Azure DevOps commit statuses (manifests commit)
-PR_STATUS_SINK = "azdo-pr"  # the ledger name of the gates' pull-request statuses
-HLD_STATUS_SINK = "azdo-hld"  # the ledger name of environment statuses on HLD commits
 DESCRIPTION_LIMIT = 250
 MAX_ROUNDS = 5  # posts of one context by one holder while others keep changing the roll-up
 # Refusals that granting access cures (403: TF401027 "You need the Git 'GenericContribute'
@@ -79,32 +75,6 @@ def environment_status(
     else:
         description = "deploying"
     return DesiredStatus(environment_context(result.env), states[result.phase], _cap(description))
-
-
-def object_context(cluster: str, obj: ObjectRef) -> str:
-    return f"{cluster}/{obj}"
-
-
-def environment_context(env: str) -> str:
-    return f"env/{env}"
-
-
-# The commit statuses' description: the ledger rows every observation may write (one per object
-# and cluster, one per environment), which ingest checks the Table can hold.
-OUTPUT = Output(
-    COMMIT_STATUS_SINK,
-    ledger=(
-        LedgerRow(
-            "object status row",
-            ("cluster", "object"),
-            lambda env, cluster, obj: object_context(cluster, obj),
-        ),
-        LedgerRow(
-            "environment status row", ("env",), lambda env, cluster, obj: environment_context(env)
-        ),
-    ),
-    warm_up=("connector.outputs.statuses", "connector.devops.client", "connector.devops.dryrun"),
-)
 
 
 def _cap(text: str) -> str:

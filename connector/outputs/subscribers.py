@@ -48,14 +48,10 @@ from connector.core.processing import Change
 from connector.core.tracking import EnvironmentResult, ObjectState, Observation, Verdict
 from connector.hmac_signing import sign
 from connector.outputs import deadline
-from connector.outputs.plugin import Output
 from connector.outputs.spektate_rows import change_id
 from connector.retries import RetryBudgetExhaustedError, retry_policy
 
 logger = logging.getLogger(__name__)
-
-# Deliveries are recorded in a table of their own (`DeliveryLedger`), keyed by change id.
-OUTPUT = Output("subscribers", warm_up=("connector.outputs.subscribers",))
 
 SCHEMA: Final = "flux-azdo-connector/state-change/v1"
 # One deadline for a whole delivery (connect, send, response, retries): a slow receiver can hold

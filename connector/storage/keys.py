@@ -11,13 +11,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-from connector.core.tracking import ObjectRef
-from connector.storage.rows import key
+if TYPE_CHECKING:  # cheap to import: output descriptions are read when the app is indexed
+    from connector.core.tracking import ObjectRef
 
 Part = Literal["env", "cluster", "object"]
-Context = Callable[[str, str, ObjectRef], str]  # (env, cluster, object) → a ledger row's context
+Context = Callable[[str, str, "ObjectRef"], str]  # (env, cluster, object) → a ledger row's context
 
 
 @dataclass(frozen=True)
@@ -38,14 +38,11 @@ class Ledger:
     rows: tuple[LedgerRow, ...]
 
 
-# The state store's own keys (`connector.storage.tables`): role → (parts, key).
-_STORE: dict[str, tuple[tuple[Part, ...], Context]] = {
-    "object row": (
-        ("env", "cluster", "object"),
-        lambda env, cluster, obj: key("obj", env, cluster, obj.kind, obj.namespace, obj.name),
-    ),
-    "pointer partition": (("env", "cluster"), lambda env, cluster, obj: key(env, cluster)),
-    "pointer row": (("object",), lambda env, cluster, obj: key(obj.kind, obj.namespace, obj.name)),
+# The origin parts of the state store's own keys (`connector.storage.tables`), by role.
+_STORE: dict[str, tuple[Part, ...]] = {
+    "object row": ("env", "cluster", "object"),
+    "pointer partition": ("env", "cluster"),
+    "pointer row": ("object",),
 }
 
 
@@ -57,7 +54,7 @@ class ObservationKeys:
     parts: dict[str, tuple[Part, ...]] = field(init=False, compare=False)
 
     def __post_init__(self) -> None:
-        parts = {role: found for role, (found, _) in _STORE.items()}
+        parts = dict(_STORE)
         for ledger in self.ledgers:
             for row in ledger.rows:
                 if row.role in parts:
@@ -67,7 +64,13 @@ class ObservationKeys:
 
     def __call__(self, env: str, cluster: str, obj: ObjectRef) -> dict[str, str]:
         """Role → key, the store's first, then each ledger's in order."""
-        keys = {role: build(env, cluster, obj) for role, (_, build) in _STORE.items()}
+        from connector.storage.rows import key
+
+        keys = {
+            "object row": key("obj", env, cluster, obj.kind, obj.namespace, obj.name),
+            "pointer partition": key(env, cluster),
+            "pointer row": key(obj.kind, obj.namespace, obj.name),
+        }
         for ledger in self.ledgers:
             for row in ledger.rows:
                 keys[row.role] = key("status", ledger.sink, row.context(env, cluster, obj))

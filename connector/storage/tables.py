@@ -50,7 +50,7 @@ logger = logging.getLogger(__name__)
 
 NO_COMMIT = "-"
 # Status rows written before sinks had names count as this sink's: the Azure DevOps commit
-# statuses' (`connector.outputs.statuses.COMMIT_STATUS_SINK`; tests/integration/test_plugins.py
+# statuses' (`connector.outputs.sinks.COMMIT_STATUS_SINK`; tests/integration/test_plugins.py
 # keeps the two equal). Each output names its own sink.
 DEFAULT_SINK = "azdo"
 MAX_SETTLE_ATTEMPTS = 5  # each retry follows a door mark landing between record and settle

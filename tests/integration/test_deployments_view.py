@@ -17,7 +17,7 @@ from connector.app.views.deployments import deployment_view, render_html
 from connector.core.gates import Gate, GateState, PlanRef, gate_id
 from connector.core.tracking import ObjectRef, Observation, Phase
 from connector.gates.store import GateStore
-from connector.outputs.statuses import COMMIT_STATUS_SINK
+from connector.outputs.sinks import COMMIT_STATUS_SINK
 from connector.settings import Settings
 from connector.storage.tables import TableStore
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import subprocess
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -21,7 +22,7 @@ from connector.app.functions import warmup
 from connector.app.root import registry
 from connector.app.root.registry import Registered
 from connector.core.tracking import ObjectRef
-from connector.outputs import statuses
+from connector.outputs import sinks
 from connector.storage import tables
 from tests.plugins import probe_output, probe_source
 from tests.world import REPO, statuses_by_context
@@ -37,7 +38,7 @@ def plugged(monkeypatch: pytest.MonkeyPatch) -> probe_output.ProbeOutput:
     """The registry with the probe source and the probe output (told last) added."""
     output = probe_output.ProbeOutput()
     monkeypatch.setattr(registry, "SOURCES", (*registry.SOURCES, probe_source.SOURCE))
-    entry = Registered(probe_output.__name__, lambda c: output)
+    entry = Registered(probe_output.OUTPUT, lambda c: output)
     monkeypatch.setattr(registry, "OUTPUTS", (*registry.OUTPUTS, entry))
     return output
 
@@ -177,8 +178,8 @@ def test_the_shipped_sources_keep_their_names_and_routes() -> None:
 
 
 def test_the_shipped_listeners_are_told_in_the_order_they_always_were() -> None:
-    names = [entry.output().name for entry in registry.OUTPUTS]
-    assert names == [statuses.COMMIT_STATUS_SINK, "gates", "board", "spektate", "subscribers"]
+    names = [entry.output.name for entry in registry.OUTPUTS]
+    assert names == [sinks.COMMIT_STATUS_SINK, "gates", "board", "spektate", "subscribers"]
 
 
 def test_only_the_commit_statuses_write_ledger_rows_per_observation() -> None:
@@ -193,7 +194,7 @@ def test_only_the_commit_statuses_write_ledger_rows_per_observation() -> None:
 
 
 def test_unnamed_status_rows_count_as_the_commit_statuses() -> None:
-    assert tables.DEFAULT_SINK == statuses.COMMIT_STATUS_SINK
+    assert tables.DEFAULT_SINK == sinks.COMMIT_STATUS_SINK
 
 
 def test_every_warm_up_module_imports() -> None:
@@ -202,13 +203,34 @@ def test_every_warm_up_module_imports() -> None:
 
 
 def test_two_outputs_cannot_name_the_same_key(monkeypatch: pytest.MonkeyPatch) -> None:
-    twice = Registered("connector.outputs.statuses", lambda c: None)
+    twice = Registered(sinks.COMMIT_STATUSES, lambda c: None)
     monkeypatch.setattr(registry, "OUTPUTS", (*registry.OUTPUTS, twice))
     with pytest.raises(ValueError, match="two keys named 'object status row'"):
         registry.observation_keys()
 
 
-def test_an_entry_that_describes_no_output_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
-    entry = Registered("connector.outputs.deadline", lambda c: None)
-    with pytest.raises(TypeError, match="OUTPUT is not an Output description"):
-        entry.output()
+def test_the_descriptions_are_cheap_to_import() -> None:
+    """`function_app` reads the registry when the host indexes the app: importing it must not
+    import what the plug-ins describe (pydantic models, the SDKs, the outputs)."""
+    code = (
+        "import sys, connector.app.root.registry as r; "
+        "print(sorted(m for m in sys.modules if m.startswith(('connector.', 'pydantic', "
+        "'azure.core', 'azure.data'))))"
+    )
+    out = subprocess.run(  # noqa: S603 - this interpreter, fixed arguments
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
+    )
+    assert json.loads(out.stdout.replace("'", '"')) == [
+        "connector.app",
+        "connector.app.root",
+        "connector.app.root.registry",
+        "connector.outputs",
+        "connector.outputs.plugin",
+        "connector.outputs.sinks",
+        "connector.sources",
+        "connector.sources.argocd",
+        "connector.sources.flux",
+        "connector.sources.plugin",
+        "connector.storage",
+        "connector.storage.keys",
+    ]

@@ -10,7 +10,8 @@ from hypothesis import strategies as st
 
 from connector.app.root.registry import observation_keys as registered_keys
 from connector.core.tracking import EnvironmentResult, ObjectRef, ObjectState, Phase
-from connector.outputs.statuses import COMMIT_STATUS_SINK, environment_status, object_status
+from connector.outputs.sinks import COMMIT_STATUS_SINK
+from connector.outputs.statuses import environment_status, object_status
 from connector.storage.rows import (
     entity_problems,
     entity_size,

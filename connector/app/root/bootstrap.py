@@ -189,12 +189,8 @@ class Container:
     @built
     def commit_statuses(self) -> CommitStatusSink:
         """Object and environment statuses on the manifests commit."""
-        from connector.outputs.statuses import (
-            COMMIT_STATUS_SINK,
-            HLD_STATUS_SINK,
-            CommitStatuses,
-            CommitStatusSink,
-        )
+        from connector.outputs.sinks import COMMIT_STATUS_SINK, HLD_STATUS_SINK
+        from connector.outputs.statuses import CommitStatuses, CommitStatusSink
 
         s = self.settings
         if not s.azdo_gitops_repo:
@@ -215,7 +211,8 @@ class Container:
 
     def pull_request_statuses(self, repository: str, pull_request_id: int) -> StatusPublisher:
         """The publisher of one pull request's statuses (the gates' environment status)."""
-        from connector.outputs.statuses import PR_STATUS_SINK, PullRequestStatuses
+        from connector.outputs.sinks import PR_STATUS_SINK
+        from connector.outputs.statuses import PullRequestStatuses
 
         target = PullRequestStatuses(self.devops, repository, pull_request_id)
         return self._publisher(target, PR_STATUS_SINK)

@@ -14,14 +14,8 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
-from connector.outputs.statuses import (
-    COMMIT_STATUS_SINK,
-    HLD_STATUS_SINK,
-    PR_STATUS_SINK,
-    CommitStatuses,
-    DesiredStatus,
-    StatusPublisher,
-)
+from connector.outputs.sinks import COMMIT_STATUS_SINK, HLD_STATUS_SINK, PR_STATUS_SINK
+from connector.outputs.statuses import CommitStatuses, DesiredStatus, StatusPublisher
 from connector.storage.ledger import RefusedStatus, forget_refused, refused_statuses
 from connector.storage.rows import unkey
 

@@ -6,20 +6,22 @@ translators, table keys and listeners of the composition root (`bootstrap.Contai
 warm-up's modules (`connector.app.functions.warmup.modules`).
 
 A new source is a package exporting `SOURCE` (`connector.sources.plugin.Source`), added to
-`SOURCES`; a new output is a module exporting `OUTPUT` (`connector.outputs.plugin.Output`), added
-to `OUTPUTS` with the listener the container builds for it. Nothing else changes.
+`SOURCES`; a new output is a `ChangeListener` module and its description
+(`connector.outputs.plugin.Output`, in a module cheap to import: the shipped ones are in
+`connector.outputs.sinks`), added to `OUTPUTS` with the listener the container builds for it.
+Nothing else changes.
 
-`function_app` imports this module when the host indexes the app: the source descriptions are
-cheap to import, and the outputs (which import the SDKs) are read only when first needed.
+`function_app` imports this module when the host indexes the app: the descriptions are cheap to
+import (nothing but the plug-in contracts); what they describe is imported when first used.
 """
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from connector.outputs import sinks
 from connector.outputs.plugin import Output
 from connector.sources import argocd, flux
 
@@ -35,17 +37,11 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class Registered:
-    """A listener of processed changes: the output `module` describes (its `OUTPUT`), and how
-    the container builds it (None: not configured, left out)."""
+    """A listener of processed changes: the output's description, and how the container builds
+    it (None: not configured, left out)."""
 
-    module: str
+    output: Output
     build: Callable[[Container], ChangeListener | None]
-
-    def output(self) -> Output:
-        found = getattr(importlib.import_module(self.module), "OUTPUT", None)
-        if not isinstance(found, Output):
-            raise TypeError(f"{self.module}: OUTPUT is not an Output description")
-        return found
 
 
 # How the container builds each listener (functions, not lambdas: typed against the container).
@@ -73,19 +69,19 @@ def _subscribers(c: Container) -> ChangeListener | None:
 
 SOURCES: tuple[Source[Any], ...] = (flux.SOURCE, argocd.SOURCE)
 
-# Told in this order; each runs even if one failed (raised after all). The gates are no output
-# (they complete pipeline gates) but listen in the same list, described below.
-OUTPUTS: tuple[Registered, ...] = (
-    Registered("connector.outputs.statuses", _statuses),
-    Registered("connector.app.root.registry", _gates),
-    Registered("connector.outputs.board", _board),
-    Registered("connector.outputs.spektate", _spektate),
-    Registered("connector.outputs.subscribers", _subscribers),
-)
+# The gates are no output (they complete pipeline gates) but listen among them. Their
+# pull-request statuses have a sink of their own (`sinks.PR_STATUS_SINK`), keyed by pull
+# request, not by observation: no ledger rows for ingest to check.
+GATES = Output("gates", warm_up=("connector.gates.keeper",))
 
-# The gates' entry above: they post pull-request statuses under their own sink, keyed by pull
-# request, not by observation (`connector.outputs.statuses.PR_STATUS_SINK`).
-OUTPUT = Output("gates", warm_up=("connector.gates.keeper",))
+# Told in this order; each runs even if one failed (raised after all).
+OUTPUTS: tuple[Registered, ...] = (
+    Registered(sinks.COMMIT_STATUSES, _statuses),
+    Registered(GATES, _gates),
+    Registered(sinks.BOARD, _board),
+    Registered(sinks.SPEKTATE, _spektate),
+    Registered(sinks.SUBSCRIBERS, _subscribers),
+)
 
 
 def source(name: str) -> Source[Any]:
@@ -113,7 +109,7 @@ def observation_keys() -> ObservationKeys:
     ledger rows under its sink name."""
     from connector.storage.keys import Ledger, ObservationKeys
 
-    outputs = [entry.output() for entry in OUTPUTS]
+    outputs = [entry.output for entry in OUTPUTS]
     return ObservationKeys(tuple(Ledger(o.name, o.ledger) for o in outputs if o.ledger))
 
 
@@ -128,8 +124,8 @@ def source_modules() -> Iterator[str]:
 
 
 def output_modules() -> Iterator[str]:
-    """What the outputs' first changes import (listing them imports the outputs)."""
-    return (m for entry in OUTPUTS for m in entry.output().warm_up)
+    """What the outputs' first changes import."""
+    return (m for entry in OUTPUTS for m in entry.output.warm_up)
 
 
 def read(
