@@ -17,7 +17,7 @@ import (nothing but the plug-in contracts); what they describe is imported when 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -128,10 +128,8 @@ def output_modules() -> Iterator[str]:
     return (m for entry in OUTPUTS for m in entry.output.warm_up)
 
 
-def read(
-    body: bytes, message_id: str | None, found: Mapping[str, Translator] | None = None
-) -> Observation | GateCheck:
+def read(body: bytes, message_id: str | None) -> Observation | GateCheck:
     """A queued message read with the registered sources' translators (`connector.sources`)."""
     from connector import sources
 
-    return sources.read(body, message_id, translators() if found is None else found)
+    return sources.read(body, message_id, translators())
