@@ -145,6 +145,9 @@ class KeyCheck:
 
     def __init__(self, keys: ObservationKeys, fields: Mapping[str, tuple[str, ...]]) -> None:
         self._keys = keys
+        missing = {p for parts in keys.parts.values() for p in parts} - set(fields)
+        if missing:  # a source must name its field of every part a key is made of
+            raise ValueError(f"no key fields for {', '.join(sorted(missing))}")
         self._fields = {
             role: [name for part in parts for name in fields[part]]
             for role, parts in keys.parts.items()

@@ -234,3 +234,10 @@ def test_the_descriptions_are_cheap_to_import() -> None:
         "connector.storage",
         "connector.storage.keys",
     ]
+
+
+def test_a_source_names_its_field_of_every_key_part() -> None:
+    from connector.sources.http import KeyCheck
+
+    with pytest.raises(ValueError, match="no key fields for object"):
+        KeyCheck(registry.observation_keys(), {"env": ("env",), "cluster": ("cluster",)})
