@@ -1,24 +1,31 @@
 """Azure Functions wiring only: each trigger hands its input to one entry point in `connector`."""
 
+from collections.abc import Callable
+
 import azure.functions as func
 
 from connector.app.functions import entrypoints, warmup
+from connector.app.root import registry
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
 
+# One webhook per registered source (connector/app/root/registry.py): the function is named as
+# the source, on its route, with a function key; all methods reach the code (405 with a body).
+Webhook = Callable[[func.HttpRequest], func.HttpResponse]
+WEBHOOKS: dict[str, Webhook] = {}
+for _source in registry.SOURCES:
+    _webhook = entrypoints.webhook(_source.name)
+    _webhook.__doc__ = _source.doc
+    _route = app.route(route=_source.route, auth_level=func.AuthLevel.FUNCTION)
+    WEBHOOKS[_source.name] = app.function_name(_source.name)(_route(_webhook))
 
-@app.function_name("flux")
-@app.route(route="flux", auth_level=func.AuthLevel.FUNCTION)
-def flux(req: func.HttpRequest) -> func.HttpResponse:
-    """Flux notification-controller webhook (generic / generic-hmac)."""
-    return entrypoints.flux(req)
 
-
-@app.function_name("argocd")
-@app.route(route="argocd", auth_level=func.AuthLevel.FUNCTION)
-def argocd(req: func.HttpRequest) -> func.HttpResponse:
-    """Argo CD notifications' webhook service (Bearer or basic-auth shared secret)."""
-    return entrypoints.argocd(req)
+def __getattr__(name: str) -> Webhook:
+    """`function_app.flux`, `function_app.argocd`: a registered source's webhook, by its name."""
+    try:
+        return WEBHOOKS[name]
+    except KeyError:
+        raise AttributeError(name) from None
 
 
 @app.function_name("health")

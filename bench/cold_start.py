@@ -34,7 +34,7 @@ def main() -> None:
         from connector.app.functions import entrypoints
 
         imported = time.perf_counter()
-        flux, process = entrypoints.flux, entrypoints.process
+        flux, process = entrypoints.webhook("flux"), entrypoints.process
     ready = time.perf_counter()
 
     import azure.functions as func

@@ -25,6 +25,7 @@ from connector.devops.types import (
     PermanentAzureDevOpsError,
     StatusWriter,
 )
+from connector.outputs.sinks import environment_context, object_context
 from connector.storage.ledger import StatusLedger
 
 logger = logging.getLogger(__name__)
@@ -59,7 +60,7 @@ def object_status(
         description = f"{state.reason}: {state.summary}"
     else:
         description = "reconciling"
-    return DesiredStatus(f"{cluster}/{obj}", states[state.phase], _cap(description))
+    return DesiredStatus(object_context(cluster, obj), states[state.phase], _cap(description))
 
 
 def environment_status(
@@ -73,7 +74,7 @@ def environment_status(
         description = f"{failed.cluster}: {obj}: {state.reason}: {state.summary}"
     else:
         description = "deploying"
-    return DesiredStatus(f"env/{result.env}", states[result.phase], _cap(description))
+    return DesiredStatus(environment_context(result.env), states[result.phase], _cap(description))
 
 
 def _cap(text: str) -> str:

@@ -11,7 +11,8 @@ Payload (`schema` names its version; receivers should ignore fields they do not 
      "environment": {"phase": "progressing|succeeded|failed",
                      "clusters": {"aks-prod-weu-01": "succeeded", ...}}}
 
-Signed like Flux's `generic-hmac` provider signs (`connector.sources.flux.signature.verify`):
+Signed like Flux's `generic-hmac` provider signs (so Flux's verifier,
+`connector.sources.flux.signature.verify`, checks it):
 `X-Signature: sha256=<hex HMAC-SHA256(SUBSCRIBERS_HMAC_KEY, raw body)>`; unsigned without a key.
 
 Delivery is at least once, and once per subscriber as far as we can tell: a `2xx` is recorded in
@@ -46,10 +47,10 @@ from connector import USER_AGENT
 from connector.core.errors import ConnectorError
 from connector.core.processing import Change
 from connector.core.tracking import EnvironmentResult, ObjectState, Observation, Verdict
+from connector.hmac_signing import sign
 from connector.outputs import deadline
 from connector.outputs.spektate_rows import change_id
 from connector.retries import RetryBudgetExhaustedError, retry_policy
-from connector.sources.flux.signature import sign
 
 logger = logging.getLogger(__name__)
 

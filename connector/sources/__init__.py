@@ -1,23 +1,26 @@
 """Event sources: each owns its wire model, its validation, its translation into the core's
-`Observation` and its HTTP handler, in a package of its own (`flux`, `argocd`). This module reads a
-queued message and hands it to the translator of the source that queued it."""
+`Observation` and its admission into the ingest template, in a package of its own (`flux`,
+`argocd`) that exports one description, `SOURCE` (`connector.sources.plugin`). This module reads
+a queued message and hands it to the translator of the source that queued it.
+
+Cheap to import (what it needs is imported when a message is read): the source descriptions live
+below it and `function_app` reads them when the host indexes the app."""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Mapping
 from dataclasses import replace
-
-from pydantic import ValidationError
+from typing import TYPE_CHECKING
 
 from connector.core.errors import ConnectorError
-from connector.core.tracking import Observation
-from connector.queue import envelope
-from connector.queue.envelope import Envelope, GateCheck
+
+if TYPE_CHECKING:
+    from connector.core.tracking import Observation
+    from connector.queue.envelope import GateCheck
+    from connector.sources.plugin import Translator
 
 logger = logging.getLogger(__name__)
-
-Translator = Callable[[Envelope, str], Observation]
 
 
 class UnreadableMessageError(ConnectorError):
@@ -26,20 +29,19 @@ class UnreadableMessageError(ConnectorError):
     `python -m connector dlq peek` shows it; the log line carries the reason."""
 
 
-def translators() -> dict[str, Translator]:
-    from connector.sources.argocd.translate import observe as argocd
-    from connector.sources.flux.translate import observe as flux
+def read(
+    body: bytes, message_id: str | None, translators: Mapping[str, Translator]
+) -> Observation | GateCheck:
+    """A queued message as the core takes it: an observation, or a gate check. `translators`:
+    each registered source's, by name (`connector.app.root.registry.translators`)."""
+    from connector.queue import envelope
+    from connector.queue.envelope import GateCheck
 
-    return {"flux": flux, "argocd": argocd}
-
-
-def read(body: bytes, message_id: str | None) -> Observation | GateCheck:
-    """A queued message as the core takes it: an observation, or a gate check."""
     try:
         message = envelope.decode(body)
         if isinstance(message, GateCheck):
             return message
-        translate = _translator(message.source)
+        translate = _translator(translators, message.source)
         delivery = message_id or envelope.message_id(message.cluster, message.env, body)
         # The receive time bounds the event's own (a cluster's clock may be ahead).
         return replace(translate(message, delivery), received_at=message.received_at)
@@ -51,14 +53,16 @@ def read(body: bytes, message_id: str | None) -> Observation | GateCheck:
         raise UnreadableMessageError(f"unreadable message: {reason}") from None
 
 
-def _translator(source: str) -> Translator:
-    found = translators().get(source)
+def _translator(translators: Mapping[str, Translator], source: str) -> Translator:
+    found = translators.get(source)
     if found is None:
         raise ValueError(f"source: unknown source {source!r}")
     return found
 
 
 def _describe(exc: ValueError) -> str:
+    from pydantic import ValidationError
+
     if not isinstance(exc, ValidationError):
         text = str(exc)
         return text if text.startswith("source:") else "body is not JSON"

@@ -1,7 +1,7 @@
-"""What the ingest door (`connector.core.door`) needs of each source's event: the same state
-row, phase and time as the source's translator gives the processor
-(`tests/integration/test_door.py` holds them together for every recorded event). Kept out of
-the translators, which are mutation-tested with the core's own tests."""
+"""What the ingest door (`connector.core.door`) needs of each source's admitted event (each
+`Source.arrival`): the same state row, phase and time as the source's translator gives the
+processor (`tests/integration/test_door.py` holds them together for every recorded event). Kept
+out of the translators, which are mutation-tested with the core's own tests."""
 
 from __future__ import annotations
 
@@ -11,10 +11,12 @@ from connector.core.door import Arrival
 from connector.sources.argocd.translate import KIND, Report, phase_of
 from connector.sources.flux.events import FluxEvent
 from connector.sources.flux.translate import classify
+from connector.sources.plugin import Admitted
 
 
-def flux_arrival(event: FluxEvent, cluster: str, env: str) -> Arrival:
-    """As `flux.translate.observe`."""
+def flux_arrival(admitted: Admitted[FluxEvent], received_at: datetime) -> Arrival:
+    """As `flux.translate.observe` (which takes the event's own time, not `received_at`)."""
+    event, cluster, env = admitted.event, admitted.cluster, admitted.env
     obj = event.involved_object
     phase = classify(event)
     return Arrival(
@@ -22,8 +24,9 @@ def flux_arrival(event: FluxEvent, cluster: str, env: str) -> Arrival:
     )
 
 
-def argocd_arrival(report: Report, cluster: str, env: str, received_at: datetime) -> Arrival:
+def argocd_arrival(admitted: Admitted[Report], received_at: datetime) -> Arrival:
     """As `argocd.translate.observe`, which reads `received_at` back from the envelope."""
+    report, cluster, env = admitted.event, admitted.cluster, admitted.env
     phase = phase_of(report.operation, report.health)
     time = report.time or received_at
     return Arrival(env, cluster, KIND, report.namespace, report.name, report.commit, phase, time)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
 from pydantic import BaseModel, ValidationError
@@ -19,8 +19,8 @@ from connector.core.names import ORIGIN_NAME
 from connector.core.tracking import ObjectRef
 from connector.queue.sender import MessageSender, OutgoingMessage, QueueUnavailableError
 from connector.settings import Settings
+from connector.storage.keys import ObservationKeys
 from connector.storage.rows import key_problem
-from connector.storage.tables import observation_keys
 from connector.web import Reply
 
 logger = logging.getLogger(__name__)
@@ -139,38 +139,45 @@ def environment_of(settings: Settings, cluster: str, field: str, hint: str) -> s
     )
 
 
-def _plain_keys_fit() -> bool:
-    """Whether every Table key of an object with plain parts of at most 63 characters fits, asked
-    of the store's own key builder once per process: if a key format grows, the shortcut in
-    `key_problems` turns itself off instead of admitting events the store cannot hold."""
-    longest = "x" * 63
-    keys = observation_keys(longest, longest, ObjectRef(longest, longest, longest))
-    return all(key_problem(value) is None for value in keys.values())
+class KeyCheck:
+    """The Table keys of one observation (`ObservationKeys`: the store's and the registered
+    outputs' ledger rows) that would not fit, each named by one source's fields: `fields` gives
+    them for each origin part ("env", "cluster", "object")."""
 
+    def __init__(self, keys: ObservationKeys, fields: Mapping[str, tuple[str, ...]]) -> None:
+        self._keys = keys
+        missing = {p for parts in keys.parts.values() for p in parts} - set(fields)
+        if missing:  # a source must name its field of every part a key is made of
+            raise ValueError(f"no key fields for {', '.join(sorted(missing))}")
+        self._fields = {
+            role: [name for part in parts for name in fields[part]]
+            for role, parts in keys.parts.items()
+        }
+        self._plain_fit = self._plain_keys_fit()
 
-_PLAIN_KEYS_FIT = _plain_keys_fit()
+    def _plain_keys_fit(self) -> bool:
+        """Whether every key of an object with plain parts of at most 63 characters fits, asked
+        of the key builders once per handler: if a key format grows, the shortcut in `problems`
+        turns itself off instead of admitting events the store cannot hold."""
+        longest = "x" * 63
+        keys = self._keys(longest, longest, ObjectRef(longest, longest, longest))
+        return all(key_problem(value) is None for value in keys.values())
 
-
-def key_problems(
-    env: str,
-    cluster: str,
-    obj: NamedObject,
-    fields_of: Callable[[str], Iterable[str]],
-) -> list[dict[str, str]]:
-    """The Table keys of `observation_keys` that would not fit, each named by the caller's
-    fields (`fields_of(role)`). Cluster and env are plain names of at most 63 characters
-    (`ORIGIN_NAME`); when the object's parts are too, every key fits and building them (the
-    common case, a large share of ingest) is skipped, and so is the `ObjectRef` they are built
-    from (`bench/ingest.py`)."""
-    if _PLAIN_KEYS_FIT and _PLAIN_OBJECT.fullmatch(f"{obj.kind}/{obj.namespace}/{obj.name}"):
-        return []
-    problems: list[dict[str, str]] = []
-    ref = ObjectRef(obj.kind, obj.namespace, obj.name)
-    for role, value in observation_keys(env, cluster, ref).items():
-        problem = key_problem(value)
-        if problem is not None:
-            problems.extend({"field": n, "problem": f"{role}: {problem}"} for n in fields_of(role))
-    return problems
+    def problems(self, env: str, cluster: str, obj: NamedObject) -> list[dict[str, str]]:
+        """Cluster and env are plain names of at most 63 characters (`ORIGIN_NAME`); when the
+        object's parts are too, every key fits and building them (the common case, a large share
+        of ingest: docs/benchmarks.md) is skipped, and so is the `ObjectRef` they are built from."""
+        if self._plain_fit and _PLAIN_OBJECT.fullmatch(f"{obj.kind}/{obj.namespace}/{obj.name}"):
+            return []
+        problems: list[dict[str, str]] = []
+        ref = ObjectRef(obj.kind, obj.namespace, obj.name)
+        for role, value in self._keys(env, cluster, ref).items():
+            problem = key_problem(value)
+            if problem is not None:
+                problems.extend(
+                    {"field": n, "problem": f"{role}: {problem}"} for n in self._fields[role]
+                )
+        return problems
 
 
 def too_large(fields: list[dict[str, str]]) -> None:

@@ -91,7 +91,7 @@ def state_row(entity: Mapping[str, Any], version: str) -> StateRow:
 
 
 def _keys(arrival: Arrival) -> tuple[str, str]:
-    """The state row's keys, as `observation_keys` builds its "object row" (a test holds them
-    together), without building the other four."""
+    """The state row's keys, as `connector.storage.keys` builds its "object row" (a test holds
+    them together), without building the others."""
     a = arrival
     return a.commit or NO_COMMIT, key("obj", a.env, a.cluster, a.kind, a.namespace, a.name)

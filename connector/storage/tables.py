@@ -50,7 +50,10 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 NO_COMMIT = "-"
-COMMIT_STATUS_SINK = "azdo"  # the ledger name of Azure DevOps commit statuses
+# Status rows written before sinks had names count as this sink's: the Azure DevOps commit
+# statuses' (`connector.outputs.sinks.COMMIT_STATUS_SINK`; tests/integration/test_plugins.py
+# keeps the two equal). Each output names its own sink.
+DEFAULT_SINK = "azdo"
 MAX_SETTLE_ATTEMPTS = 5  # each retry follows a door mark landing between record and settle
 
 
@@ -229,9 +232,7 @@ class TableStore:
     def ledger(self, sink: str) -> StatusLedgerTable:
         return StatusLedgerTable(lambda: self.table("deployments"), sink)
 
-    def status_records(
-        self, commit: str, sink: str = COMMIT_STATUS_SINK
-    ) -> dict[str, StatusRecord]:
+    def status_records(self, commit: str, sink: str = DEFAULT_SINK) -> dict[str, StatusRecord]:
         """The statuses one sink recorded for a commit, by context name (rows written before
         sinks had names count as Azure DevOps')."""
         found = status_records(self.table("deployments"), commit)
@@ -321,19 +322,6 @@ def _row(state: ObjectState) -> dict[str, Any]:
         "failed_since": iso(state.failed_since) if state.failed_since else "",
         "failure_noticed": iso(state.failure_noticed) if state.failure_noticed else "",
         "is_source": state.is_source,
-    }
-
-
-def observation_keys(env: str, cluster: str, obj: ObjectRef) -> dict[str, str]:
-    """Every Table key that processing an event of `obj` builds: its state row on a commit
-    (`record`), its pointer (`_point`), and the status ledger rows of its object and environment
-    statuses (contexts as in `connector.outputs.statuses`). Ingest checks them before accepting."""
-    return {
-        "object row": key("obj", env, cluster, obj.kind, obj.namespace, obj.name),
-        "pointer partition": key(env, cluster),
-        "pointer row": key(obj.kind, obj.namespace, obj.name),
-        "object status row": key("status", COMMIT_STATUS_SINK, f"{cluster}/{obj}"),
-        "environment status row": key("status", COMMIT_STATUS_SINK, f"env/{env}"),
     }
 
 

@@ -18,8 +18,9 @@ from connector.app.views.deployments_page import render_html
 from connector.core.gates import Gate, GateState, PlanRef, gate_id
 from connector.core.tracking import ObjectRef, Observation, Phase
 from connector.gates.store import GateStore
+from connector.outputs.sinks import COMMIT_STATUS_SINK
 from connector.settings import Settings
-from connector.storage.tables import COMMIT_STATUS_SINK, TableStore
+from connector.storage.tables import TableStore
 
 pytestmark = pytest.mark.azurite
 

@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 
+from connector.app.root.registry import observation_keys as registered_keys
 from connector.core.door import (
     EVERYTHING,
     MARK_LIFETIME,
@@ -31,7 +32,6 @@ from connector.core.door import (
 from connector.core.tracking import ObjectRef, ObjectState, Observation, Phase, Verdict, transition
 from connector.storage.door_rows import TableStateRows
 from connector.storage.marks import MARKS, marks_of
-from connector.storage.tables import observation_keys
 from tests.world import REPO, World, kustomization
 
 pytestmark = pytest.mark.azurite
@@ -71,7 +71,7 @@ def test_the_door_reads_with_its_point_read(world: World) -> None:
 
 
 def row(world: World) -> dict[str, Any]:
-    key = observation_keys(ENV, CLUSTER, OBJ)["object row"]
+    key = registered_keys()(ENV, CLUSTER, OBJ)["object row"]
     return dict(world.store.table("deployments").get_entity(COMMIT, key))
 
 
@@ -385,7 +385,7 @@ def test_the_door_reads_a_flux_event_as_the_processor_does(install: Any, sender:
     from pathlib import Path
 
     import function_app
-    from connector import sources
+    from connector.app.root import registry
     from tests.conftest import flux_request
 
     rows = Recording()
@@ -398,7 +398,7 @@ def test_the_door_reads_a_flux_event_as_the_processor_does(install: Any, sender:
     reply = function_app.flux(flux_request(body, params=params))
     assert reply.status_code == 202, reply.get_body()
     (message,) = sender.drain()
-    observation = sources.read(message.body, message.message_id)
+    observation = registry.read(message.body, message.message_id)
     assert isinstance(observation, Observation)
     assert rows.arrivals == [Arrival.of(observation)]
 
@@ -408,7 +408,7 @@ def test_the_door_reads_an_argocd_event_as_the_processor_does(
     install: Any, sender: Any, name: str
 ) -> None:
     import function_app
-    from connector import sources
+    from connector.app.root import registry
     from tests.argocd import SECRET, application, argocd_request
     from tests.conftest import BASE_SETTINGS
 
@@ -417,7 +417,7 @@ def test_the_door_reads_an_argocd_event_as_the_processor_does(
     reply = function_app.argocd(argocd_request(application(name), params={"cluster": CLUSTER}))
     assert reply.status_code == 202
     (message,) = sender.drain()
-    observation = sources.read(message.body, message.message_id)
+    observation = registry.read(message.body, message.message_id)
     assert isinstance(observation, Observation)
     assert rows.arrivals == [Arrival.of(observation)]
 

@@ -8,7 +8,7 @@ import logging
 import pytest
 
 import function_app
-from connector import sources
+from connector.app.root import registry
 from connector.core.tracking import ObjectRef, Phase
 from connector.queue import envelope
 from tests.argocd import SECRET, A, application, argocd_request, basic, bearer, fixture_names
@@ -37,7 +37,7 @@ def post(body, **kwargs):
 
 def queued(sender):
     [message] = sender.drain()
-    observation = sources.read(message.body, message.message_id)
+    observation = registry.read(message.body, message.message_id)
     return message, observation
 
 

@@ -10,10 +10,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import function_app
-from connector import sources
+from connector.app.root import registry
+from connector.app.root.registry import observation_keys as registered_keys
 from connector.core.tracking import ObjectRef, Observation
 from connector.storage.rows import key_problem
-from connector.storage.tables import observation_keys
 from tests.argocd import SECRET, application, argocd_request, basic, bearer, fixture_names
 from tests.conftest import BASE_SETTINGS
 from tests.recording_sender import RecordingSender
@@ -97,7 +97,7 @@ def test_arbitrary_input_never_yields_a_5xx_and_every_202_is_readable(
     queued = sender.drain()
     assert (status == 202) == bool(queued)
     for message in queued:
-        observation = sources.read(message.body, message.message_id)
+        observation = registry.read(message.body, message.message_id)
         assert isinstance(observation, Observation)
         assert observation.obj.kind == "Application"
 
@@ -112,14 +112,14 @@ def test_accepted_exactly_when_the_state_store_can_hold_it(install, namespace, n
     doc = application("deployed-kustomize")
     doc["metadata"].update(namespace=namespace, name=name)
     status, payload = _post(doc, bearer(), {"cluster": cluster, "env": env}, "POST")
-    keys = observation_keys(env, cluster, ObjectRef("Application", namespace, name))
+    keys = registered_keys()(env, cluster, ObjectRef("Application", namespace, name))
     valid = all(0 < len(p) <= 253 and not NOT_IN_OBJECT_PARTS & set(p) for p in (namespace, name))
     fits = all(key_problem(k) is None for k in keys.values())
     if status == 202:
         assert valid
         assert fits
         [message] = sender.drain()
-        observation = sources.read(message.body, message.message_id)
+        observation = registry.read(message.body, message.message_id)
         assert isinstance(observation, Observation)
         assert observation.obj.name == name
     else:

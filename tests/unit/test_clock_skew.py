@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from connector.app.root.registry import read
 from connector.core.processing import Processor
 from connector.core.rollup import INVENTORY_TTL, Rollup
 from connector.core.tracking import (
@@ -24,7 +25,6 @@ from connector.core.tracking import (
     bounded_by_receipt,
 )
 from connector.queue import envelope
-from connector.sources import read
 from connector.storage.rows import key
 from connector.storage.tables import TableStore
 from tests.fakes.memory_tables import MemoryTableService

@@ -8,11 +8,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import function_app
+from connector.app.root.registry import observation_keys as registered_keys
 from connector.core.tracking import ObjectRef
 from connector.queue import envelope
 from connector.sources.flux.signature import sign
 from connector.storage.rows import key_problem, property_problem
-from connector.storage.tables import observation_keys
 from tests.conftest import HMAC_KEY, flux_request
 from tests.flux_encoding import go_json
 from tests.recording_sender import RecordingSender
@@ -81,7 +81,7 @@ def test_every_accepted_event_fits_the_state_store(install, event, cluster, env)
     # THEN it is accepted exactly when every Table key and the stored reason fit, and a refusal
     # is a 422 naming a field
     obj = event["involvedObject"]
-    keys = observation_keys(env, cluster, ObjectRef(obj["kind"], obj["namespace"], obj["name"]))
+    keys = registered_keys()(env, cluster, ObjectRef(obj["kind"], obj["namespace"], obj["name"]))
     parts_valid = all(
         0 < len(obj[p]) <= 253 and not NOT_IN_OBJECT_PARTS & set(obj[p])
         for p in ("kind", "namespace", "name")

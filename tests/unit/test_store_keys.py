@@ -8,7 +8,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from connector.app.root.registry import observation_keys as registered_keys
 from connector.core.tracking import EnvironmentResult, ObjectRef, ObjectState, Phase
+from connector.outputs.sinks import COMMIT_STATUS_SINK
 from connector.outputs.statuses import environment_status, object_status
 from connector.storage.rows import (
     entity_problems,
@@ -18,7 +20,6 @@ from connector.storage.rows import (
     property_problem,
     unkey,
 )
-from connector.storage.tables import COMMIT_STATUS_SINK, observation_keys
 
 NOW = datetime(2026, 5, 14, tzinfo=UTC)
 
@@ -80,7 +81,7 @@ def test_observation_keys_are_the_keys_the_store_and_statuses_build(cluster, env
     obj = ObjectRef("Kustomization", "flux-system", name)
     state = ObjectState(phase=Phase.SUCCEEDED, reason="r", summary="s", time=NOW, first_seen=NOW)
     result = EnvironmentResult(env=env, phase=Phase.PROGRESSING, clusters=())
-    keys = observation_keys(env, cluster, obj)
+    keys = registered_keys()(env, cluster, obj)
     sink = COMMIT_STATUS_SINK
     assert keys["object status row"] == key(
         "status", sink, object_status(cluster, obj, state).context

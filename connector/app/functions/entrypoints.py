@@ -25,12 +25,14 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 
-def flux(req: func.HttpRequest) -> func.HttpResponse:
-    return _serve(req, lambda c: c.ingest)
+def webhook(source: str) -> Callable[[func.HttpRequest], func.HttpResponse]:
+    """The entry point of a registered source's webhook (`connector.app.root.registry`)."""
 
+    def serve(req: func.HttpRequest) -> func.HttpResponse:
+        return _serve(req, lambda c: c.webhook(source))
 
-def argocd(req: func.HttpRequest) -> func.HttpResponse:
-    return _serve(req, lambda c: c.argocd_ingest)
+    serve.__name__ = serve.__qualname__ = source
+    return serve
 
 
 def gates(req: func.HttpRequest) -> func.HttpResponse:
@@ -116,8 +118,8 @@ def health(req: func.HttpRequest) -> func.HttpResponse:
 def process(msg: func.ServiceBusMessage) -> None:
     """One queued message: a source's event (recorded, outputs told) or a gate check. A
     failure raises, so Service Bus redelivers (and, after `maxDeliveryCount`, dead-letters)."""
-    from connector import retries, sources, telemetry
-    from connector.app.root import bootstrap
+    from connector import retries, telemetry
+    from connector.app.root import bootstrap, registry
     from connector.queue.envelope import GateCheck
 
     container = bootstrap.container()
@@ -126,7 +128,7 @@ def process(msg: func.ServiceBusMessage) -> None:
         telemetry.continued(properties, "queue.process", message_id=msg.message_id),
         retries.wait_budget(),
     ):
-        message = sources.read(msg.get_body(), msg.message_id)
+        message = registry.read(msg.get_body(), msg.message_id)
         if isinstance(message, GateCheck):
             container.gatekeeper.check(message.env, message.gate)
         else:

@@ -20,49 +20,59 @@ itself (the import lock shares the work). It also keeps the thread out of the
 from __future__ import annotations
 
 import importlib
+import itertools
 import logging
 import threading
 import time
+from collections.abc import Iterator
 
 logger = logging.getLogger(__name__)
 
 DELAY_SECONDS = 0.05
 
-MODULES = (
+# The app's own modules; the plug-ins' (each source's and output's `warm_up`, listed by
+# `connector.app.root.registry`) come between them, in the order the first request and the
+# first message need them.
+FIRST = (
     "connector.app.functions.serving",
     "connector.app.root.bootstrap",
-    "connector.sources.flux.ingest",
+    "connector.sources.ingest",
     "connector.queue.sender",
     "azure.servicebus",
+    "connector.storage.door_rows",  # the ingest door, on the first /api/flux
+)
+MODULES = (
+    *FIRST,
     "connector.sources",
-    "connector.sources.flux.translate",
-    "connector.sources.argocd.ingest",
-    "connector.sources.argocd.translate",
     "connector.core.tally",
     "connector.core.processing",
     "connector.storage.tables",
     "azure.data.tables",
-    "connector.storage.door_rows",  # the ingest door, on the first /api/flux
     "connector.storage.point_read",
-    "connector.gates.keeper",
-    "connector.outputs.statuses",
-    "connector.devops.client",
-    "connector.devops.trial",
-    "connector.outputs.spektate",
-    "connector.outputs.spektate_rows",
-    "connector.outputs.spektate_errors",
-    "connector.outputs.subscribers",
 )
+
+
+def modules() -> Iterator[str]:
+    """Every module to import, each once: the ingest path and the sources' first, then the
+    processor's, then the outputs' (whose descriptions are read only when reached)."""
+    from connector.app.root import registry
+
+    seen: set[str] = set()
+    for name in itertools.chain(
+        FIRST, registry.source_modules(), MODULES, registry.output_modules()
+    ):
+        if name not in seen:
+            seen.add(name)
+            yield name
 
 
 def _import_all() -> None:
     time.sleep(DELAY_SECONDS)  # the GIL to the worker's indexing first (see above)
-    for name in MODULES:
-        try:
+    try:
+        for name in modules():  # reaching the outputs' names imports their descriptions
             importlib.import_module(name)
-        except Exception:  # a missing optional module shows again, with context, when used
-            logger.debug("warm_up.failed", exc_info=True)
-            return
+    except Exception:  # a missing optional module shows again, with context, when used
+        logger.debug("warm_up.failed", exc_info=True)
 
 
 def start() -> threading.Thread:

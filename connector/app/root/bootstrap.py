@@ -11,6 +11,7 @@ import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 
+from connector.app.root import registry
 from connector.app.root.doors import door_of
 from connector.core.processing import ChangeListener, Processor
 from connector.settings import Settings, SettingsError
@@ -32,15 +33,11 @@ if TYPE_CHECKING:
     from connector.queue.admin import QueueAdmin
     from connector.queue.deadletters import DeadLetterQueue
     from connector.queue.sender import MessageSender, OutgoingMessage
-    from connector.sources.argocd.ingest import ArgoIngest
-    from connector.sources.flux.ingest import Ingest
+    from connector.sources.plugin import Handler
     from connector.storage.tables import TableStore
 
 
 T = TypeVar("T")
-
-PR_STATUS_SINK = "azdo-pr"  # the ledger name of the gates' pull-request statuses
-HLD_STATUS_SINK = "azdo-hld"  # the ledger name of environment statuses on HLD commits
 
 
 class built(Generic[T]):  # noqa: N801 - used like `cached_property`
@@ -124,17 +121,15 @@ class Container:
             return ManagedIdentityCredential(client_id=s.servicebus_client_id)
         return self.credential
 
-    @built
-    def ingest(self) -> Ingest:
-        from connector.sources.flux.ingest import Ingest
-
-        return Ingest(self.settings, self.sender, door=door_of(self))
-
-    @built
-    def argocd_ingest(self) -> ArgoIngest:
-        from connector.sources.argocd.ingest import ArgoIngest
-
-        return ArgoIngest(self.settings, self.sender, door=door_of(self))
+    def webhook(self, source: str) -> Handler:
+        """The `POST` handler of a registered source, built on its first request."""
+        handlers: dict[str, Handler] = self.__dict__.setdefault("webhooks", {})
+        if (found := handlers.get(source)) is None:  # every request but the first: no lock
+            with self._build_lock:
+                found = handlers.get(source) or handlers.setdefault(
+                    source, registry.webhook(self, source, door_of(self))
+                )
+        return found
 
     @built
     def store(self) -> TableStore:
@@ -194,8 +189,8 @@ class Container:
     @built
     def commit_statuses(self) -> CommitStatusSink:
         """Object and environment statuses on the manifests commit."""
+        from connector.outputs.sinks import COMMIT_STATUS_SINK, HLD_STATUS_SINK
         from connector.outputs.statuses import CommitStatuses, CommitStatusSink
-        from connector.storage.tables import COMMIT_STATUS_SINK
 
         s = self.settings
         if not s.azdo_gitops_repo:
@@ -216,6 +211,7 @@ class Container:
 
     def pull_request_statuses(self, repository: str, pull_request_id: int) -> StatusPublisher:
         """The publisher of one pull request's statuses (the gates' environment status)."""
+        from connector.outputs.sinks import PR_STATUS_SINK
         from connector.outputs.statuses import PullRequestStatuses
 
         target = PullRequestStatuses(self.devops, repository, pull_request_id)
@@ -341,12 +337,9 @@ class Container:
 
     @built
     def listeners(self) -> list[ChangeListener]:
-        """The outputs, told in this order; each runs even if one failed (raised after all)."""
-        from connector.outputs.board import BoardKeeper  # keeps the on-call pages' index
-
-        optional: list[ChangeListener | None] = [self.spektate, self.subscribers]
-        required: list[ChangeListener] = [self.commit_statuses, self.gatekeeper]
-        return [*required, BoardKeeper.of(self.store), *(i for i in optional if i is not None)]
+        """The outputs, told in the registry's order; each runs even if one failed (raised
+        after all); those not configured are left out."""
+        return registry.listeners(self)
 
 
 class _LazySender:

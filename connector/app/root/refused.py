@@ -14,10 +14,10 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
+from connector.outputs.sinks import COMMIT_STATUS_SINK, HLD_STATUS_SINK, PR_STATUS_SINK
 from connector.outputs.statuses import CommitStatuses, DesiredStatus, StatusPublisher
 from connector.storage.ledger import RefusedStatus, forget_refused, refused_statuses
 from connector.storage.rows import unkey
-from connector.storage.tables import COMMIT_STATUS_SINK
 
 if TYPE_CHECKING:
     from connector.app.root.bootstrap import Container
@@ -47,8 +47,6 @@ def repost(container: Container) -> int:
 
 
 def _publisher(container: Container, refused: RefusedStatus) -> StatusPublisher | None:
-    from connector.app.root.bootstrap import HLD_STATUS_SINK, PR_STATUS_SINK
-
     s = container.settings
     repositories = {COMMIT_STATUS_SINK: s.azdo_gitops_repo, HLD_STATUS_SINK: s.pr_repo}
     if refused.sink in repositories:

@@ -1,4 +1,5 @@
-"""`POST /api/argocd`: authenticate, validate and durably enqueue one Argo CD notification.
+"""`POST /api/argocd`: Argo CD's admission (authenticate, validate) and message, in the ingest
+template (`connector.sources.ingest`), which enqueues it durably.
 
 The order: method, configuration, size cap, the shared secret, then parsing. The body is
 translated here once with the processor's own function, so a 202 means the queued message will
@@ -11,28 +12,26 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Mapping
-from datetime import UTC, datetime
+from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 
 from opentelemetry import propagate, trace
 from pydantic import TypeAdapter, ValidationError
 
-from connector import telemetry
-from connector.core.door import Door
 from connector.core.names import parse_object_reference
 from connector.core.tracking import ObjectRef
 from connector.queue import envelope
-from connector.queue.sender import MessageSender, OutgoingMessage
+from connector.queue.sender import OutgoingMessage
 from connector.settings import Settings
 from connector.sources import http, origins
 from connector.sources.argocd.application import Application, IncumbentBody, Queued, Wrapped
 from connector.sources.argocd.auth import CHALLENGE, SHARED, owner
 from connector.sources.argocd.translate import KIND, Report, report_of
-from connector.sources.arrivals import argocd_arrival
-from connector.sources.http import NOT_CONFIGURED_RETRY_AFTER, RejectedError
+from connector.sources.http import NOT_CONFIGURED_RETRY_AFTER, KeyCheck, RejectedError
+from connector.sources.plugin import Admitted
 from connector.storage.rows import property_problem
-from connector.web import Reply, Request
+from connector.web import Request
 
 logger = logging.getLogger(__name__)
 
@@ -43,28 +42,15 @@ ENV_LABEL = "gitops-connector/env"
 DEFAULT_NAMESPACE = "argocd"
 _INCUMBENT_FIELDS = frozenset({"commitid", "phase", "sync_status", "health"})
 _JSON_OBJECT = TypeAdapter(dict[str, Any])
-_KEY_FIELDS = {
-    "object row": ("env", "cluster", "metadata.namespace", "metadata.name"),
-    "pointer partition": ("env", "cluster"),
-    "pointer row": ("metadata.namespace", "metadata.name"),
-    "object status row": ("cluster", "metadata.namespace", "metadata.name"),
-    "environment status row": ("env",),
-}
 _HINT = "set ?{key}= on the webhook URL, the Application label gitops-connector/{key}, or {default}"
 
 
-class ArgoIngest:
-    def __init__(
-        self,
-        settings: Settings,
-        sender: MessageSender,
-        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
-        door: Door | None = None,
-    ) -> None:
-        self._door = door
+class ArgoAdmission:
+    """Argo CD's part of the ingest template (`connector.sources.ingest`)."""
+
+    def __init__(self, settings: Settings, keys: KeyCheck) -> None:
         self._settings = settings
-        self._sender = sender
-        self._clock = clock
+        self._keys = keys  # the Table key check, with Argo CD's fields (`SOURCE.key_fields`)
         self._instances = settings.argocd_instances  # parsed once, not per request
         self._secrets = tuple(
             (name, secret) for name, i in self._instances.items() for secret in i.secrets
@@ -73,28 +59,7 @@ class ArgoIngest:
             if warning.startswith("ARGOCD"):
                 logger.warning("ingest.credential_warning", extra={"warning": warning})
 
-    def handle(self, request: Request) -> Reply:
-        with telemetry.span("argocd.ingest") as span:
-            try:
-                queued, report, cluster, env = self._admit(request)
-            except RejectedError as rejected:
-                span.set_attribute("http.response.status_code", rejected.reply.status)
-                return http.refused(rejected)
-            if span.is_recording():
-                span.set_attributes(
-                    {
-                        "connector.cluster": cluster,
-                        "connector.env": env,
-                        "connector.reason": report.reason,
-                        "connector.object": f"{KIND}/{report.namespace}/{report.name}",
-                        "connector.commit": report.commit or "",
-                    }
-                )
-            reply = self._enqueue(queued, report, cluster, env)
-            span.set_attribute("http.response.status_code", reply.status)
-            return reply
-
-    def _admit(self, request: Request) -> tuple[bytes, Report, str, str]:
+    def admit(self, request: Request) -> Admitted[Report]:
         http.require_post(request.method)
         if not self._secrets:
             raise RejectedError(
@@ -117,8 +82,18 @@ class ArgoIngest:
         queued = self._queued(data, request.body, request.params)
         report = _report(queued)
         cluster, env = self._origin(instance, report.metadata, data, request.params)
-        _check_storable(report, cluster, env)
-        return _queued_bytes(queued, request.body), report, cluster, env
+        obj = _check_storable(self._keys, report, cluster, env)
+        body = _queued_bytes(queued, request.body)
+        return Admitted(report, cluster, env, obj, report.reason, report.commit, body)
+
+    def message(self, admitted: Admitted[Report], received_at: datetime) -> OutgoingMessage:
+        """The queued message; a 413 (`RejectedError`) when the queue could not hold it."""
+        report, cluster, env = admitted.event, admitted.cluster, admitted.env
+        message = build_message(admitted.queued, report, cluster, env, received_at)
+        too_large = queue_size_problem(message)
+        if too_large is not None:  # never 202, and never a 503 Argo CD would retry forever
+            raise RejectedError(413, too_large, limit=QUEUE_MESSAGE_LIMIT)
+        return message
 
     def _origin(
         self,
@@ -182,33 +157,6 @@ class ArgoIngest:
             ) from None
         return Queued(manifests=manifests, name=name, namespace=namespace, body=data)
 
-    def _enqueue(self, queued: bytes, report: Report, cluster: str, env: str) -> Reply:
-        received = self._clock()
-        message = build_message(queued, report, cluster, env, received)
-        too_large = queue_size_problem(message)
-        if too_large is not None:  # never 202, and never a 503 Argo CD would retry forever
-            return http.refused(RejectedError(413, too_large, limit=QUEUE_MESSAGE_LIMIT))
-        arrival = lambda: argocd_arrival(report, cluster, env, received)  # noqa: E731
-        failed = http.enqueue(self._sender, message, self._door, arrival)
-        if failed is not None:
-            return failed
-        telemetry.events_received.add(
-            1, {"cluster": cluster, "kind": KIND, "reason": report.reason}
-        )
-        if logger.isEnabledFor(logging.INFO):
-            logger.info(
-                "ingest.accepted",
-                extra={
-                    "message_id": message.message_id,
-                    "source": SOURCE,
-                    "cluster": cluster,
-                    "env": env,
-                    "object": f"{KIND}/{report.namespace}/{report.name}",
-                    "reason": report.reason,
-                },
-            )
-        return Reply(202, {"id": message.message_id})
-
 
 def _json_object(body: bytes) -> dict[str, Any]:
     try:
@@ -237,13 +185,15 @@ def _destination(data: dict[str, Any]) -> str | None:
     return name if isinstance(name, str) and name else None
 
 
-def _check_storable(report: Report, cluster: str, env: str) -> None:
+def _check_storable(keys: KeyCheck, report: Report, cluster: str, env: str) -> ObjectRef:
+    """The Application, once every Table key and the stored reason fit (else a 422)."""
     obj = ObjectRef(KIND, report.namespace, report.name)
-    fields = http.key_problems(env, cluster, obj, lambda role: _KEY_FIELDS[role])
+    fields = keys.problems(env, cluster, obj)
     problem = property_problem(report.reason)
     if problem is not None:
         fields.append({"field": "phase/health", "problem": problem})
     http.too_large(fields)
+    return obj
 
 
 def _queued_bytes(queued: Queued, body: bytes) -> bytes:

@@ -1,44 +1,33 @@
-"""`POST /api/flux`: verify, validate and durably enqueue one Flux event.
+"""`POST /api/flux`: Flux's admission (verify, validate) and message, in the ingest template.
 
 The order matters: size cap, then the signature over the raw bytes, then parsing. A 2xx is given
-only after Service Bus acknowledged the message; anything else is a 4xx naming the caller's
-problem, or a 503 (Flux retries 5xx) when we could not queue. The shared rules live in
-`connector.sources.http`.
+only after Service Bus acknowledged the message (`connector.sources.ingest`); anything else is a
+4xx naming the caller's problem, or a 503 (Flux retries 5xx) when we could not queue. The shared
+rules live in `connector.sources.http`.
 """
 
 from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable, Mapping
-from datetime import UTC, datetime
+from collections.abc import Mapping
+from datetime import datetime
 
 from opentelemetry import propagate, trace
 
-from connector import telemetry
-from connector.core.door import Door
 from connector.queue import envelope
-from connector.queue.sender import MessageSender, OutgoingMessage
+from connector.queue.sender import OutgoingMessage
 from connector.settings import Settings
 from connector.sources import http, origins
-from connector.sources.arrivals import flux_arrival
 from connector.sources.flux.events import FluxEvent
 from connector.sources.flux.signature import SignatureError, Verified, identify
-from connector.sources.http import NOT_CONFIGURED_RETRY_AFTER, RejectedError
+from connector.sources.http import NOT_CONFIGURED_RETRY_AFTER, KeyCheck, RejectedError
+from connector.sources.plugin import Admitted
 from connector.storage.rows import property_problem
-from connector.web import Reply, Request
+from connector.web import Request
 
 logger = logging.getLogger(__name__)
 
-# Which event fields make up each Table key of `store.observation_keys`, to name them in a 422.
-_KEY_FIELDS = {
-    "object row": ("metadata.env", "metadata.cluster", "involvedObject"),
-    "pointer partition": ("metadata.env", "metadata.cluster"),
-    "pointer row": ("involvedObject",),
-    "object status row": ("metadata.cluster", "involvedObject"),
-    "environment status row": ("metadata.env",),
-}
-_OBJECT_FIELDS = ("involvedObject.kind", "involvedObject.namespace", "involvedObject.name")
 _ENV_HINT = "set env in the Flux Alert's eventMetadata or as ?env="
 # The cluster an event's metadata names, found in the raw bytes before they are verified: only
 # the order in which keys are tried (its key first), never the decision. Go's encoder writes
@@ -47,52 +36,37 @@ _ENV_HINT = "set env in the Flux Alert's eventMetadata or as ?env="
 _CLAIMED_CLUSTER = re.compile(rb'"cluster":"([A-Za-z0-9._-]{1,63})"')
 
 
-class Ingest:
-    def __init__(
-        self,
-        settings: Settings,
-        sender: MessageSender,
-        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
-        door: Door | None = None,
-    ) -> None:
-        self._door = door
+class FluxAdmission:
+    """Flux's part of the ingest template (`connector.sources.ingest`)."""
+
+    def __init__(self, settings: Settings, keys: KeyCheck) -> None:
         self._settings = settings
-        self._sender = sender
-        self._clock = clock
+        self._keys = keys  # the Table key check, with Flux's fields (`SOURCE.key_fields`)
         self._keyring = keyring(settings)  # parsed once, not per request
         for warning in origins.credential_warnings(settings):
             if not warning.startswith("ARGOCD"):
                 logger.warning("ingest.credential_warning", extra={"warning": warning})
 
-    def handle(self, request: Request) -> Reply:
-        with telemetry.span("flux.ingest") as span:
-            try:
-                event, cluster, env, signature = self._admit(request)
-            except RejectedError as rejected:
-                span.set_attribute("http.response.status_code", rejected.reply.status)
-                return http.refused(rejected)
-            obj = event.involved_object
-            if span.is_recording():
-                span.set_attributes(
-                    {
-                        "connector.cluster": cluster,
-                        "connector.env": env,
-                        "connector.reason": event.reason,
-                        "connector.object": f"{obj.kind}/{obj.namespace}/{obj.name}",
-                        "connector.commit": event.commit or "",
-                    }
-                )
-            reply = self._enqueue(request.body, signature, event, cluster, env)
-            span.set_attribute("http.response.status_code", reply.status)
-            return reply
-
-    def _admit(self, request: Request) -> tuple[FluxEvent, str, str, Verified | None]:
+    def admit(self, request: Request) -> Admitted[FluxEvent]:
         http.require_post(request.method)
         signature, signer = self._check_signature(request)
         event = parse_event(request.body)
         cluster, env = self._origin(event, request.params, signer)
-        check_storable(event, cluster, env)
-        return event, cluster, env, signature
+        check_storable(self._keys, event, cluster, env)
+        obj = event.involved_object
+        return Admitted(
+            event, cluster, env, obj, event.reason, event.commit, request.body, signature
+        )
+
+    def message(self, admitted: Admitted[FluxEvent], received_at: datetime) -> OutgoingMessage:
+        return build_message(
+            admitted.queued,
+            admitted.event,
+            admitted.cluster,
+            admitted.env,
+            received_at,
+            signature=admitted.signature,
+        )
 
     def _check_signature(self, request: Request) -> tuple[Verified | None, str]:
         """The verified signature and the cluster whose key made it ("" for the shared
@@ -143,37 +117,6 @@ class Ingest:
         )
         return cluster, _name("env", env)
 
-    def _enqueue(
-        self, body: bytes, signature: Verified | None, event: FluxEvent, cluster: str, env: str
-    ) -> Reply:
-        message = build_message(body, event, cluster, env, self._clock(), signature=signature)
-        failed = http.enqueue(
-            self._sender, message, self._door, lambda: flux_arrival(event, cluster, env)
-        )
-        if failed is not None:
-            return failed
-        obj = event.involved_object
-        telemetry.events_received.add(
-            1, {"cluster": cluster, "kind": obj.kind, "reason": event.reason}
-        )
-        if logger.isEnabledFor(logging.INFO):  # the fields cost more than a disabled call
-            self._log_accepted(message, event, cluster, env)
-        return Reply(202, f'{{"id":"{message.message_id}"}}')  # a hex id: JSON as it is
-
-    @staticmethod
-    def _log_accepted(message: OutgoingMessage, event: FluxEvent, cluster: str, env: str) -> None:
-        obj = event.involved_object
-        logger.info(
-            "ingest.accepted",
-            extra={
-                "message_id": message.message_id,
-                "cluster": cluster,
-                "env": env,
-                "object": f"{obj.kind}/{obj.namespace}/{obj.name}",
-                "reason": event.reason,
-            },
-        )
-
 
 def parse_event(body: bytes) -> FluxEvent:
     """Validate a Flux event; 400 for a body that is not a JSON object, 422 naming bad fields."""
@@ -209,20 +152,14 @@ def _name(key: str, value: str | None) -> str:
     return http.origin_name(key, value, field, hint)
 
 
-def check_storable(event: FluxEvent, cluster: str, env: str) -> None:
+def check_storable(keys: KeyCheck, event: FluxEvent, cluster: str, env: str) -> None:
     """422 for an event the state store could not hold, so that a 202 means it will be processed:
     every Table key its processing builds, and the one unbounded string it stores (the reason)."""
-    fields = http.key_problems(env, cluster, event.involved_object, _fields)
+    fields = keys.problems(env, cluster, event.involved_object)
     problem = property_problem(event.reason)
     if problem is not None:
         fields.append({"field": "reason", "problem": problem})
     http.too_large(fields)
-
-
-def _fields(role: str) -> list[str]:
-    return [
-        n for f in _KEY_FIELDS[role] for n in (_OBJECT_FIELDS if f == "involvedObject" else (f,))
-    ]
 
 
 def build_message(

@@ -1,42 +1,22 @@
 """HMAC signatures as notification-controller's `generic-hmac` provider makes them.
 
-`X-Signature: <algo>=<lowercase hex HMAC(key, raw body)>`. Flux sends sha256 only; sha1, sha224,
-sha384 and sha512 are accepted like Flux's own documented verifier does, in case that changes.
+`X-Signature: <algo>=<lowercase hex HMAC(key, raw body)>`: this module verifies them; the
+signature's form and algorithms are `connector.hmac_signing`'s, shared with the outgoing webhooks.
 """
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 from collections.abc import Iterable, Sequence
-from typing import NamedTuple
 
 from connector.core.errors import ConnectorError
+from connector.hmac_signing import ALGORITHMS, Verified, sign
 
-ALGORITHMS = {
-    "sha1": hashlib.sha1,
-    "sha224": hashlib.sha224,
-    "sha256": hashlib.sha256,
-    "sha384": hashlib.sha384,
-    "sha512": hashlib.sha512,
-}
-
-
-class Verified(NamedTuple):
-    """A signature that matched: its algorithm and digest, which is HMAC(key, body) for the key
-    that signed (which key is not said: the check must not tell)."""
-
-    algorithm: str
-    digest: bytes
+__all__ = ["ALGORITHMS", "SignatureError", "Verified", "identify", "sign", "verify"]
 
 
 class SignatureError(ConnectorError):
     """The request is not signed by a holder of a configured key. The message says why."""
-
-
-def sign(key: bytes, body: bytes, algorithm: str = "sha256") -> str:
-    """The `X-Signature` header value for `body` (used by tests and outgoing webhooks)."""
-    return f"{algorithm}={hmac.new(key, body, ALGORITHMS[algorithm]).hexdigest()}"
 
 
 def verify(header: str | None, body: bytes, keys: Iterable[bytes]) -> Verified:
