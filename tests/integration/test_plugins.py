@@ -224,6 +224,8 @@ def test_the_descriptions_are_cheap_to_import() -> None:
         "connector.app",
         "connector.app.root",
         "connector.app.root.registry",
+        "connector.core",
+        "connector.core.errors",  # the error base: imports nothing
         "connector.outputs",
         "connector.outputs.plugin",
         "connector.outputs.sinks",
