@@ -448,3 +448,106 @@ def test_failed_cluster_is_the_first_failed_by_name():
     )
     assert result.failed_cluster == cr("b", Phase.FAILED)
     assert environment_result("dev", [cr("a", Phase.SUCCEEDED)]).failed_cluster is None
+
+
+# --- the model in brief: transitions from each phase, and roll-ups over objects and clusters ---
+
+
+def observed(phase: Phase | None, at: datetime, reason: str = "r") -> Observation:
+    return Observation(
+        "c",
+        "e",
+        ObjectRef("Kustomization", "ns", "apps"),
+        SHA,
+        phase,
+        reason,
+        "summary",
+        at,
+        "m",
+        is_source=False,
+    )
+
+
+def stored(phase: Phase, at: datetime = T0) -> ObjectState:
+    return ObjectState(phase, "r", "s", at, at)
+
+
+@pytest.mark.parametrize(
+    ("current", "incoming", "verdict", "result"),
+    [
+        (None, Phase.PROGRESSING, Verdict.CHANGED, Phase.PROGRESSING),
+        (None, Phase.SUCCEEDED, Verdict.CHANGED, Phase.SUCCEEDED),
+        (Phase.PROGRESSING, Phase.PROGRESSING, Verdict.UNCHANGED, Phase.PROGRESSING),
+        (Phase.PROGRESSING, Phase.SUCCEEDED, Verdict.CHANGED, Phase.SUCCEEDED),
+        (Phase.SUCCEEDED, Phase.SUCCEEDED, Verdict.UNCHANGED, Phase.SUCCEEDED),
+        (Phase.SUCCEEDED, Phase.PROGRESSING, Verdict.UNCHANGED, Phase.SUCCEEDED),
+        (Phase.FAILED, Phase.PROGRESSING, Verdict.UNCHANGED, Phase.FAILED),
+        (Phase.SUCCEEDED, Phase.FAILED, Verdict.CHANGED, Phase.FAILED),
+        (Phase.FAILED, Phase.SUCCEEDED, Verdict.CHANGED, Phase.SUCCEEDED),
+        (Phase.SUCCEEDED, None, Verdict.IGNORED, Phase.SUCCEEDED),
+    ],
+)
+def test_transitions(current, incoming, verdict, result):
+    before = stored(current) if current else None
+    got, after = transition(before, observed(incoming, T0 + timedelta(seconds=5)))
+    assert got == verdict
+    assert after is not None
+    assert after.phase == result
+
+
+def test_older_events_are_stale_and_change_nothing():
+    current = stored(Phase.SUCCEEDED, T0)
+    verdict, after = transition(current, observed(Phase.FAILED, T0 - timedelta(seconds=1)))
+    assert verdict == Verdict.STALE
+    assert after == current
+
+
+def test_failure_records_when_it_started():
+    later = T0 + timedelta(minutes=1)
+    _, failed = transition(stored(Phase.PROGRESSING), observed(Phase.FAILED, later))
+    assert failed is not None
+    assert failed.failed_since == later
+    _, recovered = transition(failed, observed(Phase.SUCCEEDED, T0 + timedelta(minutes=2)))
+    assert recovered is not None
+    assert recovered.failed_since is None
+
+
+APPS = ObjectRef("Kustomization", "flux-system", "apps")
+INFRA = ObjectRef("Kustomization", "flux-system", "infra")
+
+
+def test_cluster_waits_for_every_expected_object():
+    r = cluster_result("c", {APPS: stored(Phase.SUCCEEDED)}, expected=[APPS, INFRA])
+    assert r.phase == Phase.PROGRESSING
+    assert r.pending == (INFRA,)
+    r = cluster_result(
+        "c", {APPS: stored(Phase.SUCCEEDED), INFRA: stored(Phase.SUCCEEDED)}, [APPS, INFRA]
+    )
+    assert r.phase == Phase.SUCCEEDED
+
+
+def test_cluster_is_not_done_while_an_object_progresses():
+    r = cluster_result("c", {APPS: stored(Phase.SUCCEEDED), INFRA: stored(Phase.PROGRESSING)}, [])
+    assert r.phase == Phase.PROGRESSING
+
+
+def test_cluster_fails_as_soon_as_one_object_fails():
+    r = cluster_result(
+        "c", {APPS: stored(Phase.FAILED), INFRA: stored(Phase.PROGRESSING)}, [APPS, INFRA]
+    )
+    assert r.phase == Phase.FAILED
+    assert r.failed[0][0] == APPS
+
+
+def test_cluster_with_nothing_seen_is_pending():
+    assert cluster_result("c", {}, []).phase == Phase.PROGRESSING
+
+
+def test_environment_rollup():
+    ok = cluster_result("a", {APPS: stored(Phase.SUCCEEDED)}, [])
+    waiting = cluster_result("b", {}, [APPS])
+    bad = cluster_result("c", {APPS: stored(Phase.FAILED)}, [])
+    assert environment_result("prod", [ok, waiting]).phase == Phase.PROGRESSING
+    assert environment_result("prod", [ok, ok]).phase == Phase.SUCCEEDED
+    assert environment_result("prod", [waiting, bad]).phase == Phase.FAILED
+    assert environment_result("prod", []).phase == Phase.PROGRESSING

@@ -1,21 +1,15 @@
-"""The pure deployment model: classification, transitions and roll-ups."""
+"""Flux events into observations: the commit of a revision, every reference event's phase, commit
+and status, unknown reasons, and classification total over any event."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 import pytest
 from hypothesis import given
 
 from connector.core.tracking import (
-    ObjectRef,
-    ObjectState,
-    Observation,
     Phase,
-    Verdict,
-    cluster_result,
-    environment_result,
-    transition,
 )
 from connector.queue import envelope
 from connector.sources.flux.events import FluxEvent, commit_from_revision
@@ -127,98 +121,3 @@ def test_classification_is_total(event):
 
     parsed = FluxEvent.model_validate_json(go_json(event))
     assert classify(parsed) in (None, *Phase)
-
-
-def obs(phase: Phase | None, at: datetime, reason: str = "r") -> Observation:
-    return Observation(
-        "c",
-        "e",
-        ObjectRef("Kustomization", "ns", "apps"),
-        SHA,
-        phase,
-        reason,
-        "summary",
-        at,
-        "m",
-        is_source=False,
-    )
-
-
-def state(phase: Phase, at: datetime = T0) -> ObjectState:
-    return ObjectState(phase, "r", "s", at, at)
-
-
-@pytest.mark.parametrize(
-    ("current", "incoming", "verdict", "result"),
-    [
-        (None, Phase.PROGRESSING, Verdict.CHANGED, Phase.PROGRESSING),
-        (None, Phase.SUCCEEDED, Verdict.CHANGED, Phase.SUCCEEDED),
-        (Phase.PROGRESSING, Phase.PROGRESSING, Verdict.UNCHANGED, Phase.PROGRESSING),
-        (Phase.PROGRESSING, Phase.SUCCEEDED, Verdict.CHANGED, Phase.SUCCEEDED),
-        (Phase.SUCCEEDED, Phase.SUCCEEDED, Verdict.UNCHANGED, Phase.SUCCEEDED),
-        (Phase.SUCCEEDED, Phase.PROGRESSING, Verdict.UNCHANGED, Phase.SUCCEEDED),
-        (Phase.FAILED, Phase.PROGRESSING, Verdict.UNCHANGED, Phase.FAILED),
-        (Phase.SUCCEEDED, Phase.FAILED, Verdict.CHANGED, Phase.FAILED),
-        (Phase.FAILED, Phase.SUCCEEDED, Verdict.CHANGED, Phase.SUCCEEDED),
-        (Phase.SUCCEEDED, None, Verdict.IGNORED, Phase.SUCCEEDED),
-    ],
-)
-def test_transitions(current, incoming, verdict, result):
-    before = state(current) if current else None
-    got, after = transition(before, obs(incoming, T0 + timedelta(seconds=5)))
-    assert got == verdict
-    assert after is not None
-    assert after.phase == result
-
-
-def test_older_events_are_stale_and_change_nothing():
-    current = state(Phase.SUCCEEDED, T0)
-    verdict, after = transition(current, obs(Phase.FAILED, T0 - timedelta(seconds=1)))
-    assert verdict == Verdict.STALE
-    assert after == current
-
-
-def test_failure_records_when_it_started():
-    _, failed = transition(state(Phase.PROGRESSING), obs(Phase.FAILED, T0 + timedelta(minutes=1)))
-    assert failed is not None
-    assert failed.failed_since == T0 + timedelta(minutes=1)
-    _, recovered = transition(failed, obs(Phase.SUCCEEDED, T0 + timedelta(minutes=2)))
-    assert recovered is not None
-    assert recovered.failed_since is None
-
-
-A = ObjectRef("Kustomization", "flux-system", "apps")
-B = ObjectRef("Kustomization", "flux-system", "infra")
-
-
-def test_cluster_waits_for_every_expected_object():
-    r = cluster_result("c", {A: state(Phase.SUCCEEDED)}, expected=[A, B])
-    assert r.phase == Phase.PROGRESSING
-    assert r.pending == (B,)
-    r = cluster_result("c", {A: state(Phase.SUCCEEDED), B: state(Phase.SUCCEEDED)}, [A, B])
-    assert r.phase == Phase.SUCCEEDED
-
-
-def test_cluster_is_not_done_while_an_object_progresses():
-    r = cluster_result("c", {A: state(Phase.SUCCEEDED), B: state(Phase.PROGRESSING)}, [])
-    assert r.phase == Phase.PROGRESSING
-
-
-def test_cluster_fails_as_soon_as_one_object_fails():
-    r = cluster_result("c", {A: state(Phase.FAILED), B: state(Phase.PROGRESSING)}, [A, B])
-    assert r.phase == Phase.FAILED
-    assert r.failed[0][0] == A
-
-
-def test_cluster_with_nothing_seen_is_pending():
-    assert cluster_result("c", {}, []).phase == Phase.PROGRESSING
-
-
-def test_environment_rollup():
-    ok = cluster_result("a", {A: state(Phase.SUCCEEDED)}, [])
-    waiting = cluster_result("b", {}, [A])
-    bad = cluster_result("c", {A: state(Phase.FAILED)}, [])
-    assert environment_result("prod", [ok, waiting]).phase == Phase.PROGRESSING
-    assert environment_result("prod", [ok, ok]).phase == Phase.SUCCEEDED
-    assert environment_result("prod", [waiting, bad]).phase == Phase.FAILED
-    assert environment_result("prod", []).phase == Phase.PROGRESSING
