@@ -20,7 +20,7 @@ def flux_arrival(admitted: Admitted[FluxEvent], received_at: datetime) -> Arriva
     obj = event.involved_object
     phase = classify(event)
     return Arrival(
-        env, cluster, obj.kind, obj.namespace, obj.name, event.commit, phase, event.timestamp
+        env, cluster, obj.kind, obj.namespace, obj.name, admitted.commit, phase, event.timestamp
     )
 
 
