@@ -20,7 +20,7 @@ class BoardKeeper:
 
     @classmethod
     def of(cls, store: TableStore) -> BoardKeeper:
-        return cls(BoardTable(lambda: store.table("board")))
+        return cls(store.board())
 
     def on_change(self, change: Change) -> None:
         redelivered = change.recorded.verdict == Verdict.UNCHANGED
