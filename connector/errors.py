@@ -30,9 +30,7 @@ def is_retryable(exc: BaseException) -> bool:
     if isinstance(exc, ConnectorError):
         return exc.retryable
     if isinstance(exc, ClientAuthenticationError):
-        return (
-            True  # the credential could not get a token (identity endpoint down, not yet assigned)
-        )
+        return True  # no token (identity endpoint down, identity not yet assigned)
     if isinstance(exc, HttpResponseError) and exc.status_code is not None:
         return retryable_status(exc.status_code)
     return isinstance(exc, AzureError)  # ServiceRequestError, ServiceResponseError: no answer

@@ -23,6 +23,7 @@ from connector.devops.types import PipelineCallbacks
 from connector.gates.config import GatePolicy
 from connector.gates.optional_calls import optional
 from connector.gates.store import GateStore
+from connector.outputs.sinks import environment_context
 from connector.outputs.statuses import DEVOPS_STATES, DesiredStatus, StatusPublisher
 from connector.storage.ledger import pull_request_subject
 
@@ -114,7 +115,8 @@ class TaskStory:
         if gate.pull_request_id is None:
             return
         repository = gate.repository or self._policy.pr_repo
-        desired = DesiredStatus(f"env/{gate.environment}", state, reason[:PR_DESCRIPTION_LIMIT])
+        context = environment_context(gate.environment)  # as on the commits
+        desired = DesiredStatus(context, state, reason[:PR_DESCRIPTION_LIMIT])
         publisher = self._pr_statuses(repository, gate.pull_request_id)
         subject = pull_request_subject(repository, gate.pull_request_id)
         optional("pull request status", gate, lambda: publisher.publish(subject, desired))

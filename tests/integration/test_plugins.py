@@ -197,11 +197,6 @@ def test_unnamed_status_rows_count_as_the_commit_statuses() -> None:
     assert tables.DEFAULT_SINK == sinks.COMMIT_STATUS_SINK
 
 
-def test_every_warm_up_module_imports() -> None:
-    for name in warmup.modules():
-        importlib.import_module(name)
-
-
 def test_two_outputs_cannot_name_the_same_key(monkeypatch: pytest.MonkeyPatch) -> None:
     twice = Registered(sinks.COMMIT_STATUSES, lambda c: None)
     monkeypatch.setattr(registry, "OUTPUTS", (*registry.OUTPUTS, twice))

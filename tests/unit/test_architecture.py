@@ -196,9 +196,8 @@ def foreign_errors(module: ModuleType) -> list[str]:
 
 
 def warm_up_modules() -> tuple[str, ...]:
-    """What the warm-up imports: `warmup.modules()` where it is computed, else `MODULES`."""
-    computed = getattr(warmup, "modules", None)
-    return tuple(computed() if callable(computed) else warmup.MODULES)
+    """What the warm-up imports (the app's own modules and the registered plug-ins')."""
+    return tuple(warmup.modules())
 
 
 def unimportable(names: Iterable[str]) -> list[str]:
